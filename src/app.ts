@@ -1,0 +1,56 @@
+import express, { type Express, type Request, type Response } from 'express';
+import { demoSamlIdpRouter, type DemoIdpUser } from './demo/saml-idp.js';
+import { errorHandler, notFoundHandler } from './http/error-handler.js';
+import { readCookie } from './http/cookies.js';
+import { requestContext, securityHeaders } from './http/request-context.js';
+import { healthRoutes } from './http/routes/health-routes.js';
+import { sessionRoutes } from './http/routes/session-routes.js';
+import { ssoRoutes } from './http/routes/sso-routes.js';
+import { esc, page } from './http/views.js';
+import { buildServices, type AppDeps, type Services } from './services.js';
+
+export interface DemoOptions {
+  samlIdp: { privateKey: string; certificate: string; users: readonly DemoIdpUser[] };
+}
+
+export interface CreatedApp {
+  app: Express;
+  services: Services;
+}
+
+/** The Express app of the gateway. Tests import this; only main.ts listens. */
+export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
+  const services = buildServices(deps);
+  const { config } = services;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy);
+  app.set('query parser', 'simple');
+
+  app.use(requestContext(services.logger));
+  app.use(securityHeaders);
+  app.use(healthRoutes(services.store));
+  app.use(ssoRoutes(services));
+  app.use(sessionRoutes(services));
+
+  const demoMounted = Boolean(demo && config.demo.enabled && config.env !== 'production');
+  if (demo && demoMounted) {
+    app.use(demoSamlIdpRouter({ publicUrl: config.publicUrl, clock: services.clock, ...demo.samlIdp }));
+    // The demo's default service URL: shows who is signed in.
+    app.get('/welcome', async (req: Request, res: Response) => {
+      const session = await services.sessions.find(readCookie(req, config.session.cookieName));
+      res.type('html').send(
+        page(
+          'Welcome',
+          session
+            ? `<h1>Signed in</h1><p>You are <code>${esc(session.account)}</code> of <code>${esc(session.domain)}</code>, signed in with ${esc(session.authMethod)}.</p><p><a class="button" href="/d/logout">Sign out</a></p>`
+            : `<h1>Not signed in</h1><p><a class="button" href="/d/login/demo.example">Sign in to demo.example</a></p>`,
+        ),
+      );
+    });
+  }
+
+  app.use(notFoundHandler);
+  app.use(errorHandler());
+  return { app, services };
+}

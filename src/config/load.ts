@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { z } from 'zod';
+import { configSchema, type Config } from './schema.js';
+
+/** A configuration problem; `main.ts` prints it and exits non-zero. The message names the key. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Loud, once-at-boot warnings (dev placeholders, in-process store …). */
+  warnings: string[];
+}
+
+export const DEV_SECRET_MARKER = 'DEV-ONLY';
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function merge(base: Json, over: Json): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    out[k] = isObject(v) && isObject(out[k]) ? merge(out[k], v) : v;
+  }
+  return out;
+}
+
+function readJson(path: string, what: string): Json {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${what}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (!isObject(parsed)) throw new Error('not a JSON object');
+    return parsed;
+  } catch (err) {
+    throw new ConfigError(`${what}: ${path} is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function setPath(target: Json, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    if (!isObject(node[key])) node[key] = {};
+    node = node[key] as Json;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+const list = (v: string): string[] =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+/** Environment variables → config paths. The only place that reads process.env. */
+const ENV_MAP: Record<string, { path: string[]; parse?: (v: string) => unknown }> = {
+  PORT: { path: ['port'] },
+  PUBLIC_URL: { path: ['publicUrl'], parse: (v) => v.replace(/\/+$/, '') },
+  TRUST_PROXY: { path: ['trustProxy'], parse: (v) => (/^\d+$/.test(v) ? Number(v) : v === 'true') },
+  LOG_LEVEL: { path: ['logLevel'] },
+  REDIS_URL: { path: ['store', 'redisUrl'] },
+  REDIS_KEY_PREFIX: { path: ['store', 'keyPrefix'] },
+  SECRET_KEYS: { path: ['secretKeys'], parse: list },
+  ADMIN_API_KEY: { path: ['adminApiKey'] },
+  SERVICE_ORIGINS: { path: ['serviceOrigins'], parse: list },
+  DEFAULT_SERVICE_URL: { path: ['defaultServiceUrl'] },
+  SP_ENTITY_ID: { path: ['saml', 'spEntityId'] },
+  DEMO: { path: ['demo', 'enabled'], parse: (v) => v === 'true' || v === '1' },
+  SEED_FILE: { path: ['seedFile'], parse: (v) => (v === '' ? undefined : v) },
+};
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => `  - ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .join('\n');
+}
+
+export interface LoadConfigOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Extra values merged last (tests use this instead of environment variables). */
+  overrides?: Json;
+}
+
+/**
+ * Loads `config/default.json`, then the file named by IDPB_CONFIG, then environment variables, then
+ * `overrides`; validates the result and deep-freezes it. Throws ConfigError naming the bad key.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  let raw = readJson(resolve(cwd, 'config/default.json'), 'config/default.json');
+  if (env.IDPB_CONFIG) raw = merge(raw, readJson(resolve(cwd, env.IDPB_CONFIG), 'IDPB_CONFIG'));
+
+  const fromEnv: Json = {};
+  for (const [name, { path, parse }] of Object.entries(ENV_MAP)) {
+    const value = env[name];
+    if (value !== undefined) setPath(fromEnv, path, parse ? parse(value) : value);
+  }
+  raw = merge(raw, fromEnv);
+  if (options.overrides) raw = merge(raw, options.overrides);
+
+  const nodeEnv = env.NODE_ENV;
+  raw.env = nodeEnv === 'production' || nodeEnv === 'test' ? nodeEnv : 'development';
+
+  // Derived defaults: the public URL follows the port, and outside production the gateway's own
+  // origin is an allowed service origin so the demo landing page works out of the box.
+  const port = Number(raw.port ?? 3000);
+  if (raw.publicUrl === undefined) raw.publicUrl = `http://localhost:${port}`;
+  if (raw.defaultServiceUrl === undefined) raw.defaultServiceUrl = `${String(raw.publicUrl)}/welcome`;
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(`Invalid configuration:\n${formatIssues(parsed.error)}`);
+  }
+  const config = parsed.data;
+  const warnings: string[] = [];
+  const isProd = config.env === 'production';
+
+  const devSecret = config.secretKeys.some((k) => k.includes(DEV_SECRET_MARKER));
+  if (isProd) {
+    if (devSecret) throw new ConfigError('Invalid configuration:\n  - secretKeys: the DEV-ONLY placeholder cannot be used in production; set SECRET_KEYS');
+    if (!config.store.redisUrl) throw new ConfigError('Invalid configuration:\n  - store.redisUrl: production needs Redis; set REDIS_URL');
+    if (!config.publicUrl.startsWith('https://')) throw new ConfigError('Invalid configuration:\n  - publicUrl: production needs an https PUBLIC_URL');
+    config.demo.enabled = false;
+  } else {
+    if (!config.serviceOrigins.includes(config.publicUrl)) config.serviceOrigins.push(config.publicUrl);
+    if (devSecret) warnings.push('secretKeys holds the DEV-ONLY placeholder: set SECRET_KEYS before real use.');
+    if (config.demo.enabled) warnings.push('Demo IdPs are mounted at /demo-idp (never in production).');
+  }
+  if (!config.store.redisUrl) {
+    warnings.push('REDIS_URL is not set: using the IN-PROCESS store. State is lost on restart and not shared between processes. NOT FOR PRODUCTION.');
+  }
+  return { config: deepFreeze(config), warnings };
+}

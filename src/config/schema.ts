@@ -1,0 +1,64 @@
+import { z } from 'zod';
+import { originSchema } from '../domain/tenant.js';
+
+/**
+ * The gateway's configuration. This file is the documentation of every key (see also
+ * docs/configuration.md); defaults live here and in config/default.json, nowhere else.
+ */
+export const configSchema = z.strictObject({
+  /** `production` refuses dev placeholders and never mounts the demo IdPs. From NODE_ENV. */
+  env: z.enum(['development', 'test', 'production']).default('development'),
+  /** TCP port to listen on. Env: PORT. */
+  port: z.coerce.number().int().min(0).max(65535).default(3000),
+  /** The public base URL of the gateway (scheme://host[:port], no trailing slash). Env: PUBLIC_URL. */
+  publicUrl: originSchema.default('http://localhost:3000'),
+  /** Trust X-Forwarded-* from this many proxy hops (Express `trust proxy`). */
+  trustProxy: z.union([z.boolean(), z.number().int().min(0)]).default(false),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  store: z.strictObject({
+    /** redis://… or rediss://…; unset = the in-process store (demo/dev only). Env: REDIS_URL. */
+    redisUrl: z.string().url().optional(),
+    /** Prefix for every key (lets several deployments or test runs share one Redis). */
+    keyPrefix: z.string().regex(/^[A-Za-z0-9:_-]*$/).default(''),
+    /** A command that takes longer fails with 503 store_unavailable instead of hanging. */
+    commandTimeoutMs: z.number().int().min(50).max(60_000).default(2000),
+  }),
+  /** Secrets for encrypting stored secrets (first one encrypts; all decrypt). Env: SECRET_KEYS (comma-separated). */
+  secretKeys: z.array(z.string().min(32, 'each secret key must be at least 32 characters')).min(1),
+  /** Operator key of the admin API (arrives with the admin API). Env: ADMIN_API_KEY. */
+  adminApiKey: z.string().min(32).optional(),
+  /** S-5: origins every tenant may use as accessUrl. Env: SERVICE_ORIGINS (comma-separated). */
+  serviceOrigins: z.array(originSchema).default([]),
+  /** S-5: where a login without accessUrl lands. */
+  defaultServiceUrl: z.string().url(),
+  saml: z.strictObject({
+    /** SP entity ID sent as Issuer and expected as Audience; a tenant may override it. */
+    spEntityId: z.string().min(1).optional(),
+    /** S-8: tolerated clock difference for NotBefore / NotOnOrAfter. */
+    clockSkewSeconds: z.number().int().min(0).max(600).default(180),
+    /** Largest accepted ACS form body (the base64 SAMLResponse is inside). */
+    maxResponseBytes: z.number().int().min(4096).max(5_000_000).default(262_144),
+    /** How long a seen assertion ID is remembered when the assertion gives no NotOnOrAfter. */
+    replayWindowSeconds: z.number().int().min(60).max(7 * 86_400).default(86_400),
+  }),
+  session: z.strictObject({
+    cookieName: z.string().regex(/^[A-Za-z0-9_-]+$/).default('idpb_session'),
+    /** S-10 defaults: 24 h for web logins, 30 days for app logins. */
+    webTtlSeconds: z.number().int().min(60).default(86_400),
+    appTtlSeconds: z.number().int().min(60).default(2_592_000),
+  }),
+  loginTransaction: z.strictObject({
+    /** Login transactions expire after 30 minutes (public docs). */
+    ttlSeconds: z.number().int().min(60).max(3600).default(1800),
+  }),
+  demo: z.strictObject({
+    /** Mount the demo SAML IdP at /demo-idp (never in production). */
+    enabled: z.boolean().default(true),
+  }),
+  /** JSON file with tenants and members loaded at start (relative to the working directory). */
+  seedFile: z.string().optional(),
+});
+
+export type Config = z.infer<typeof configSchema>;
+/** What the loader accepts before defaults are applied. */
+export type ConfigInput = z.input<typeof configSchema>;

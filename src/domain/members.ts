@@ -1,0 +1,50 @@
+import { randomUUID } from 'node:crypto';
+import { keys, type KeyValueStore } from '../store/index.js';
+import { memberSchema, type Member } from './member.js';
+
+export type NewMember = Omit<Member, 'id' | 'domain'> & { id?: string };
+
+/** Member records and their unique indexes (account, external key) within one tenant. */
+export class MemberRepository {
+  constructor(private readonly store: KeyValueStore) {}
+
+  async findById(domain: string, id: string): Promise<Member | null> {
+    const raw = await this.store.get(keys.member(domain, id));
+    return raw === null ? null : (JSON.parse(raw) as Member);
+  }
+
+  async findByAccount(domain: string, account: string): Promise<Member | null> {
+    const id = await this.store.hGet(keys.memberByAccount(domain), account.toLowerCase());
+    return id === null ? null : this.findById(domain, id);
+  }
+
+  async findByExternalKey(domain: string, externalKey: string): Promise<Member | null> {
+    const id = await this.store.hGet(keys.memberByExternalKey(domain), externalKey);
+    return id === null ? null : this.findById(domain, id);
+  }
+
+  /**
+   * Creates or replaces a member, keeping the indexes in step. Index entries are claimed with
+   * HSETNX first, so a clash with another member is detected instead of silently overwritten.
+   */
+  async save(domain: string, input: NewMember): Promise<Member> {
+    const member = memberSchema.parse({ ...input, id: input.id ?? randomUUID(), domain });
+    const previous = await this.findById(domain, member.id);
+    const claim = async (key: string, value: string | undefined, oldValue: string | undefined): Promise<void> => {
+      if (value === undefined || value === oldValue) return;
+      const claimed = await this.store.hSetNx(key, value, member.id);
+      if (!claimed && (await this.store.hGet(key, value)) !== member.id) {
+        throw new Error(`member index clash on ${key.split(':').pop()}`);
+      }
+    };
+    await claim(keys.memberByAccount(domain), member.account, previous?.account);
+    await claim(keys.memberByExternalKey(domain), member.externalKey, previous?.externalKey);
+    await this.store.set(keys.member(domain, member.id), JSON.stringify(member));
+    await this.store.sAdd(keys.memberIds(domain), member.id);
+    if (previous && previous.account !== member.account) await this.store.hDel(keys.memberByAccount(domain), previous.account);
+    if (previous?.externalKey && previous.externalKey !== member.externalKey) {
+      await this.store.hDel(keys.memberByExternalKey(domain), previous.externalKey);
+    }
+    return member;
+  }
+}

@@ -1,0 +1,74 @@
+import { z } from 'zod';
+
+/** A lower-case DNS name: the tenant id (`example.com`). */
+export const DOMAIN_RE = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+
+export const domainSchema = z.string().regex(DOMAIN_RE, 'must be a lower-case DNS name such as example.com');
+
+/** Accepts a DNS host (`sub.example.com`) or a wildcard written `*.example.com` (S-19). */
+const hostPatternSchema = z
+  .string()
+  .regex(/^(\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a host name, or *.host');
+
+/** An origin like `https://board.example.com` (scheme, host, optional port; nothing else). */
+export const originSchema = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && u.origin === v && !u.username && !u.password;
+  } catch {
+    return false;
+  }
+}, 'must be an origin such as https://service.example.com (no path, no trailing slash)');
+
+export const samlSettingsSchema = z.strictObject({
+  /** The IdP's entity ID; the assertion's Issuer must equal it. */
+  idpEntityId: z.string().min(1).max(1024),
+  /** PEM certificates the IdP signs with; two may be registered at once for rollover. */
+  idpCertificates: z.array(z.string()).max(2).default([]),
+  /** Overrides the gateway-wide SP entity ID for this tenant. */
+  spEntityId: z.string().min(1).max(1024).optional(),
+  /** S-9: accept IdP-initiated responses (then the target is the tenant's default service URL). */
+  allowUnsolicited: z.boolean().default(false),
+  /** S-8: accept RSA-SHA1 / SHA-1 digests. Off by default; only for legacy IdPs. */
+  allowSha1: z.boolean().default(false),
+  /** The IdP's single logout URL (HTTP-Redirect), from metadata or set by hand. */
+  idpSloUrl: z.string().url().optional(),
+  /** S-12: IdP metadata XML; entity ID, SSO URL and certificates are taken from it when given. */
+  idpMetadataXml: z.string().optional(),
+});
+export type SamlSettings = z.infer<typeof samlSettingsSchema>;
+
+export const ssoSettingsSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  type: z.enum(['saml', 'oauth']).default('saml'),
+  /** S-1: which member field the IdP's identifier is matched against. */
+  userKey: z.enum(['externalKey', 'account']).default('externalKey'),
+  /** S-10: take the session length from the IdP (SessionNotOnOrAfter / expires_in). */
+  setExpireTime: z.boolean().default(false),
+  webLoginUrl: z.string().url().optional(),
+  appLoginUrl: z.string().url().optional(),
+  logoutUrl: z.string().url().optional(),
+  saml: samlSettingsSchema.optional(),
+});
+export type SsoSettings = z.infer<typeof ssoSettingsSchema>;
+
+export const tenantSchema = z.strictObject({
+  domain: domainSchema,
+  name: z.string().min(1).max(200),
+  plan: z.enum(['free', 'standard', 'advanced']).default('free'),
+  group: z.string().min(1).max(100).optional(),
+  sso: ssoSettingsSchema.default({
+    enabled: false,
+    type: 'saml',
+    userKey: 'externalKey',
+    setExpireTime: false,
+  }),
+  /** S-5: origins added to the global accessUrl allowlist for this tenant. */
+  serviceOrigins: z.array(originSchema).default([]),
+  /** S-19: hosts the final logout redirect may go to. */
+  logoutRedirectDomains: z.array(hostPatternSchema).default([]),
+  /** Where a login without accessUrl (or an allowed unsolicited response) lands; else the global default. */
+  defaultServiceUrl: z.string().url().optional(),
+  thirdPartyAppPasswordsAllowed: z.boolean().default(false),
+});
+export type Tenant = z.infer<typeof tenantSchema>;

@@ -1,0 +1,39 @@
+import { AppError } from '../errors/index.js';
+import { keys, type KeyValueStore } from '../store/index.js';
+import { DOMAIN_RE, tenantSchema, type Tenant } from './tenant.js';
+
+/** Tenant records. Values are validated when written, so reads trust the shape. */
+export class TenantRepository {
+  constructor(private readonly store: KeyValueStore) {}
+
+  /** Normalises a domain from a URL; returns null for anything that is not a DNS name. */
+  static normaliseDomain(raw: unknown): string | null {
+    if (typeof raw !== 'string' || raw.length > 253) return null;
+    const d = raw.toLowerCase();
+    return DOMAIN_RE.test(d) ? d : null;
+  }
+
+  async find(domain: string): Promise<Tenant | null> {
+    const raw = await this.store.get(keys.tenant(domain));
+    return raw === null ? null : (JSON.parse(raw) as Tenant);
+  }
+
+  /** Loads the tenant or throws 404 `tenant_not_found`. */
+  async load(rawDomain: unknown): Promise<Tenant> {
+    const domain = TenantRepository.normaliseDomain(rawDomain);
+    const tenant = domain ? await this.find(domain) : null;
+    if (!tenant) throw new AppError('tenant_not_found', { detail: `unknown tenant ${String(rawDomain).slice(0, 100)}` });
+    return tenant;
+  }
+
+  async save(input: Tenant): Promise<Tenant> {
+    const tenant = tenantSchema.parse(input);
+    await this.store.set(keys.tenant(tenant.domain), JSON.stringify(tenant));
+    await this.store.sAdd(keys.tenantIndex(), tenant.domain);
+    return tenant;
+  }
+
+  async listDomains(): Promise<string[]> {
+    return (await this.store.sMembers(keys.tenantIndex())).sort();
+  }
+}

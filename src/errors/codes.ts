@@ -1,0 +1,81 @@
+/**
+ * The registry of every public error code. A code is part of the contract: clients and tests match on
+ * it, so it never changes meaning. `message` is the sentence a person sees; internal reasons never go
+ * here (they travel as `detail` on the error and reach only logs and the audit trail).
+ * A test checks that every code is documented in docs/errors.md and that no documented code is stale.
+ */
+export const ERROR_CODES = {
+  // generic
+  bad_request: { status: 400, message: 'The request is not valid.' },
+  not_found: { status: 404, message: 'Nothing is here.' },
+  payload_too_large: { status: 413, message: 'The request body is too large.' },
+  unsupported_media_type: { status: 415, message: 'The request body has an unsupported content type.' },
+  internal_error: { status: 500, message: 'Something went wrong on our side. Please try again later.' },
+  store_unavailable: { status: 503, message: 'The service is temporarily unavailable. Please try again in a moment.' },
+  // tenants and entry route (S-4 … S-6)
+  tenant_not_found: { status: 404, message: 'This organisation is not registered for sign-in here.' },
+  invalid_access_url: { status: 400, message: 'The address to return to after sign-in is not allowed.' },
+  sso_not_enabled: { status: 400, message: 'Single sign-on is not enabled for this organisation.' },
+  sso_misconfigured: {
+    status: 409,
+    message: 'Single sign-on for this organisation is not set up completely. Please contact your administrator.',
+  },
+  // login transactions and SAML (S-7 … S-12)
+  login_transaction_invalid: {
+    status: 400,
+    message: 'This sign-in attempt has expired or was already used. Please start signing in again.',
+  },
+  saml_response_invalid: {
+    status: 400,
+    message: 'Your identity provider sent a sign-in response that could not be accepted.',
+  },
+  unsolicited_response_refused: {
+    status: 400,
+    message: 'Sign-in must start from this site. Please open the sign-in link again.',
+  },
+  // mapping (S-1 … S-3)
+  member_not_found: { status: 403, message: 'Your account is not registered in this organisation.' },
+  member_not_active: { status: 403, message: 'Your account is not active. Please contact your administrator.' },
+  // sessions
+  not_authenticated: { status: 401, message: 'You are not signed in.' },
+  // IdP metadata and certificates (S-12)
+  idp_metadata_invalid: { status: 400, message: 'The identity provider metadata could not be used.' },
+  certificate_not_pem: {
+    status: 400,
+    message: 'The certificate is not in PEM format. Please convert it to PEM (Base64 text starting with -----BEGIN CERTIFICATE-----).',
+  },
+  certificate_invalid: { status: 400, message: 'The certificate could not be read.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * Private reasons for a refused SAML response (S-8). They are logged and audited, never shown: an
+ * attacker probing the ACS learns only `saml_response_invalid`.
+ */
+export const SAML_REJECT_REASONS = [
+  'response_missing',
+  'response_not_base64',
+  'response_too_large',
+  'doctype_refused',
+  'xml_malformed',
+  'not_a_response',
+  'assertion_missing',
+  'multiple_assertions',
+  'encrypted_assertion_unsupported',
+  'weak_algorithm',
+  'signature_invalid',
+  'status_not_success',
+  'issuer_mismatch',
+  'in_response_to_mismatch',
+  'destination_mismatch',
+  'recipient_mismatch',
+  'bearer_confirmation_missing',
+  'audience_mismatch',
+  'assertion_expired',
+  'assertion_not_yet_valid',
+  'name_id_invalid',
+  'assertion_replayed',
+] as const;
+
+export type SamlRejectReason = (typeof SAML_REJECT_REASONS)[number];

@@ -1,0 +1,75 @@
+import type { Strategy } from 'passport';
+import type { Config } from './config/index.js';
+import type { Clock } from './domain/clock.js';
+import { MemberRepository } from './domain/members.js';
+import { TenantRepository } from './domain/tenants.js';
+import type { Tenant } from './domain/tenant.js';
+import type { AccessUrlPolicy } from './domain/access-url.js';
+import { AuditLog } from './observability/audit.js';
+import type { Logger } from './observability/logger.js';
+import { SamlAcs } from './sso/saml/acs.js';
+import type { SpContext } from './sso/saml/options.js';
+import { createSamlStrategy } from './sso/saml/strategy.js';
+import { WebSessions } from './sso/sessions.js';
+import { LoginTransactions } from './sso/transactions.js';
+import type { KeyValueStore } from './store/index.js';
+
+/** What the composition root hands to createApp(). Tests build these with a real Redis and a fake clock. */
+export interface AppDeps {
+  config: Config;
+  store: KeyValueStore;
+  logger: Logger;
+  clock: Clock;
+}
+
+/** Every long-lived object of the gateway, built once from the deps. */
+export interface Services extends AppDeps {
+  tenants: TenantRepository;
+  members: MemberRepository;
+  transactions: LoginTransactions;
+  sessions: WebSessions;
+  audit: AuditLog;
+  samlStrategy: Strategy;
+  acs: SamlAcs;
+  sp: SpContext;
+  accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
+  defaultServiceUrl(tenant: Tenant): string;
+}
+
+export function buildServices(deps: AppDeps): Services {
+  const { config, store, clock, logger } = deps;
+  const tenants = new TenantRepository(store);
+  const members = new MemberRepository(store);
+  const transactions = new LoginTransactions(store, clock, config.loginTransaction.ttlSeconds);
+  const samlStrategy = createSamlStrategy();
+  const sp: SpContext = { publicUrl: config.publicUrl, spEntityId: config.saml.spEntityId };
+  const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
+  return {
+    ...deps,
+    tenants,
+    members,
+    transactions,
+    sessions: new WebSessions(store, clock),
+    audit: new AuditLog(store, clock, logger),
+    samlStrategy,
+    sp,
+    acs: new SamlAcs({
+      tenants,
+      members,
+      transactions,
+      store,
+      clock,
+      strategy: samlStrategy,
+      sp,
+      clockSkewMs: config.saml.clockSkewSeconds * 1000,
+      maxResponseBytes: config.saml.maxResponseBytes,
+      replayWindowMs: config.saml.replayWindowSeconds * 1000,
+    }),
+    accessUrlPolicy: (tenant) => ({
+      allowedOrigins: [...config.serviceOrigins, ...tenant.serviceOrigins],
+      allowHttp: config.publicUrl.startsWith('http://'),
+      defaultServiceUrl: defaultServiceUrl(tenant),
+    }),
+    defaultServiceUrl,
+  };
+}

@@ -1,0 +1,383 @@
+import type { Profile } from '@node-saml/passport-saml';
+import type { Strategy } from 'passport';
+import type { Clock } from '../../domain/clock.js';
+import { mapAssertedIdentity } from '../../domain/identity-mapping.js';
+import type { Member } from '../../domain/member.js';
+import type { MemberRepository } from '../../domain/members.js';
+import type { TenantRepository } from '../../domain/tenants.js';
+import type { SamlSettings, Tenant } from '../../domain/tenant.js';
+import { AppError, type SamlRejectReason } from '../../errors/index.js';
+import { keys, type KeyValueStore } from '../../store/index.js';
+import { TRANSACTION_ID_RE, type ClientKind, type LoginTransaction, type LoginTransactions } from '../transactions.js';
+import { acsUrl, buildSamlOptions, requireSamlSettings, spEntityId, type SpContext } from './options.js';
+import { samlVerifyPostResponse } from './strategy.js';
+import { NS, XmlRefused, attr, childElements, descendants, firstChild, parseUntrustedXml, plainText } from './xml.js';
+
+const STATUS_SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
+const BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
+const STRONG_SIGNATURES = new Set([
+  'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+  'http://www.w3.org/2001/04/xmldsig-more#rsa-sha512',
+]);
+const STRONG_DIGESTS = new Set(['http://www.w3.org/2001/04/xmlenc#sha256', 'http://www.w3.org/2001/04/xmlenc#sha512']);
+const SHA1_SIGNATURE = 'http://www.w3.org/2000/09/xmldsig#rsa-sha1';
+const SHA1_DIGEST = 'http://www.w3.org/2000/09/xmldsig#sha1';
+const NAME_ID_MAX = 256;
+
+export interface AcsDeps {
+  tenants: TenantRepository;
+  members: MemberRepository;
+  transactions: LoginTransactions;
+  store: KeyValueStore;
+  clock: Clock;
+  strategy: Strategy;
+  sp: SpContext;
+  clockSkewMs: number;
+  maxResponseBytes: number;
+  replayWindowMs: number;
+}
+
+export interface AcsInput {
+  domain: string;
+  samlResponse: unknown;
+  relayState: unknown;
+}
+
+export interface AcsResult {
+  tenant: Tenant;
+  member: Member;
+  /** Where to send the browser (S-5 target of the transaction, or the default for unsolicited). */
+  target: string | null;
+  clientKind: ClientKind;
+  transaction: LoginTransaction | null;
+  nameId: string;
+  sessionIndex?: string;
+  /** SessionNotOnOrAfter of the AuthnStatement, ms since epoch (S-10). */
+  sessionNotOnOrAfter?: number;
+  assertionId: string;
+}
+
+/** Everything the steps learn, in the order they learn it. A field is set by exactly one step. */
+interface AcsContext {
+  readonly input: AcsInput;
+  tenant?: Tenant;
+  saml?: SamlSettings & { idpCertificates: string[] };
+  xml?: string;
+  encoded?: string;
+  response?: Element;
+  rawAssertion?: Element;
+  /** null: an unsolicited (IdP-initiated) response the tenant allows. */
+  transaction?: LoginTransaction | null;
+  profile?: Profile;
+  /** The assertion as verified by the signature: every identity fact is read from here. */
+  assertion?: Element;
+  nameId?: string;
+}
+
+function reject(reason: SamlRejectReason, detail?: string): AppError {
+  return new AppError('saml_response_invalid', { reason, detail: detail ?? reason });
+}
+
+function need<T>(value: T | undefined | null, what: string): T {
+  if (value === undefined || value === null) throw new Error(`ACS step order broken: ${what} missing`);
+  return value;
+}
+
+function parseInstant(value: string | null): number | null {
+  if (value === null) return null;
+  // xs:dateTime as IdPs send it; anything Date cannot read is malformed, not "no limit".
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(value)) return Number.NaN;
+  return Date.parse(value);
+}
+
+/**
+ * The SAML assertion consumer (S-8, S-9). Each step is one check that throws; the table below is the
+ * order they run in. Steps before `verifySignature` look at untrusted bytes and may only refuse;
+ * steps after it read identity facts from the verified assertion only.
+ */
+export class SamlAcs {
+  private readonly steps: ReadonlyArray<readonly [string, (ctx: AcsContext) => void | Promise<void>]> = [
+    ['checkTenant', (c) => this.checkTenant(c)],
+    ['readSamlResponse', (c) => this.readSamlResponse(c)],
+    ['parseResponseXml', (c) => this.parseResponseXml(c)],
+    ['checkSingleAssertion', (c) => this.checkSingleAssertion(c)],
+    ['resolveTransaction', (c) => this.resolveTransaction(c)],
+    ['checkAlgorithms', (c) => this.checkAlgorithms(c)],
+    ['verifySignature', (c) => this.verifySignature(c)],
+    ['checkStatus', (c) => this.checkStatus(c)],
+    ['checkIssuer', (c) => this.checkIssuer(c)],
+    ['checkInResponseTo', (c) => this.checkInResponseTo(c)],
+    ['checkDestination', (c) => this.checkDestination(c)],
+    ['checkBearerConfirmation', (c) => this.checkBearerConfirmation(c)],
+    ['checkAudience', (c) => this.checkAudience(c)],
+    ['checkConditionsTime', (c) => this.checkConditionsTime(c)],
+    ['checkNameId', (c) => this.checkNameId(c)],
+    ['checkReplay', (c) => this.checkReplay(c)],
+  ];
+
+  constructor(private readonly deps: AcsDeps) {}
+
+  /** Names of the checks in the order they run (documentation and tests). */
+  get checkOrder(): string[] {
+    return this.steps.map(([name]) => name);
+  }
+
+  async consume(input: AcsInput): Promise<AcsResult> {
+    const ctx: AcsContext = { input };
+    try {
+      for (const [, step] of this.steps) await step(ctx);
+    } catch (err) {
+      // Let the caller audit the refusal against the tenant when we got that far.
+      if (err instanceof AppError && ctx.tenant) (err as AppError & { domain?: string }).domain = ctx.tenant.domain;
+      throw err;
+    }
+    const tenant = need(ctx.tenant, 'tenant');
+    const assertion = need(ctx.assertion, 'assertion');
+    const member = await mapAssertedIdentity(tenant, need(ctx.nameId, 'nameId'), this.deps.members);
+    const authn = firstChild(assertion, NS.assertion, 'AuthnStatement');
+    const sessionNotOnOrAfter = parseInstant(attr(authn, 'SessionNotOnOrAfter'));
+    const txn = need(ctx.transaction === undefined ? undefined : { t: ctx.transaction }, 'transaction').t;
+    return {
+      tenant,
+      member,
+      target: txn ? txn.target : null,
+      clientKind: txn ? txn.clientKind : 'web',
+      transaction: txn,
+      nameId: need(ctx.nameId, 'nameId'),
+      sessionIndex: attr(authn, 'SessionIndex') ?? undefined,
+      sessionNotOnOrAfter: sessionNotOnOrAfter !== null && Number.isFinite(sessionNotOnOrAfter) ? sessionNotOnOrAfter : undefined,
+      assertionId: need(attr(assertion, 'ID'), 'assertion ID'),
+    };
+  }
+
+  // S-8 (1): the tenant exists and uses SAML.
+  private async checkTenant(ctx: AcsContext): Promise<void> {
+    const tenant = await this.deps.tenants.load(ctx.input.domain);
+    if (!tenant.sso.enabled || tenant.sso.type !== 'saml') {
+      throw new AppError('sso_not_enabled', { detail: `SAML response for ${tenant.domain}, which does not use SAML SSO` });
+    }
+    ctx.tenant = tenant;
+    ctx.saml = requireSamlSettings(tenant);
+  }
+
+  private readSamlResponse(ctx: AcsContext): void {
+    const raw = ctx.input.samlResponse;
+    if (typeof raw !== 'string' || raw.length === 0) throw reject('response_missing');
+    const compact = raw.replace(/[\r\n\t ]/g, '');
+    if (compact.length > (this.deps.maxResponseBytes * 4) / 3 + 4) throw reject('response_too_large');
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(compact) || compact.length % 4 !== 0) throw reject('response_not_base64');
+    ctx.encoded = compact;
+    ctx.xml = Buffer.from(compact, 'base64').toString('utf8');
+  }
+
+  private parseResponseXml(ctx: AcsContext): void {
+    let doc: Document;
+    try {
+      doc = parseUntrustedXml(need(ctx.xml, 'xml'));
+    } catch (err) {
+      if (err instanceof XmlRefused) throw reject(err.kind, err.message);
+      throw err;
+    }
+    const root = doc.documentElement;
+    if (root.namespaceURI !== NS.protocol || root.localName !== 'Response') throw reject('not_a_response');
+    ctx.response = root;
+  }
+
+  // Exactly one Response and one Assertion in the whole document, the assertion a direct child of the
+  // response: every classic signature-wrapping shape needs a second copy somewhere.
+  private checkSingleAssertion(ctx: AcsContext): void {
+    const response = need(ctx.response, 'response');
+    const doc = need(response.ownerDocument, 'document');
+    if (descendants(doc, NS.protocol, 'Response').length !== 1) throw reject('multiple_assertions', 'more than one Response element');
+    if (descendants(doc, NS.assertion, 'EncryptedAssertion').length > 0) throw reject('encrypted_assertion_unsupported');
+    const all = descendants(doc, NS.assertion, 'Assertion');
+    if (all.length === 0) {
+      // A non-success status usually comes without an assertion: report the status, not the shape.
+      const code = attr(firstChild(firstChild(response, NS.protocol, 'Status') ?? response, NS.protocol, 'StatusCode'), 'Value');
+      throw code && code !== STATUS_SUCCESS ? reject('status_not_success', `status ${code}`) : reject('assertion_missing');
+    }
+    if (all.length > 1) throw reject('multiple_assertions', `${all.length} Assertion elements`);
+    if (all[0]!.parentNode !== response) throw reject('multiple_assertions', 'the Assertion is not a child of the Response');
+    ctx.rawAssertion = all[0];
+  }
+
+  // S-8 (2) and S-9: RelayState names a live transaction of this tenant, or the response is
+  // unsolicited and the tenant allows that.
+  private async resolveTransaction(ctx: AcsContext): Promise<void> {
+    const relayState = ctx.input.relayState;
+    const saml = need(ctx.saml, 'saml');
+    const solicited = attr(need(ctx.response, 'response'), 'InResponseTo') !== null;
+    const namesTransaction = typeof relayState === 'string' && TRANSACTION_ID_RE.test(relayState);
+    if (!solicited && !namesTransaction) {
+      if (!saml.allowUnsolicited) {
+        throw new AppError('unsolicited_response_refused', { reason: 'unsolicited_refused', detail: 'IdP-initiated response refused' });
+      }
+      ctx.transaction = null;
+      return;
+    }
+    const txn = await this.deps.transactions.consume(need(ctx.tenant, 'tenant').domain, relayState);
+    if (txn.ssoType !== 'saml' || !txn.requestId) {
+      throw new AppError('login_transaction_invalid', { reason: 'transaction_not_saml' });
+    }
+    ctx.transaction = txn;
+  }
+
+  // S-8 (4): RSA-SHA256 or stronger, in every signature of the document.
+  private checkAlgorithms(ctx: AcsContext): void {
+    const doc = need(need(ctx.response, 'response').ownerDocument, 'document');
+    const allowSha1 = need(ctx.saml, 'saml').allowSha1;
+    for (const m of descendants(doc, NS.dsig, 'SignatureMethod')) {
+      const alg = attr(m, 'Algorithm') ?? '';
+      if (!STRONG_SIGNATURES.has(alg) && !(allowSha1 && alg === SHA1_SIGNATURE)) throw reject('weak_algorithm', `signature ${alg}`);
+    }
+    for (const m of descendants(doc, NS.dsig, 'DigestMethod')) {
+      const alg = attr(m, 'Algorithm') ?? '';
+      if (!STRONG_DIGESTS.has(alg) && !(allowSha1 && alg === SHA1_DIGEST)) throw reject('weak_algorithm', `digest ${alg}`);
+    }
+  }
+
+  // S-8 (3): signed by a registered certificate, and the signature covers the assertion we use.
+  private async verifySignature(ctx: AcsContext): Promise<void> {
+    const tenant = need(ctx.tenant, 'tenant');
+    const options = buildSamlOptions({ tenant, sp: this.deps.sp, clientKind: ctx.transaction?.clientKind ?? 'web' });
+    let profile: Profile;
+    try {
+      profile = await samlVerifyPostResponse(this.deps.strategy, options, need(ctx.encoded, 'encoded'));
+    } catch (err) {
+      throw reject('signature_invalid', err instanceof Error ? err.message : 'signature check failed');
+    }
+    const verifiedXml = profile.getAssertionXml?.();
+    if (!verifiedXml) throw reject('signature_invalid', 'no verified assertion');
+    const assertion = parseUntrustedXml(verifiedXml).documentElement;
+    if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion') throw reject('signature_invalid', 'verified node is not an Assertion');
+    const rawId = attr(need(ctx.rawAssertion, 'rawAssertion'), 'ID');
+    if (!rawId || attr(assertion, 'ID') !== rawId) throw reject('signature_invalid', 'verified assertion is not the one in the response');
+    ctx.profile = profile;
+    ctx.assertion = assertion;
+  }
+
+  private checkStatus(ctx: AcsContext): void {
+    const status = firstChild(need(ctx.response, 'response'), NS.protocol, 'Status');
+    const code = attr(status ? firstChild(status, NS.protocol, 'StatusCode') : undefined, 'Value');
+    if (code !== STATUS_SUCCESS) throw reject('status_not_success', `status ${String(code)}`);
+  }
+
+  private checkIssuer(ctx: AcsContext): void {
+    const expected = need(ctx.saml, 'saml').idpEntityId;
+    const issuer = firstChild(need(ctx.assertion, 'assertion'), NS.assertion, 'Issuer');
+    if (!issuer || plainText(issuer)?.trim() !== expected) throw reject('issuer_mismatch');
+    const responseIssuer = firstChild(need(ctx.response, 'response'), NS.assertion, 'Issuer');
+    if (responseIssuer && plainText(responseIssuer)?.trim() !== expected) throw reject('issuer_mismatch', 'Response Issuer');
+  }
+
+  // S-8 (5): both the Response and the (signed) SubjectConfirmationData answer our AuthnRequest.
+  private checkInResponseTo(ctx: AcsContext): void {
+    const expected = ctx.transaction ? ctx.transaction.requestId : null;
+    const onResponse = attr(need(ctx.response, 'response'), 'InResponseTo');
+    if (onResponse !== expected) throw reject('in_response_to_mismatch', 'Response InResponseTo');
+    for (const data of this.bearerConfirmationData(need(ctx.assertion, 'assertion'))) {
+      if (attr(data, 'InResponseTo') !== expected) throw reject('in_response_to_mismatch', 'SubjectConfirmationData InResponseTo');
+    }
+  }
+
+  // S-8 (6): Destination names this ACS (when the IdP sends it; it must when the Response is signed).
+  private checkDestination(ctx: AcsContext): void {
+    const response = need(ctx.response, 'response');
+    const destination = attr(response, 'Destination');
+    const responseSigned = childElements(response, NS.dsig, 'Signature').length > 0;
+    if (destination === null && !responseSigned) return;
+    if (destination !== acsUrl(this.deps.sp, need(ctx.tenant, 'tenant').domain)) throw reject('destination_mismatch');
+  }
+
+  private bearerConfirmationData(assertion: Element): Element[] {
+    const subject = firstChild(assertion, NS.assertion, 'Subject');
+    if (!subject) return [];
+    return childElements(subject, NS.assertion, 'SubjectConfirmation')
+      .filter((c) => attr(c, 'Method') === BEARER)
+      .map((c) => firstChild(c, NS.assertion, 'SubjectConfirmationData'))
+      .filter((d): d is Element => d !== undefined);
+  }
+
+  // Web Browser SSO profile: a bearer confirmation for this ACS that has not expired.
+  private checkBearerConfirmation(ctx: AcsContext): void {
+    const data = this.bearerConfirmationData(need(ctx.assertion, 'assertion'));
+    if (data.length === 0) throw reject('bearer_confirmation_missing');
+    const expectedRecipient = acsUrl(this.deps.sp, need(ctx.tenant, 'tenant').domain);
+    const now = this.deps.clock.now();
+    const skew = this.deps.clockSkewMs;
+    for (const d of data) {
+      if (attr(d, 'Recipient') !== expectedRecipient) throw reject('recipient_mismatch');
+      const notOnOrAfter = parseInstant(attr(d, 'NotOnOrAfter'));
+      if (notOnOrAfter === null || Number.isNaN(notOnOrAfter)) throw reject('bearer_confirmation_missing', 'no NotOnOrAfter');
+      if (now - skew >= notOnOrAfter) throw reject('assertion_expired', 'SubjectConfirmationData NotOnOrAfter');
+      const notBefore = parseInstant(attr(d, 'NotBefore'));
+      if (notBefore !== null && (Number.isNaN(notBefore) || now + skew < notBefore)) throw reject('assertion_not_yet_valid', 'SubjectConfirmationData NotBefore');
+    }
+  }
+
+  private conditions(ctx: AcsContext): Element | undefined {
+    const all = childElements(need(ctx.assertion, 'assertion'), NS.assertion, 'Conditions');
+    if (all.length > 1) throw reject('audience_mismatch', 'more than one Conditions');
+    return all[0];
+  }
+
+  // Every AudienceRestriction must name our SP entity ID (SAML core 2.5.1.4).
+  private checkAudience(ctx: AcsContext): void {
+    const conditions = this.conditions(ctx);
+    const restrictions = conditions ? childElements(conditions, NS.assertion, 'AudienceRestriction') : [];
+    if (restrictions.length === 0) throw reject('audience_mismatch', 'no AudienceRestriction');
+    const expected = spEntityId(this.deps.sp, need(ctx.tenant, 'tenant'));
+    for (const r of restrictions) {
+      const audiences = childElements(r, NS.assertion, 'Audience').map((a) => plainText(a)?.trim());
+      if (!audiences.includes(expected)) throw reject('audience_mismatch');
+    }
+  }
+
+  private checkConditionsTime(ctx: AcsContext): void {
+    const conditions = this.conditions(ctx);
+    if (!conditions) return;
+    const now = this.deps.clock.now();
+    const skew = this.deps.clockSkewMs;
+    const notBefore = parseInstant(attr(conditions, 'NotBefore'));
+    const notOnOrAfter = parseInstant(attr(conditions, 'NotOnOrAfter'));
+    if (notBefore !== null && (Number.isNaN(notBefore) || now + skew < notBefore)) throw reject('assertion_not_yet_valid');
+    if (notOnOrAfter !== null && (Number.isNaN(notOnOrAfter) || now - skew >= notOnOrAfter)) throw reject('assertion_expired');
+  }
+
+  // One NameID of plain text in both the verified and the posted assertion: comments, CDATA or
+  // markup inside it (the classic truncation attack) are refused, as are control characters.
+  private checkNameId(ctx: AcsContext): void {
+    const read = (assertion: Element): string => {
+      const subject = firstChild(assertion, NS.assertion, 'Subject');
+      const ids = subject ? childElements(subject, NS.assertion, 'NameID') : [];
+      if (ids.length !== 1) throw reject('name_id_invalid', `${ids.length} NameID elements`);
+      const text = plainText(ids[0]!);
+      if (text === null) throw reject('name_id_invalid', 'NameID holds more than text');
+      return text;
+    };
+    const verified = read(need(ctx.assertion, 'assertion'));
+    const posted = read(need(ctx.rawAssertion, 'rawAssertion'));
+    const value = verified.trim();
+    if (posted !== verified) throw reject('name_id_invalid', 'posted NameID differs from the signed one');
+    if (value.length === 0 || value.length > NAME_ID_MAX) throw reject('name_id_invalid', 'NameID empty or too long');
+    if (/[\u0000-\u001f\u007f]/.test(value)) throw reject('name_id_invalid', 'control characters in NameID');
+    ctx.nameId = value;
+  }
+
+  // The assertion ID is remembered (SET NX) until the assertion expires: a second use is refused,
+  // across every gateway process sharing the store.
+  private async checkReplay(ctx: AcsContext): Promise<void> {
+    const assertion = need(ctx.assertion, 'assertion');
+    const id = need(attr(assertion, 'ID'), 'assertion ID');
+    const now = this.deps.clock.now();
+    const limits = [
+      ...this.bearerConfirmationData(assertion).map((d) => parseInstant(attr(d, 'NotOnOrAfter'))),
+      parseInstant(attr(this.conditions(ctx), 'NotOnOrAfter')),
+    ].filter((t): t is number => t !== null && Number.isFinite(t));
+    const until = limits.length ? Math.max(...limits) + this.deps.clockSkewMs : now + this.deps.replayWindowMs;
+    const ttlMs = Math.min(Math.max(until - now, 60_000), this.deps.replayWindowMs);
+    const key = keys.samlAssertionSeen(need(ctx.tenant, 'tenant').domain, need(ctx.saml, 'saml').idpEntityId, id);
+    const first = await this.deps.store.set(key, String(now), { nx: true, ttlMs });
+    if (!first) throw reject('assertion_replayed');
+  }
+}

@@ -1,0 +1,103 @@
+import { AppError, isAppError } from '../../errors/index.js';
+import type { SsoSettings } from '../../domain/tenant.js';
+import { certificateFromBase64 } from './certificates.js';
+import { NS, XmlRefused, attr, childElements, descendants, parseUntrustedXml } from './xml.js';
+
+const BINDING_REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
+const BINDING_POST = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST';
+
+export interface IdpMetadata {
+  entityId: string;
+  /** HTTP-Redirect SingleSignOnService (the binding the bridge sends AuthnRequests with). */
+  ssoUrl: string;
+  sloUrl?: string;
+  /** PEM signing certificates (at most two kept: current and next). */
+  signingCertificates: string[];
+  warnings: string[];
+}
+
+function refuse(detail: string): AppError {
+  return new AppError('idp_metadata_invalid', { detail, message: `The identity provider metadata could not be used: ${detail}.` });
+}
+
+/**
+ * S-12: takes entityID, the SSO URL, the SLO URL and the signing certificates from IdP metadata XML.
+ * Malformed XML, DOCTYPEs, metadata without an IdP role, without an HTTP-Redirect SSO endpoint or
+ * without a signing certificate are refused with a reason.
+ */
+export function parseIdpMetadata(xml: string): IdpMetadata {
+  if (typeof xml !== 'string' || xml.trim() === '') throw refuse('the document is empty');
+  if (xml.length > 1_000_000) throw refuse('the document is larger than 1 MB');
+  let doc: Document;
+  try {
+    doc = parseUntrustedXml(xml);
+  } catch (err) {
+    if (err instanceof XmlRefused) throw refuse(err.kind === 'doctype_refused' ? 'DOCTYPE declarations are not allowed' : 'the XML is malformed');
+    throw err;
+  }
+  const root = doc.documentElement;
+  let entity: Element | undefined;
+  if (root.namespaceURI === NS.metadata && root.localName === 'EntityDescriptor') entity = root;
+  else if (root.namespaceURI === NS.metadata && root.localName === 'EntitiesDescriptor') {
+    const withIdp = descendants(root, NS.metadata, 'EntityDescriptor').filter((e) => childElements(e, NS.metadata, 'IDPSSODescriptor').length);
+    if (withIdp.length !== 1) throw refuse('it must describe exactly one identity provider');
+    entity = withIdp[0];
+  }
+  if (!entity) throw refuse('the root element is not an EntityDescriptor');
+  const entityId = attr(entity, 'entityID');
+  if (!entityId) throw refuse('entityID is missing');
+  const idp = childElements(entity, NS.metadata, 'IDPSSODescriptor')[0];
+  if (!idp) throw refuse('there is no IDPSSODescriptor');
+
+  const endpoint = (name: string, binding: string): string | undefined =>
+    childElements(idp, NS.metadata, name).find((e) => attr(e, 'Binding') === binding)?.getAttribute('Location') ?? undefined;
+  const ssoUrl = endpoint('SingleSignOnService', BINDING_REDIRECT);
+  if (!ssoUrl) {
+    throw refuse(endpoint('SingleSignOnService', BINDING_POST) ? 'only an HTTP-POST SSO endpoint is listed; an HTTP-Redirect one is needed' : 'there is no SingleSignOnService endpoint');
+  }
+  for (const url of [ssoUrl, endpoint('SingleLogoutService', BINDING_REDIRECT)]) {
+    if (url !== undefined && !/^https?:\/\//.test(url)) throw refuse('an endpoint Location is not an http(s) URL');
+  }
+
+  const certificates: string[] = [];
+  for (const kd of childElements(idp, NS.metadata, 'KeyDescriptor')) {
+    const use = attr(kd, 'use');
+    if (use !== null && use !== 'signing') continue;
+    for (const x509 of descendants(kd, NS.dsig, 'X509Certificate')) {
+      try {
+        const pem = certificateFromBase64(x509.textContent ?? '');
+        if (!certificates.includes(pem)) certificates.push(pem);
+      } catch (err) {
+        if (isAppError(err)) throw refuse('a signing certificate could not be read');
+        throw err;
+      }
+    }
+  }
+  if (certificates.length === 0) throw refuse('there is no signing certificate');
+  const warnings: string[] = [];
+  if (certificates.length > 2) warnings.push(`${certificates.length} signing certificates listed; the first two are used`);
+  return {
+    entityId,
+    ssoUrl,
+    sloUrl: endpoint('SingleLogoutService', BINDING_REDIRECT),
+    signingCertificates: certificates.slice(0, 2),
+    warnings,
+  };
+}
+
+/** Applies parsed metadata to a tenant's SSO settings (pure). */
+export function applyIdpMetadata(sso: SsoSettings, metadata: IdpMetadata, xml?: string): SsoSettings {
+  return {
+    ...sso,
+    webLoginUrl: metadata.ssoUrl,
+    saml: {
+      allowUnsolicited: false,
+      allowSha1: false,
+      ...sso.saml,
+      idpEntityId: metadata.entityId,
+      idpCertificates: metadata.signingCertificates,
+      idpSloUrl: metadata.sloUrl,
+      idpMetadataXml: xml,
+    },
+  };
+}

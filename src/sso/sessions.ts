@@ -1,0 +1,71 @@
+import type { Clock } from '../domain/clock.js';
+import { digestForKey, keys, type KeyValueStore } from '../store/index.js';
+import { newOpaqueId } from './transactions.js';
+
+export interface WebSession {
+  memberId: string;
+  domain: string;
+  account: string;
+  authMethod: 'saml' | 'oauth' | 'password';
+  clientKind: 'web' | 'app';
+  createdAt: number;
+  expiresAt: number;
+  /** SAML: for single logout (S-13). */
+  nameId?: string;
+  sessionIndex?: string;
+}
+
+const SESSION_ID_RE = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Web sessions. The cookie holds 256 random bits; the store keys the session by their SHA-256, so a
+ * copy of the store does not hand out live cookies. Each member keeps an index of its sessions so
+ * they can all be ended (logout everywhere, SSO switch).
+ */
+export class WebSessions {
+  constructor(
+    private readonly store: KeyValueStore,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(fields: Omit<WebSession, 'createdAt' | 'expiresAt'>, ttlMs: number): Promise<{ id: string; session: WebSession }> {
+    const id = newOpaqueId(32);
+    const now = this.clock.now();
+    const session: WebSession = { ...fields, createdAt: now, expiresAt: now + ttlMs };
+    const digest = digestForKey(id);
+    await this.store.set(keys.webSession(digest), JSON.stringify(session), { ttlMs });
+    const indexKey = keys.memberSessions(session.domain, session.memberId);
+    await this.store.sAdd(indexKey, digest);
+    const indexTtl = await this.store.pttl(indexKey);
+    if (indexTtl < ttlMs) await this.store.expire(indexKey, ttlMs);
+    return { id, session };
+  }
+
+  async find(rawId: unknown): Promise<WebSession | null> {
+    if (typeof rawId !== 'string' || !SESSION_ID_RE.test(rawId)) return null;
+    const raw = await this.store.get(keys.webSession(digestForKey(rawId)));
+    if (raw === null) return null;
+    const session = JSON.parse(raw) as WebSession;
+    return session.expiresAt > this.clock.now() ? session : null;
+  }
+
+  /** Ends one session; returns it (or null when there was none). */
+  async destroy(rawId: unknown): Promise<WebSession | null> {
+    if (typeof rawId !== 'string' || !SESSION_ID_RE.test(rawId)) return null;
+    const digest = digestForKey(rawId);
+    const raw = await this.store.getDel(keys.webSession(digest));
+    if (raw === null) return null;
+    const session = JSON.parse(raw) as WebSession;
+    await this.store.sRem(keys.memberSessions(session.domain, session.memberId), digest);
+    return session;
+  }
+
+  /** Ends every session of a member; returns how many were live. */
+  async destroyAllOfMember(domain: string, memberId: string): Promise<number> {
+    const indexKey = keys.memberSessions(domain, memberId);
+    const digests = await this.store.sMembers(indexKey);
+    const n = await this.store.del(...digests.map((d) => keys.webSession(d)));
+    await this.store.del(indexKey);
+    return n;
+  }
+}

@@ -1,0 +1,62 @@
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../domain/clock.js';
+import { AppError } from '../errors/index.js';
+import { keys, type KeyValueStore } from '../store/index.js';
+
+export type ClientKind = 'web' | 'app';
+
+/** A login in flight between /d/login and the IdP's answer. The target never leaves the server (S-6). */
+export interface LoginTransaction {
+  id: string;
+  domain: string;
+  ssoType: 'saml' | 'oauth';
+  /** Where the browser goes after login (already checked against S-5). */
+  target: string;
+  clientKind: ClientKind;
+  /** The AuthnRequest ID (SAML) the response must answer. */
+  requestId?: string;
+  /** App logins: the key the app later checks with POST /login/check/{sessionKey}. */
+  sessionKey?: string;
+  createdAt: number;
+}
+
+/** 192 random bits, URL-safe: the only thing that travels in RelayState / state. */
+export const TRANSACTION_ID_RE = /^[A-Za-z0-9_-]{32}$/;
+
+export function newOpaqueId(bytes = 24): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+export class LoginTransactions {
+  constructor(
+    private readonly store: KeyValueStore,
+    private readonly clock: Clock,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  async create(fields: Omit<LoginTransaction, 'id' | 'createdAt'>): Promise<LoginTransaction> {
+    const txn: LoginTransaction = { ...fields, id: newOpaqueId(), createdAt: this.clock.now() };
+    await this.store.set(keys.loginTransaction(txn.domain, txn.id), JSON.stringify(txn), { ttlMs: this.ttlSeconds * 1000 });
+    return txn;
+  }
+
+  /**
+   * Takes the transaction out of the store (single use, atomically) and checks it belongs to this
+   * tenant and is younger than the TTL by the injected clock. Throws `login_transaction_invalid`.
+   */
+  async consume(domain: string, rawId: unknown): Promise<LoginTransaction> {
+    if (typeof rawId !== 'string' || !TRANSACTION_ID_RE.test(rawId)) {
+      throw new AppError('login_transaction_invalid', { reason: 'transaction_id_malformed' });
+    }
+    const raw = await this.store.getDel(keys.loginTransaction(domain, rawId));
+    if (raw === null) throw new AppError('login_transaction_invalid', { reason: 'transaction_unknown_or_used' });
+    const txn = JSON.parse(raw) as LoginTransaction;
+    if (txn.domain !== domain || txn.id !== rawId) {
+      throw new AppError('login_transaction_invalid', { reason: 'transaction_of_other_tenant' });
+    }
+    if (this.clock.now() - txn.createdAt >= this.ttlSeconds * 1000) {
+      throw new AppError('login_transaction_invalid', { reason: 'transaction_expired' });
+    }
+    return txn;
+  }
+}

@@ -1,0 +1,45 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Every key idp-bridge writes is built here. Layout: `idpb:{<domain>}:<namespace>:<id>`. The braces
+ * are a Redis Cluster hash tag, so all keys of one tenant live in one slot and multi-key operations
+ * on a tenant work on Cluster. Keys that are looked up without knowing the tenant (web sessions by
+ * cookie) carry no tag. Each namespace that expires names its TTL next to it.
+ */
+const tag = (domain: string): string => `idpb:{${domain}}`;
+
+/** A stored identifier derived from a secret (session id) or from attacker-chosen text (assertion id). */
+export function digestForKey(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
+export const keys = {
+  /** Set of all tenant domains. No TTL. */
+  tenantIndex: (): string => 'idpb:tenants',
+  /** Tenant record (JSON). No TTL. */
+  tenant: (domain: string): string => `${tag(domain)}:tenant`,
+  /** Member record (JSON). No TTL. */
+  member: (domain: string, id: string): string => `${tag(domain)}:member:${id}`,
+  /** Set of member ids of a tenant. No TTL. */
+  memberIds: (domain: string): string => `${tag(domain)}:members`,
+  /** Hash lower-cased account → member id. No TTL. */
+  memberByAccount: (domain: string): string => `${tag(domain)}:members:by-account`,
+  /** Hash external key → member id. No TTL. */
+  memberByExternalKey: (domain: string): string => `${tag(domain)}:members:by-external-key`,
+  /** Login transaction (JSON). TTL: loginTransaction.ttlSeconds (30 min). Single use (GETDEL). */
+  loginTransaction: (domain: string, id: string): string => `${tag(domain)}:txn:${id}`,
+  /** SAML assertion ids already used (S-8 replay cache). TTL: until the assertion expires (+ skew). */
+  samlAssertionSeen: (domain: string, issuer: string, assertionId: string): string =>
+    `${tag(domain)}:saml-seen:${digestForKey(`${issuer}\n${assertionId}`)}`,
+  /** Web session (JSON), by the SHA-256 of the cookie's secret id. TTL: the session's lifetime. */
+  webSession: (sessionIdDigest: string): string => `idpb:session:${sessionIdDigest}`,
+  /** Set of session digests of one member, to end them all (SSO switch, logout). TTL: refreshed on write. */
+  memberSessions: (domain: string, memberId: string): string => `${tag(domain)}:member-sessions:${memberId}`,
+  /** Audit trail of a tenant (capped list, newest first). No TTL. */
+  audit: (domain: string): string => `${tag(domain)}:audit`,
+  /** Audit trail of events with no tenant (unknown domain probes …). */
+  auditGlobal: (): string => 'idpb:audit:global',
+} as const;
+
+/** Capped size of each audit list. */
+export const AUDIT_MAX_ENTRIES = 100_000;

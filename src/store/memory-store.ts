@@ -1,0 +1,192 @@
+import type { KeyValueStore, SetOptions } from './types.js';
+
+type Entry =
+  | { type: 'string'; value: string; expiresAt: number | null }
+  | { type: 'hash'; value: Map<string, string>; expiresAt: number | null }
+  | { type: 'set'; value: Set<string>; expiresAt: number | null }
+  | { type: 'list'; value: string[]; expiresAt: number | null };
+
+class WrongTypeError extends Error {
+  constructor() {
+    super('WRONGTYPE Operation against a key holding the wrong kind of value');
+  }
+}
+
+/**
+ * In-process store for `npm start` without Redis and for unit tests of pure logic. Same semantics as
+ * the Redis store (the contract suite proves it); single process only, nothing survives a restart.
+ */
+export class MemoryStore implements KeyValueStore {
+  readonly kind = 'memory' as const;
+  private readonly data = new Map<string, Entry>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly now: () => number = Date.now) {
+    this.sweeper = setInterval(() => this.sweep(), 30_000);
+    this.sweeper.unref();
+  }
+
+  private sweep(): void {
+    const t = this.now();
+    for (const [k, e] of this.data) if (e.expiresAt !== null && e.expiresAt <= t) this.data.delete(k);
+  }
+
+  private live(key: string): Entry | undefined {
+    const e = this.data.get(key);
+    if (e && e.expiresAt !== null && e.expiresAt <= this.now()) {
+      this.data.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+
+  private typed<T extends Entry['type']>(key: string, type: T): Extract<Entry, { type: T }> | undefined {
+    const e = this.live(key);
+    if (e && e.type !== type) throw new WrongTypeError();
+    return e as Extract<Entry, { type: T }> | undefined;
+  }
+
+  private ensure<T extends Entry['type']>(key: string, type: T, make: () => Extract<Entry, { type: T }>['value']): Extract<Entry, { type: T }> {
+    let e = this.typed(key, type);
+    if (!e) {
+      e = { type, value: make(), expiresAt: null } as unknown as Extract<Entry, { type: T }>;
+      this.data.set(key, e);
+    }
+    return e;
+  }
+
+  private dropIfEmpty(key: string, e: Entry): void {
+    const size = e.type === 'string' ? 1 : e.type === 'list' ? e.value.length : e.value.size;
+    if (size === 0) this.data.delete(key);
+  }
+
+  async get(key: string): Promise<string | null> {
+    return Promise.resolve(this.typed(key, 'string')?.value ?? null);
+  }
+
+  async set(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
+    if (options.nx && this.live(key)) return Promise.resolve(false);
+    this.data.set(key, { type: 'string', value, expiresAt: options.ttlMs ? this.now() + options.ttlMs : null });
+    return Promise.resolve(true);
+  }
+
+  async getDel(key: string): Promise<string | null> {
+    const e = this.typed(key, 'string');
+    if (!e) return Promise.resolve(null);
+    this.data.delete(key);
+    return Promise.resolve(e.value);
+  }
+
+  async del(...keys: string[]): Promise<number> {
+    let n = 0;
+    for (const k of keys) if (this.live(k) && this.data.delete(k)) n++;
+    return Promise.resolve(n);
+  }
+
+  async pttl(key: string): Promise<number> {
+    const e = this.live(key);
+    if (!e) return Promise.resolve(-2);
+    return Promise.resolve(e.expiresAt === null ? -1 : e.expiresAt - this.now());
+  }
+
+  async expire(key: string, ttlMs: number): Promise<boolean> {
+    const e = this.live(key);
+    if (!e) return Promise.resolve(false);
+    e.expiresAt = this.now() + ttlMs;
+    return Promise.resolve(true);
+  }
+
+  async hGet(key: string, field: string): Promise<string | null> {
+    return Promise.resolve(this.typed(key, 'hash')?.value.get(field) ?? null);
+  }
+
+  async hGetAll(key: string): Promise<Record<string, string>> {
+    return Promise.resolve(Object.fromEntries(this.typed(key, 'hash')?.value ?? []));
+  }
+
+  async hSet(key: string, fields: Record<string, string>): Promise<void> {
+    const e = this.ensure(key, 'hash', () => new Map());
+    for (const [f, v] of Object.entries(fields)) e.value.set(f, v);
+    return Promise.resolve();
+  }
+
+  async hSetNx(key: string, field: string, value: string): Promise<boolean> {
+    const e = this.ensure(key, 'hash', () => new Map());
+    if (e.value.has(field)) return Promise.resolve(false);
+    e.value.set(field, value);
+    return Promise.resolve(true);
+  }
+
+  async hDel(key: string, ...fields: string[]): Promise<number> {
+    const e = this.typed(key, 'hash');
+    if (!e) return Promise.resolve(0);
+    let n = 0;
+    for (const f of fields) if (e.value.delete(f)) n++;
+    this.dropIfEmpty(key, e);
+    return Promise.resolve(n);
+  }
+
+  async sAdd(key: string, ...members: string[]): Promise<number> {
+    const e = this.ensure(key, 'set', () => new Set());
+    let n = 0;
+    for (const m of members) {
+      if (!e.value.has(m)) {
+        e.value.add(m);
+        n++;
+      }
+    }
+    return Promise.resolve(n);
+  }
+
+  async sRem(key: string, ...members: string[]): Promise<number> {
+    const e = this.typed(key, 'set');
+    if (!e) return Promise.resolve(0);
+    let n = 0;
+    for (const m of members) if (e.value.delete(m)) n++;
+    this.dropIfEmpty(key, e);
+    return Promise.resolve(n);
+  }
+
+  async sMembers(key: string): Promise<string[]> {
+    return Promise.resolve([...(this.typed(key, 'set')?.value ?? [])]);
+  }
+
+  async sIsMember(key: string, member: string): Promise<boolean> {
+    return Promise.resolve(this.typed(key, 'set')?.value.has(member) ?? false);
+  }
+
+  async pushCapped(key: string, value: string, max: number): Promise<void> {
+    const e = this.ensure(key, 'list', () => []);
+    e.value.unshift(value);
+    if (e.value.length > max) e.value.length = max;
+    return Promise.resolve();
+  }
+
+  async lRange(key: string, start: number, stop: number): Promise<string[]> {
+    const list = this.typed(key, 'list')?.value ?? [];
+    const end = stop < 0 ? list.length + stop + 1 : stop + 1;
+    return Promise.resolve(list.slice(start < 0 ? Math.max(0, list.length + start) : start, end));
+  }
+
+  async incr(key: string, ttlMs: number): Promise<number> {
+    const e = this.typed(key, 'string');
+    if (!e) {
+      this.data.set(key, { type: 'string', value: '1', expiresAt: this.now() + ttlMs });
+      return Promise.resolve(1);
+    }
+    const n = Number(e.value) + 1;
+    if (!Number.isSafeInteger(n)) throw new Error('ERR value is not an integer or out of range');
+    e.value = String(n);
+    return Promise.resolve(n);
+  }
+
+  async ping(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.data.clear();
+    return Promise.resolve();
+  }
+}
