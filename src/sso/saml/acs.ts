@@ -126,24 +126,29 @@ export class SamlAcs {
     const ctx: AcsContext = { input };
     try {
       for (const [, step] of this.steps) await step(ctx);
+      return await this.result(ctx);
     } catch (err) {
       // Let the caller audit the refusal against the tenant when we got that far.
       if (err instanceof AppError && ctx.tenant) (err as AppError & { domain?: string }).domain = ctx.tenant.domain;
       throw err;
     }
+  }
+
+  private async result(ctx: AcsContext): Promise<AcsResult> {
     const tenant = need(ctx.tenant, 'tenant');
     const assertion = need(ctx.assertion, 'assertion');
-    const member = await mapAssertedIdentity(tenant, need(ctx.nameId, 'nameId'), this.deps.members);
+    const nameId = need(ctx.nameId, 'nameId');
+    const member = await mapAssertedIdentity(tenant, nameId, this.deps.members);
     const authn = firstChild(assertion, NS.assertion, 'AuthnStatement');
     const sessionNotOnOrAfter = parseInstant(attr(authn, 'SessionNotOnOrAfter'));
-    const txn = need(ctx.transaction === undefined ? undefined : { t: ctx.transaction }, 'transaction').t;
+    const txn = ctx.transaction ?? null;
     return {
       tenant,
       member,
       target: txn ? txn.target : null,
       clientKind: txn ? txn.clientKind : 'web',
       transaction: txn,
-      nameId: need(ctx.nameId, 'nameId'),
+      nameId,
       sessionIndex: attr(authn, 'SessionIndex') ?? undefined,
       sessionNotOnOrAfter: sessionNotOnOrAfter !== null && Number.isFinite(sessionNotOnOrAfter) ? sessionNotOnOrAfter : undefined,
       assertionId: need(attr(assertion, 'ID'), 'assertion ID'),

@@ -1,0 +1,210 @@
+import { Writable } from 'node:stream';
+import { inflateRawSync } from 'node:zlib';
+import supertest from 'supertest';
+import { createApp, type CreatedApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config/index.js';
+import type { Tenant } from '../../src/domain/tenant.js';
+import type { NewMember } from '../../src/domain/members.js';
+import { buildSamlResponseXml, signSamlResponse, type SamlResponseSpec, type SigningOptions } from '../../src/demo/saml-response.js';
+import { createLogger } from '../../src/observability/logger.js';
+import type { KeyValueStore } from '../../src/store/index.js';
+import { FakeClock } from './clock.js';
+import { idps, type TestIdpKeys } from './keys.js';
+import { createTestRedisStore } from './redis.js';
+
+export const PUBLIC_URL = 'https://sso.bridge.test';
+export const SERVICE_ORIGIN = 'https://board.example.net';
+export const SP_ENTITY_ID = `${PUBLIC_URL}/saml/metadata`;
+export const acsUrlOf = (domain: string): string => `${PUBLIC_URL}/acs/${domain}`;
+
+const samlTenant = (domain: string, idp: TestIdpKeys, extra: Partial<Tenant['sso']> = {}, saml: Record<string, unknown> = {}): Tenant =>
+  ({
+    domain,
+    name: `Tenant ${domain}`,
+    plan: 'standard',
+    sso: {
+      enabled: true,
+      type: 'saml',
+      userKey: 'externalKey',
+      setExpireTime: false,
+      webLoginUrl: idp.ssoUrl,
+      ...extra,
+      saml: { idpEntityId: idp.entityId, idpCertificates: [idp.certificate], allowUnsolicited: false, allowSha1: false, ...saml },
+    },
+    serviceOrigins: [],
+    logoutRedirectDomains: [],
+    thirdPartyAppPasswordsAllowed: false,
+  }) as Tenant;
+
+/** The tenants every integration test can use. */
+export function standardTenants(): Array<{ tenant: Tenant; members: NewMember[] }> {
+  return [
+    {
+      tenant: { ...samlTenant('a.example', idps.a), serviceOrigins: ['https://intranet.a.example'], logoutRedirectDomains: ['a.example', '*.portal.a.example'] },
+      members: [
+        { id: 'm-a-active', account: 'active@a.example', name: 'Active A', externalKey: 'emp-001', role: 'member', status: 'in_use' },
+        { id: 'm-a-suspended', account: 'suspended@a.example', name: 'Suspended A', externalKey: 'emp-002', role: 'member', status: 'suspended' },
+        { id: 'm-a-pending', account: 'pending@a.example', name: 'Pending A', externalKey: 'emp-003', role: 'member', status: 'pending' },
+      ],
+    },
+    {
+      tenant: samlTenant('b.example', idps.b, { userKey: 'account' }),
+      members: [{ id: 'm-b-user', account: 'User1@B.example', name: 'User B', role: 'member', status: 'in_use' }],
+    },
+    {
+      tenant: samlTenant('unsolicited.example', idps.a, {}, { allowUnsolicited: true }),
+      members: [{ id: 'm-u', account: 'u@unsolicited.example', name: 'U', externalKey: 'emp-001', role: 'member', status: 'in_use' }],
+    },
+    {
+      tenant: samlTenant('sha1.example', idps.a, {}, { allowSha1: true }),
+      members: [{ id: 'm-s', account: 's@sha1.example', name: 'S', externalKey: 'emp-001', role: 'member', status: 'in_use' }],
+    },
+    {
+      tenant: samlTenant('rollover.example', idps.a, { setExpireTime: true }, { idpCertificates: [idps.a.certificate, idps.aNext.certificate] }),
+      members: [{ id: 'm-r', account: 'r@rollover.example', name: 'R', externalKey: 'emp-001', role: 'member', status: 'in_use' }],
+    },
+    {
+      tenant: { domain: 'nosso.example', name: 'No SSO', plan: 'free', sso: { enabled: false, type: 'saml', userKey: 'account', setExpireTime: false }, serviceOrigins: [], logoutRedirectDomains: [], thirdPartyAppPasswordsAllowed: false },
+      members: [{ id: 'm-n', account: 'n@nosso.example', name: 'N', role: 'member', status: 'in_use' }],
+    },
+  ];
+}
+
+export interface Gateway extends CreatedApp {
+  store: KeyValueStore;
+  clock: FakeClock;
+  /** Every log line the gateway wrote, parsed. */
+  logs: Array<Record<string, unknown>>;
+  /** Raw log text, to scan for secrets. */
+  logText: () => string;
+  http: ReturnType<typeof supertest>;
+  close: () => Promise<void>;
+}
+
+export interface GatewayOptions {
+  /** Share a store (two gateway instances on one Redis). */
+  store?: KeyValueStore;
+  clock?: FakeClock;
+  overrides?: Record<string, unknown>;
+}
+
+export async function createGateway(options: GatewayOptions = {}): Promise<Gateway> {
+  const { config } = loadConfig({
+    env: { NODE_ENV: 'test' },
+    overrides: {
+      publicUrl: PUBLIC_URL,
+      serviceOrigins: [SERVICE_ORIGIN],
+      defaultServiceUrl: `${SERVICE_ORIGIN}/home`,
+      logLevel: 'info',
+      seedFile: undefined,
+      demo: { enabled: false },
+      ...options.overrides,
+    },
+  });
+  const owned = options.store ? null : await createTestRedisStore();
+  const store = options.store ?? owned!.store;
+  const clock = options.clock ?? new FakeClock();
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
+  const logger = createLogger({ level: 'info', destination });
+  const created = createApp({ config, store, logger, clock });
+  if (!options.store) {
+    for (const { tenant, members } of standardTenants()) {
+      await created.services.tenants.save(tenant);
+      for (const m of members) await created.services.members.save(tenant.domain, m);
+    }
+  }
+  return {
+    ...created,
+    store,
+    clock,
+    get logs() {
+      return lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
+    logText: () => lines.join(''),
+    http: supertest(created.app),
+    close: async () => {
+      if (owned) await owned.cleanup();
+    },
+  };
+}
+
+export interface StartedLogin {
+  relayState: string;
+  requestId: string;
+  /** The IdP URL the browser was sent to. */
+  redirect: URL;
+  /** The decoded AuthnRequest XML. */
+  authnRequestXml: string;
+}
+
+/** GET /d/login/{domain} and read back what the browser would carry to the IdP. */
+export async function beginLogin(gw: Gateway, domain: string, accessUrl = `${SERVICE_ORIGIN}/board`): Promise<StartedLogin> {
+  const res = await gw.http.get(`/d/login/${domain}`).query({ accessUrl });
+  if (res.status !== 302) throw new Error(`login start answered ${res.status}: ${res.text.slice(0, 300)}`);
+  const redirect = new URL(res.headers.location as string);
+  const relayState = redirect.searchParams.get('RelayState');
+  const samlRequest = redirect.searchParams.get('SAMLRequest');
+  if (!relayState || !samlRequest) throw new Error('no RelayState/SAMLRequest in the IdP redirect');
+  const authnRequestXml = inflateRawSync(Buffer.from(samlRequest, 'base64')).toString('utf8');
+  const requestId = /\sID="([^"]+)"/.exec(authnRequestXml)?.[1];
+  if (!requestId) throw new Error('no ID in AuthnRequest');
+  return { relayState, requestId, redirect, authnRequestXml };
+}
+
+/** A valid response spec for `domain` answering `requestId`; override any field. */
+export function responseSpec(gw: Gateway, domain: string, idp: TestIdpKeys, requestId: string | null, nameId: string, overrides: Partial<SamlResponseSpec> = {}): SamlResponseSpec {
+  return {
+    issuer: idp.entityId,
+    destination: acsUrlOf(domain),
+    inResponseTo: requestId,
+    recipient: acsUrlOf(domain),
+    audience: SP_ENTITY_ID,
+    nameId,
+    now: gw.clock.now(),
+    ...overrides,
+  };
+}
+
+export function signed(xml: string, idp: TestIdpKeys, sign: SigningOptions['sign'] = 'both', extra: Partial<SigningOptions> = {}): string {
+  return signSamlResponse(xml, { privateKey: idp.privateKey, certificate: idp.certificate, sign, ...extra });
+}
+
+export const b64 = (xml: string): string => Buffer.from(xml, 'utf8').toString('base64');
+
+/** A complete valid response for the login just begun, base64, signed on both levels. */
+export function validResponse(gw: Gateway, domain: string, idp: TestIdpKeys, login: StartedLogin, nameId: string, overrides: Partial<SamlResponseSpec> = {}): string {
+  return b64(signed(buildSamlResponseXml(responseSpec(gw, domain, idp, login.requestId, nameId, overrides)), idp));
+}
+
+export function postAcs(gw: Gateway, domain: string, samlResponse: string | undefined, relayState: string | undefined): supertest.Test {
+  const form: Record<string, string> = {};
+  if (samlResponse !== undefined) form.SAMLResponse = samlResponse;
+  if (relayState !== undefined) form.RelayState = relayState;
+  return gw.http.post(`/acs/${domain}`).type('form').send(form);
+}
+
+/** The public error code on an HTML error page (or a JSON error body). */
+export function errorCodeOf(res: { text: string; body?: unknown }): string | undefined {
+  const meta = /<meta name="idpb-error-code" content="([^"]+)">/.exec(res.text)?.[1];
+  if (meta) return meta;
+  const body = res.body as { error?: string } | undefined;
+  return body?.error;
+}
+
+/** The private reason of the latest ACS refusal, from the tenant's audit trail. */
+export async function lastAuditReason(gw: Gateway, domain: string | null): Promise<string | undefined> {
+  const [latest] = await gw.services.audit.list(domain, 1);
+  return latest?.reason;
+}
+
+export function sessionCookieOf(res: { headers: Record<string, unknown> }): string | undefined {
+  const cookies = (res.headers['set-cookie'] as string[] | undefined) ?? [];
+  const c = cookies.find((x) => x.startsWith('idpb_session=') && !x.startsWith('idpb_session=;'));
+  return c?.split(';')[0];
+}
