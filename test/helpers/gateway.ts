@@ -34,7 +34,7 @@ const samlTenant = (domain: string, idp: TestIdpKeys, extra: Partial<Tenant['sso
     serviceOrigins: [],
     logoutRedirectDomains: [],
     thirdPartyAppPasswordsAllowed: false,
-  }) as Tenant;
+  });
 
 /** The tenants every integration test can use. */
 export function standardTenants(): Array<{ tenant: Tenant; members: NewMember[] }> {
