@@ -7,7 +7,7 @@ import type { Tenant } from '../../src/domain/tenant.js';
 import type { NewMember } from '../../src/domain/members.js';
 import { buildSamlResponseXml, signSamlResponse, type SamlResponseSpec, type SigningOptions } from '../../src/demo/saml-response.js';
 import { createLogger } from '../../src/observability/logger.js';
-import type { KeyValueStore } from '../../src/store/index.js';
+import { RedisStore, type KeyValueStore } from '../../src/store/index.js';
 import { FakeClock } from './clock.js';
 import { idps, type TestIdpKeys } from './keys.js';
 import { createTestRedisStore } from './redis.js';
@@ -78,6 +78,8 @@ export interface Gateway extends CreatedApp {
   /** Raw log text, to scan for secrets. */
   logText: () => string;
   http: ReturnType<typeof supertest>;
+  /** How many keys of this gateway's Redis prefix match a pattern (a glob after the prefix). */
+  countKeys: (pattern: string) => Promise<number>;
   close: () => Promise<void>;
 }
 
@@ -128,6 +130,18 @@ export async function createGateway(options: GatewayOptions = {}): Promise<Gatew
     },
     logText: () => lines.join(''),
     http: supertest(created.app),
+    countKeys: async (pattern: string) => {
+      if (!(store instanceof RedisStore)) throw new Error('countKeys needs the Redis store');
+      const prefix = store.client.options.keyPrefix ?? '';
+      let cursor = '0';
+      let n = 0;
+      do {
+        const [next, batch] = await store.client.scan(cursor, 'MATCH', `${prefix}${pattern}`, 'COUNT', 1000);
+        cursor = next;
+        n += batch.length;
+      } while (cursor !== '0');
+      return n;
+    },
     close: async () => {
       if (owned) await owned.cleanup();
     },

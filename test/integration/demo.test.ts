@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import supertest from 'supertest';
+import { createApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config/index.js';
+import { MemberRepository } from '../../src/domain/members.js';
+import { TenantRepository } from '../../src/domain/tenants.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { applySeed, readSeed } from '../../src/seed.js';
+import { MemoryStore } from '../../src/store/index.js';
+import { FakeClock } from '../helpers/clock.js';
+import { freePort } from '../helpers/redis.js';
+
+const field = (html: string, name: string): string => {
+  const m = new RegExp(`name="${name}" value="([^"]*)"`).exec(html);
+  if (!m) throw new Error(`no ${name} in page`);
+  return m[1]!.replace(/&#(\d+);/g, (_, c: string) => String.fromCharCode(Number(c)));
+};
+
+/** Follows the demo login the way a browser does, against any HTTP client. */
+async function demoLogin(
+  get: (path: string, cookie?: string) => Promise<{ status: number; location?: string; text: string; setCookie: string[] }>,
+  post: (path: string, form: Record<string, string>) => Promise<{ status: number; location?: string; text: string; setCookie: string[] }>,
+  publicUrl: string,
+  username: string,
+  password: string,
+): Promise<{ status: number; location?: string; text: string; cookie?: string }> {
+  const start = await get(`/d/login/demo.example?accessUrl=${encodeURIComponent(`${publicUrl}/welcome`)}`);
+  assert.equal(start.status, 302);
+  const idpUrl = new URL(start.location!);
+  assert.equal(idpUrl.origin + idpUrl.pathname, `${publicUrl}/demo-idp/saml/sso`);
+  const form = await get(idpUrl.pathname + idpUrl.search);
+  assert.equal(form.status, 200);
+  const posted = await post('/demo-idp/saml/sso', {
+    SAMLRequest: field(form.text, 'SAMLRequest'),
+    RelayState: field(form.text, 'RelayState'),
+    username,
+    password,
+  });
+  if (posted.status !== 200) return posted;
+  assert.match(posted.text, new RegExp(`action="${publicUrl}/acs/demo.example"`));
+  const acs = await post('/acs/demo.example', { SAMLResponse: field(posted.text, 'SAMLResponse'), RelayState: field(posted.text, 'RelayState') });
+  const cookie = acs.setCookie.find((c) => c.startsWith('idpb_session=') && !c.startsWith('idpb_session=;'))?.split(';')[0];
+  return { ...acs, cookie };
+}
+
+describe('demo tenants and demo SAML IdP (npm start)', () => {
+  const publicUrl = 'http://localhost:3000';
+  const { config } = loadConfig({ env: { NODE_ENV: 'test' }, overrides: { logLevel: 'silent' } });
+  const store = new MemoryStore();
+  const seed = readSeed('config/demo-tenants.json', publicUrl);
+  let http: ReturnType<typeof supertest>;
+
+  before(async () => {
+    await applySeed(seed, { tenants: new TenantRepository(store), members: new MemberRepository(store) });
+    const { app } = createApp(
+      { config, store, logger: createLogger({ level: 'silent' }), clock: new FakeClock() },
+      {
+        samlIdp: {
+          privateKey: readFileSync('config/dev-only/demo-saml-idp.key.pem', 'utf8'),
+          certificate: readFileSync('config/dev-only/demo-saml-idp.crt.pem', 'utf8'),
+          users: seed.demoIdp!.users,
+        },
+      },
+    );
+    http = supertest(app);
+  });
+  after(async () => store.close());
+
+  const get = async (path: string, cookie?: string) => {
+    const r = cookie ? await http.get(path).set('Cookie', cookie) : await http.get(path);
+    return { status: r.status, location: r.headers.location, text: r.text, setCookie: (r.headers['set-cookie'] as unknown as string[]) ?? [] };
+  };
+  const post = async (path: string, form: Record<string, string>) => {
+    const r = await http.post(path).type('form').send(form);
+    return { status: r.status, location: r.headers.location, text: r.text, setCookie: (r.headers['set-cookie'] as unknown as string[]) ?? [] };
+  };
+
+  it('logs alice in through the demo IdP and lands on /welcome', async () => {
+    const res = await demoLogin(get, post, publicUrl, 'alice', 'alice-demo-password');
+    assert.equal(res.status, 303, res.text);
+    assert.equal(res.location, `${publicUrl}/welcome`);
+    const welcome = await get('/welcome', res.cookie);
+    assert.match(welcome.text, /alice@demo\.example/);
+  });
+
+  it('refuses a wrong password at the demo IdP', async () => {
+    const res = await demoLogin(get, post, publicUrl, 'alice', 'wrong');
+    assert.equal(res.status, 401);
+  });
+
+  it('refuses a suspended member and an unknown one with clear codes', async () => {
+    const carol = await demoLogin(get, post, publicUrl, 'carol', 'carol-demo-password');
+    assert.equal(carol.status, 403);
+    assert.match(carol.text, /member_not_active/);
+    const mallory = await demoLogin(get, post, publicUrl, 'mallory', 'mallory-demo-password');
+    assert.equal(mallory.status, 403);
+    assert.match(mallory.text, /member_not_found/);
+  });
+
+  it('signs only for this gateway: an AuthnRequest naming another ACS is refused', async () => {
+    const { deflateRawSync } = await import('node:zlib');
+    const req = `<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_x" Version="2.0" IssueInstant="2026-01-01T00:00:00Z" AssertionConsumerServiceURL="https://evil.example/acs"><saml:Issuer>https://evil.example</saml:Issuer></samlp:AuthnRequest>`;
+    const res = await get(`/demo-idp/saml/sso?SAMLRequest=${encodeURIComponent(deflateRawSync(req).toString('base64'))}`);
+    assert.equal(res.status, 400);
+  });
+});
+
+describe('npm start (the built gateway as a process)', () => {
+  let child: ChildProcess;
+  let base: string;
+  let output = '';
+
+  before(async () => {
+    const port = await freePort();
+    base = `http://localhost:${port}`;
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), LOG_LEVEL: 'info' };
+    delete env.REDIS_URL;
+    delete env.NODE_ENV;
+    delete env.PUBLIC_URL;
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    for (let i = 0; i < 200 && !output.includes('idp-bridge listening'); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(output.includes('idp-bridge listening'), output);
+  });
+  after(() => {
+    child.kill('SIGTERM');
+  });
+
+  it('serves the demo login with no environment, on the in-process store, warning loudly', async () => {
+    assert.match(output, /IN-PROCESS store/);
+    const cookieJar: string[] = [];
+    const toRes = async (r: Response) => ({ status: r.status, location: r.headers.get('location') ?? undefined, text: await r.text(), setCookie: r.headers.getSetCookie() });
+    const res = await demoLogin(
+      async (path, cookie) => toRes(await fetch(base + path, { redirect: 'manual', headers: cookie ? { cookie } : {} })),
+      async (path, form) => toRes(await fetch(base + path, { method: 'POST', redirect: 'manual', body: new URLSearchParams(form) })),
+      base,
+      'bob',
+      'bob-demo-password',
+    );
+    assert.equal(res.status, 303, res.text);
+    cookieJar.push(res.cookie!);
+    const session = await fetch(`${base}/session`, { headers: { cookie: cookieJar[0]! } });
+    assert.equal(session.status, 200);
+    assert.equal(((await session.json()) as { member: { account: string } }).member.account, 'bob@demo.example');
+    assert.ok(!output.includes('PHNhbWxwOlJlc3BvbnNl'), 'no SAMLResponse in the process output');
+  });
+
+  it('drains and exits 0 on SIGTERM', async () => {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  });
+});

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../../../src/config/index.js';
+
+const PROD_SECRET = 'p'.repeat(40);
+
+describe('configuration (SPEC §3)', () => {
+  it('loads config/default.json with derived defaults and warns about dev placeholders', () => {
+    const { config, warnings } = loadConfig({ env: {} });
+    assert.equal(config.port, 3000);
+    assert.equal(config.publicUrl, 'http://localhost:3000');
+    assert.equal(config.defaultServiceUrl, 'http://localhost:3000/welcome');
+    assert.equal(config.session.cookieName, 'idpb_session');
+    assert.equal(config.loginTransaction.ttlSeconds, 1800);
+    assert.equal(config.saml.clockSkewSeconds, 180);
+    assert.ok(warnings.some((w) => w.includes('IN-PROCESS store')));
+    assert.ok(warnings.some((w) => w.includes('DEV-ONLY')));
+  });
+
+  it('applies environment overrides', () => {
+    const { config } = loadConfig({
+      env: { PORT: '4000', REDIS_URL: 'redis://127.0.0.1:6390', SERVICE_ORIGINS: 'https://a.example, https://b.example', SECRET_KEYS: PROD_SECRET },
+    });
+    assert.equal(config.port, 4000);
+    assert.equal(config.publicUrl, 'http://localhost:4000');
+    assert.equal(config.store.redisUrl, 'redis://127.0.0.1:6390');
+    assert.deepEqual(config.serviceOrigins.slice(0, 2), ['https://a.example', 'https://b.example']);
+    assert.deepEqual(config.secretKeys, [PROD_SECRET]);
+  });
+
+  it('merges the file named by IDPB_CONFIG over the defaults', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'idpb-'));
+    writeFileSync(join(dir, 'extra.json'), JSON.stringify({ saml: { clockSkewSeconds: 60 } }));
+    const { config } = loadConfig({ env: { IDPB_CONFIG: join(dir, 'extra.json') } });
+    assert.equal(config.saml.clockSkewSeconds, 60);
+    assert.equal(config.saml.maxResponseBytes, 262144, 'siblings keep their defaults');
+  });
+
+  it('stops with a message naming the key for bad values', () => {
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ PORT: 'eighty' }, /port/],
+      [{ PORT: '70000' }, /port/],
+      [{ PUBLIC_URL: 'not a url' }, /publicUrl/],
+      [{ PUBLIC_URL: 'https://x.example/path' }, /publicUrl/],
+      [{ SERVICE_ORIGINS: 'https://ok.example,ftp://bad' }, /serviceOrigins\.1/],
+      [{ SECRET_KEYS: 'short' }, /secretKeys\.0/],
+      [{ LOG_LEVEL: 'loud' }, /logLevel/],
+      [{ REDIS_URL: '::::' }, /store\.redisUrl/],
+    ];
+    for (const [env, key] of cases) {
+      assert.throws(() => loadConfig({ env }), (err: unknown) => err instanceof ConfigError && key.test(err.message), JSON.stringify(env));
+    }
+  });
+
+  it('refuses unknown keys in config files (typos do not pass silently)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'idpb-'));
+    writeFileSync(join(dir, 'typo.json'), JSON.stringify({ saml: { clockSkewSecs: 60 } }));
+    assert.throws(() => loadConfig({ env: { IDPB_CONFIG: join(dir, 'typo.json') } }), /saml/);
+  });
+
+  it('refuses dev placeholders, the in-process store and http in production, and never mounts demos there', () => {
+    assert.throws(() => loadConfig({ env: { NODE_ENV: 'production', REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example' } }), /secretKeys/);
+    assert.throws(() => loadConfig({ env: { NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, PUBLIC_URL: 'https://sso.example' } }), /redisUrl/);
+    assert.throws(() => loadConfig({ env: { NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379' } }), /publicUrl/);
+    const { config } = loadConfig({ env: { NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example', DEMO: 'true' } });
+    assert.equal(config.demo.enabled, false);
+    assert.ok(!config.serviceOrigins.includes('https://sso.example'), 'production adds no implicit service origin');
+  });
+
+  it('returns a deep-frozen object', () => {
+    const { config } = loadConfig({ env: {} });
+    assert.ok(Object.isFrozen(config));
+    assert.ok(Object.isFrozen(config.saml));
+    assert.throws(() => {
+      (config.saml as { clockSkewSeconds: number }).clockSkewSeconds = 1;
+    }, TypeError);
+  });
+});

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { checkAccessUrl, checkLogoutRedirect } from '../../../src/domain/access-url.js';
+import { AppError } from '../../../src/errors/index.js';
+import { OPEN_REDIRECT_SHAPES } from '../../fixtures/open-redirect-shapes.js';
+
+const policy = {
+  allowedOrigins: ['https://board.example.net', 'https://intranet.a.example'],
+  allowHttp: false,
+  defaultServiceUrl: 'https://board.example.net/home',
+};
+
+describe('accessUrl rules (S-5)', () => {
+  it('refuses at least 20 open-redirect shapes with invalid_access_url', () => {
+    assert.ok(OPEN_REDIRECT_SHAPES.length >= 20);
+    for (const [name, shape] of OPEN_REDIRECT_SHAPES) {
+      assert.throws(
+        () => checkAccessUrl(shape, policy),
+        (err: unknown) => err instanceof AppError && err.code === 'invalid_access_url' && err.status === 400,
+        name,
+      );
+    }
+  });
+
+  it('refuses non-string values (repeated query parameters)', () => {
+    assert.throws(() => checkAccessUrl(['https://board.example.net/'], policy), AppError);
+    assert.throws(() => checkAccessUrl({ a: 1 }, policy), AppError);
+  });
+
+  it('accepts allowed origins and returns exactly the normalised URL', () => {
+    assert.equal(checkAccessUrl('https://board.example.net/list?x=1&y=%20', policy), 'https://board.example.net/list?x=1&y=%20');
+    assert.equal(checkAccessUrl('HTTPS://BOARD.example.net/A', policy), 'https://board.example.net/A');
+    assert.equal(checkAccessUrl('https://intranet.a.example', policy), 'https://intranet.a.example/');
+  });
+
+  it('resolves a path with exactly one leading slash on the default service origin', () => {
+    assert.equal(checkAccessUrl('/mail/inbox?id=3', policy), 'https://board.example.net/mail/inbox?id=3');
+    assert.equal(checkAccessUrl('/%2F%2Fevil.example', policy), 'https://board.example.net/%2F%2Fevil.example');
+  });
+
+  it('uses the default service URL when accessUrl is missing', () => {
+    assert.equal(checkAccessUrl(undefined, policy), 'https://board.example.net/home');
+    assert.equal(checkAccessUrl('', policy), 'https://board.example.net/home');
+  });
+
+  it('allows http only when the gateway itself runs on http', () => {
+    const httpPolicy = { ...policy, allowHttp: true, allowedOrigins: ['http://localhost:3000'] };
+    assert.equal(checkAccessUrl('http://localhost:3000/welcome', httpPolicy), 'http://localhost:3000/welcome');
+  });
+});
+
+describe('logout redirect rules (S-19)', () => {
+  const hosts = ['a.example', '*.portal.a.example'];
+  it('allows exact hosts and *.host subdomains', () => {
+    assert.equal(checkLogoutRedirect('https://a.example/bye', hosts, false), 'https://a.example/bye');
+    assert.equal(checkLogoutRedirect('https://x.portal.a.example/', hosts, false), 'https://x.portal.a.example/');
+    assert.equal(checkLogoutRedirect('https://y.x.portal.a.example/', hosts, false), 'https://y.x.portal.a.example/');
+  });
+  it('refuses everything else', () => {
+    const bad = [
+      'https://portal.a.example/', // *.host does not include the bare host
+      'https://evil.example/a.example',
+      'https://a.example.evil.example/',
+      'https://a.example@evil.example/',
+      'https://evilportal.a.example/',
+      'http://a.example/',
+      '//a.example/',
+      '/relative',
+      'javascript:alert(1)',
+      'https://a.example\\@evil.example',
+      '\thttps://a.example/',
+      '',
+      undefined,
+      ['https://a.example/'],
+    ];
+    for (const b of bad) assert.equal(checkLogoutRedirect(b, hosts, false), null, String(b));
+  });
+});

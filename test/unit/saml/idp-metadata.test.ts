@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AppError } from '../../../src/errors/index.js';
+import { normaliseCertificatePem } from '../../../src/sso/saml/certificates.js';
+import { applyIdpMetadata, parseIdpMetadata } from '../../../src/sso/saml/idp-metadata.js';
+import { derCertificate, idps } from '../../helpers/keys.js';
+
+const certBody = (pem: string): string => pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, '');
+
+function metadata(options: { certs?: string[]; use?: string | null; sso?: string; slo?: string; root?: 'EntityDescriptor' | 'EntitiesDescriptor'; entityId?: string | null } = {}): string {
+  const certs = options.certs ?? [idps.a.certificate];
+  const use = options.use === undefined ? 'signing' : options.use;
+  const keyDescriptors = certs
+    .map(
+      (c) =>
+        `<md:KeyDescriptor${use === null ? '' : ` use="${use}"`}><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>${certBody(c)}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>`,
+    )
+    .join('');
+  const sso = options.sso ?? '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example/sso"/>';
+  const slo = options.slo ?? '<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example/slo"/>';
+  const entityId = options.entityId === undefined ? 'https://idp.example/entity' : options.entityId;
+  const entity = `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"${entityId === null ? '' : ` entityID="${entityId}"`}><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">${keyDescriptors}${slo}${sso}</md:IDPSSODescriptor></md:EntityDescriptor>`;
+  return options.root === 'EntitiesDescriptor' ? `<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">${entity}</md:EntitiesDescriptor>` : entity;
+}
+
+const refusedWith = (re: RegExp) => (err: unknown) => err instanceof AppError && err.code === 'idp_metadata_invalid' && re.test(err.publicMessage);
+
+describe('IdP metadata import (S-12)', () => {
+  it('takes entityID, SSO URL, SLO URL and the signing certificates', () => {
+    const m = parseIdpMetadata(metadata({ certs: [idps.a.certificate, idps.aNext.certificate] }));
+    assert.equal(m.entityId, 'https://idp.example/entity');
+    assert.equal(m.ssoUrl, 'https://idp.example/sso');
+    assert.equal(m.sloUrl, 'https://idp.example/slo');
+    assert.equal(m.signingCertificates.length, 2);
+    assert.equal(certBody(m.signingCertificates[0]!), certBody(idps.a.certificate));
+  });
+
+  it('accepts an EntitiesDescriptor holding one IdP and KeyDescriptors without use=', () => {
+    const m = parseIdpMetadata(metadata({ root: 'EntitiesDescriptor', use: null }));
+    assert.equal(m.signingCertificates.length, 1);
+  });
+
+  it('keeps two certificates at most and says so', () => {
+    const m = parseIdpMetadata(metadata({ certs: [idps.a.certificate, idps.aNext.certificate, idps.b.certificate] }));
+    assert.equal(m.signingCertificates.length, 2);
+    assert.equal(m.warnings.length, 1);
+  });
+
+  it('applies to a tenant: login URL, entity ID, certificates, SLO URL', () => {
+    const sso = applyIdpMetadata({ enabled: true, type: 'saml', userKey: 'externalKey', setExpireTime: false }, parseIdpMetadata(metadata()));
+    assert.equal(sso.webLoginUrl, 'https://idp.example/sso');
+    assert.equal(sso.saml?.idpEntityId, 'https://idp.example/entity');
+    assert.equal(sso.saml?.idpSloUrl, 'https://idp.example/slo');
+    assert.equal(sso.saml?.allowSha1, false);
+  });
+
+  it('refuses malformed, hostile or incomplete metadata with a reason', () => {
+    assert.throws(() => parseIdpMetadata(''), refusedWith(/empty/));
+    assert.throws(() => parseIdpMetadata('<md:EntityDescriptor'), refusedWith(/malformed/));
+    assert.throws(() => parseIdpMetadata(`<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>${metadata()}`), refusedWith(/DOCTYPE/));
+    assert.throws(() => parseIdpMetadata('<foo/>'), refusedWith(/EntityDescriptor/));
+    assert.throws(() => parseIdpMetadata(metadata({ entityId: null })), refusedWith(/entityID/));
+    assert.throws(() => parseIdpMetadata(metadata({ certs: [] })), refusedWith(/signing certificate/));
+    assert.throws(() => parseIdpMetadata(metadata({ use: 'encryption' })), refusedWith(/signing certificate/));
+    assert.throws(() => parseIdpMetadata(metadata({ sso: '' })), refusedWith(/SingleSignOnService/));
+    assert.throws(
+      () => parseIdpMetadata(metadata({ sso: '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://idp.example/sso"/>' })),
+      refusedWith(/HTTP-Redirect/),
+    );
+    assert.throws(
+      () => parseIdpMetadata(metadata({ sso: '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="javascript:alert(1)"/>' })),
+      refusedWith(/http/),
+    );
+    assert.throws(() => parseIdpMetadata(metadata({ certs: ['-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----'] })), refusedWith(/certificate/));
+  });
+});
+
+describe('certificates are PEM only (S-12)', () => {
+  it('accepts PEM and normalises line endings', () => {
+    const pem = normaliseCertificatePem(idps.a.certificate.replace(/\n/g, '\r\n'));
+    assert.ok(pem.startsWith('-----BEGIN CERTIFICATE-----\n'));
+    assert.ok(!pem.includes('\r'));
+  });
+  it('refuses DER with certificate_not_pem and a "convert to PEM" message', () => {
+    assert.throws(
+      () => normaliseCertificatePem(derCertificate().toString('latin1')),
+      (err: unknown) => err instanceof AppError && err.code === 'certificate_not_pem' && /convert it to PEM/.test(err.publicMessage),
+    );
+    assert.throws(() => normaliseCertificatePem(derCertificate().toString('base64')), (err: unknown) => err instanceof AppError && err.code === 'certificate_not_pem');
+  });
+  it('refuses a PEM block that is not a certificate', () => {
+    assert.throws(
+      () => normaliseCertificatePem('-----BEGIN CERTIFICATE-----\nTUlJQmJhZGNlcnQ=\n-----END CERTIFICATE-----\n'),
+      (err: unknown) => err instanceof AppError && err.code === 'certificate_invalid',
+    );
+    assert.throws(() => normaliseCertificatePem(idps.a.privateKey), (err: unknown) => err instanceof AppError && err.code === 'certificate_not_pem');
+  });
+});
