@@ -44,6 +44,7 @@ export class AuditLog {
 
   /** Newest first. */
   async list(domain: string | null, limit = 100): Promise<AuditRecord[]> {
+    if (limit <= 0) return [];
     const raw = await this.store.lRange(domain ? keys.audit(domain) : keys.auditGlobal(), 0, limit - 1);
     return raw.map((r) => JSON.parse(r) as AuditRecord);
   }

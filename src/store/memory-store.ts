@@ -105,6 +105,7 @@ export class MemoryStore implements KeyValueStore {
   }
 
   async hSet(key: string, fields: Record<string, string>): Promise<void> {
+    if (Object.keys(fields).length === 0) return Promise.resolve();
     const e = this.ensure(key, 'hash', () => new Map());
     for (const [f, v] of Object.entries(fields)) e.value.set(f, v);
     return Promise.resolve();
@@ -127,6 +128,7 @@ export class MemoryStore implements KeyValueStore {
   }
 
   async sAdd(key: string, ...members: string[]): Promise<number> {
+    if (members.length === 0) return Promise.resolve(0);
     const e = this.ensure(key, 'set', () => new Set());
     let n = 0;
     for (const m of members) {
@@ -158,14 +160,14 @@ export class MemoryStore implements KeyValueStore {
   async pushCapped(key: string, value: string, max: number): Promise<void> {
     const e = this.ensure(key, 'list', () => []);
     e.value.unshift(value);
-    if (e.value.length > max) e.value.length = max;
+    if (e.value.length > Math.max(1, max)) e.value.length = Math.max(1, max);
     return Promise.resolve();
   }
 
   async lRange(key: string, start: number, stop: number): Promise<string[]> {
     const list = this.typed(key, 'list')?.value ?? [];
     const end = stop < 0 ? list.length + stop + 1 : stop + 1;
-    return Promise.resolve(list.slice(start < 0 ? Math.max(0, list.length + start) : start, end));
+    return Promise.resolve(list.slice(start < 0 ? Math.max(0, list.length + start) : start, Math.max(0, end)));
   }
 
   async incr(key: string, ttlMs: number): Promise<number> {

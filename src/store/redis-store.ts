@@ -112,14 +112,17 @@ export class RedisStore implements KeyValueStore {
   }
 
   hDel(key: string, ...fields: string[]): Promise<number> {
+    if (fields.length === 0) return Promise.resolve(0);
     return this.run(() => this.client.hdel(key, ...fields));
   }
 
   sAdd(key: string, ...members: string[]): Promise<number> {
+    if (members.length === 0) return Promise.resolve(0);
     return this.run(() => this.client.sadd(key, ...members));
   }
 
   sRem(key: string, ...members: string[]): Promise<number> {
+    if (members.length === 0) return Promise.resolve(0);
     return this.run(() => this.client.srem(key, ...members));
   }
 
@@ -133,7 +136,10 @@ export class RedisStore implements KeyValueStore {
 
   pushCapped(key: string, value: string, max: number): Promise<void> {
     return this.run(async () => {
-      await this.client.multi().lpush(key, value).ltrim(key, 0, max - 1).exec();
+      // MULTI reports a failed command in its results instead of rejecting: surface it.
+      const res = await this.client.multi().lpush(key, value).ltrim(key, 0, Math.max(1, max) - 1).exec();
+      const failed = res?.find(([err]) => err)?.[0];
+      if (failed) throw failed;
     });
   }
 

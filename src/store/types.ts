@@ -36,7 +36,7 @@ export interface KeyValueStore {
   sMembers(key: string): Promise<string[]>;
   sIsMember(key: string, member: string): Promise<boolean>;
 
-  /** LPUSH then LTRIM to `max` entries: a capped, newest-first log. */
+  /** LPUSH then LTRIM to `max` entries (at least 1): a capped, newest-first log. */
   pushCapped(key: string, value: string, max: number): Promise<void>;
   lRange(key: string, start: number, stop: number): Promise<string[]>;
 

@@ -1,0 +1,438 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { StoreUnavailableError } from '../../src/errors/index.js';
+import { MemoryStore, type KeyValueStore } from '../../src/store/index.js';
+import { createTestRedisStore } from '../helpers/redis.js';
+
+interface StoreFixture {
+  store: KeyValueStore;
+  cleanup: () => Promise<void>;
+}
+
+/** A misuse Redis answers with WRONGTYPE: a bug of ours (500), never "store unavailable" (503). */
+function isWrongType(err: unknown): boolean {
+  return err instanceof Error && !(err instanceof StoreUnavailableError) && /^WRONGTYPE/.test(err.message);
+}
+
+/**
+ * The KeyValueStore contract. Every assertion here holds for both implementations: the in-process
+ * store must behave exactly like Redis wherever idp-bridge relies on it.
+ */
+function storeContract(name: string, makeStore: () => Promise<StoreFixture>): void {
+  describe(`KeyValueStore contract: ${name}`, () => {
+    let fixture: StoreFixture;
+    let store: KeyValueStore;
+    /** A fresh key per use, so cases never see each other's data. */
+    const k = (label: string): string => `contract:${label}:${randomBytes(6).toString('hex')}`;
+
+    before(async () => {
+      fixture = await makeStore();
+      store = fixture.store;
+    });
+    after(async () => fixture.cleanup());
+
+    it('names its kind', () => {
+      assert.ok(store.kind === 'memory' || store.kind === 'redis');
+    });
+
+    it('ping resolves', async () => {
+      assert.equal(await store.ping(), undefined);
+    });
+
+    describe('strings', () => {
+      it('get is null for a missing key; set then get returns the value', async () => {
+        const key = k('str');
+        assert.equal(await store.get(key), null);
+        assert.equal(await store.set(key, 'v1'), true);
+        assert.equal(await store.get(key), 'v1');
+        assert.equal(await store.set(key, 'v2'), true, 'a plain set overwrites');
+        assert.equal(await store.get(key), 'v2');
+      });
+
+      it('keeps values byte for byte (unicode, empty string, JSON)', async () => {
+        const key = k('str');
+        for (const value of ['', 'ünï©ødé ✓ 😀', JSON.stringify({ a: [1, 'b'], c: null }), 'line1\nline2\r\n\t']) {
+          await store.set(key, value);
+          assert.equal(await store.get(key), value);
+        }
+      });
+
+      it('set with ttlMs gives the key a TTL and the key disappears after it', async () => {
+        const key = k('ttl');
+        assert.equal(await store.set(key, 'short', { ttlMs: 80 }), true);
+        const ttl = await store.pttl(key);
+        assert.ok(ttl > 0 && ttl <= 80, `pttl ${ttl} is within (0, 80]`);
+        assert.equal(await store.get(key), 'short');
+        await sleep(200);
+        assert.equal(await store.get(key), null);
+        assert.equal(await store.pttl(key), -2);
+        assert.equal(await store.getDel(key), null);
+        assert.equal(await store.del(key), 0, 'an expired key is not counted as deleted');
+      });
+
+      it('a plain set removes an earlier TTL', async () => {
+        const key = k('ttl');
+        await store.set(key, 'a', { ttlMs: 60_000 });
+        assert.ok((await store.pttl(key)) > 0);
+        await store.set(key, 'b');
+        assert.equal(await store.pttl(key), -1);
+      });
+
+      it('set nx: true and written when absent, false and untouched when present', async () => {
+        const key = k('nx');
+        assert.equal(await store.set(key, 'first', { nx: true }), true);
+        assert.equal(await store.get(key), 'first');
+        assert.equal(await store.set(key, 'second', { nx: true }), false);
+        assert.equal(await store.get(key), 'first', 'nx never overwrites');
+        assert.equal(await store.set(key, 'third', { nx: false }), true, 'nx: false is a plain set');
+        assert.equal(await store.get(key), 'third');
+      });
+
+      it('set nx with ttlMs applies the TTL only when it wins', async () => {
+        const key = k('nx');
+        assert.equal(await store.set(key, 'a', { nx: true, ttlMs: 60_000 }), true);
+        const ttl = await store.pttl(key);
+        assert.ok(ttl > 0 && ttl <= 60_000);
+        const plain = k('nx');
+        await store.set(plain, 'x');
+        assert.equal(await store.set(plain, 'y', { nx: true, ttlMs: 60_000 }), false);
+        assert.equal(await store.pttl(plain), -1, 'a losing nx set leaves the TTL alone');
+      });
+
+      it('set nx is refused when the key holds another type', async () => {
+        const key = k('nx');
+        await store.hSet(key, { f: 'v' });
+        assert.equal(await store.set(key, 'x', { nx: true }), false);
+        assert.deepEqual(await store.hGetAll(key), { f: 'v' });
+      });
+    });
+
+    describe('getDel (single use)', () => {
+      it('returns the value once, then null, and the key is gone', async () => {
+        const key = k('once');
+        await store.set(key, 'token', { ttlMs: 60_000 });
+        assert.equal(await store.getDel(key), 'token');
+        assert.equal(await store.getDel(key), null);
+        assert.equal(await store.get(key), null);
+        assert.equal(await store.pttl(key), -2);
+      });
+
+      it('is null for a missing key', async () => {
+        assert.equal(await store.getDel(k('missing')), null);
+      });
+
+      it('concurrent getDel: exactly one caller wins', async () => {
+        const key = k('race');
+        await store.set(key, 'prize');
+        const results = await Promise.all(Array.from({ length: 20 }, () => store.getDel(key)));
+        assert.deepEqual(
+          results.filter((r) => r !== null),
+          ['prize'],
+        );
+        assert.equal(results.filter((r) => r === null).length, 19);
+      });
+    });
+
+    describe('del', () => {
+      it('counts only keys that existed, of any type', async () => {
+        const [a, b, h, s, l, missing] = ['a', 'b', 'h', 's', 'l', 'missing'].map(k) as [string, string, string, string, string, string];
+        await store.set(a, '1');
+        await store.set(b, '2');
+        await store.hSet(h, { f: 'v' });
+        await store.sAdd(s, 'm');
+        await store.pushCapped(l, 'x', 10);
+        assert.equal(await store.del(a, b, h, s, l, missing), 5);
+        for (const key of [a, b, h, s, l]) assert.equal(await store.pttl(key), -2, `${key} is gone`);
+        assert.equal(await store.del(a, b), 0, 'deleting again counts nothing');
+      });
+
+      it('one key, a missing key, a repeated key, and no keys at all', async () => {
+        const key = k('one');
+        await store.set(key, 'v');
+        assert.equal(await store.del(k('missing')), 0);
+        assert.equal(await store.del(key, key), 1, 'a key named twice is deleted once');
+        assert.equal(await store.get(key), null);
+        assert.equal(await store.del(), 0);
+      });
+    });
+
+    describe('pttl and expire', () => {
+      it('pttl is -2 for a missing key, -1 without TTL, positive with one', async () => {
+        const key = k('pttl');
+        assert.equal(await store.pttl(key), -2);
+        await store.set(key, 'v');
+        assert.equal(await store.pttl(key), -1);
+        await store.set(key, 'v', { ttlMs: 10_000 });
+        const ttl = await store.pttl(key);
+        assert.ok(Number.isInteger(ttl) && ttl > 0 && ttl <= 10_000, `pttl ${ttl} is within (0, 10000]`);
+      });
+
+      it('expire: false on a missing key, true on an existing one, and the key then expires', async () => {
+        const key = k('expire');
+        assert.equal(await store.expire(key, 60_000), false);
+        assert.equal(await store.pttl(key), -2, 'expire does not create a key');
+        await store.set(key, 'v');
+        assert.equal(await store.expire(key, 60_000), true);
+        const long = await store.pttl(key);
+        assert.ok(long > 0 && long <= 60_000);
+        assert.equal(await store.expire(key, 80), true, 'expire replaces the TTL');
+        const short = await store.pttl(key);
+        assert.ok(short > 0 && short <= 80, `pttl ${short} is within (0, 80]`);
+        await sleep(200);
+        assert.equal(await store.get(key), null);
+        assert.equal(await store.pttl(key), -2);
+      });
+
+      it('expire works on hashes, sets and lists too', async () => {
+        const h = k('h');
+        const s = k('s');
+        const l = k('l');
+        await store.hSet(h, { f: 'v' });
+        await store.sAdd(s, 'm');
+        await store.pushCapped(l, 'x', 10);
+        for (const key of [h, s, l]) {
+          assert.equal(await store.pttl(key), -1);
+          assert.equal(await store.expire(key, 30_000), true);
+          const ttl = await store.pttl(key);
+          assert.ok(ttl > 0 && ttl <= 30_000);
+        }
+        assert.equal(await store.sIsMember(s, 'm'), true, 'expire keeps the value');
+      });
+    });
+
+    describe('hashes', () => {
+      it('hSet / hGet / hGetAll, with overwrite and merge', async () => {
+        const key = k('hash');
+        assert.equal(await store.hGet(key, 'a'), null);
+        assert.deepEqual(await store.hGetAll(key), {});
+        await store.hSet(key, { a: '1', b: '2' });
+        assert.equal(await store.hGet(key, 'a'), '1');
+        assert.equal(await store.hGet(key, 'zz'), null);
+        await store.hSet(key, { b: 'two', c: '3' });
+        assert.deepEqual(await store.hGetAll(key), { a: '1', b: 'two', c: '3' });
+      });
+
+      it('hSet with no fields writes nothing', async () => {
+        const key = k('hash');
+        await store.hSet(key, {});
+        assert.deepEqual(await store.hGetAll(key), {});
+        assert.equal(await store.pttl(key), -2, 'no empty hash is left behind');
+        assert.equal(await store.set(key, 'v', { nx: true }), true, 'the key is still free');
+      });
+
+      it('hSetNx sets a field only when absent', async () => {
+        const key = k('hash');
+        assert.equal(await store.hSetNx(key, 'f', 'first'), true, 'creates the hash');
+        assert.equal(await store.hSetNx(key, 'f', 'second'), false);
+        assert.equal(await store.hGet(key, 'f'), 'first');
+        assert.equal(await store.hSetNx(key, 'g', 'other'), true);
+        assert.deepEqual(await store.hGetAll(key), { f: 'first', g: 'other' });
+      });
+
+      it('concurrent hSetNx on one field: exactly one caller wins', async () => {
+        const key = k('hash');
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.hSetNx(key, 'owner', `c${i}`)));
+        assert.equal(results.filter(Boolean).length, 1);
+        assert.equal(await store.hGet(key, 'owner'), `c${results.indexOf(true)}`);
+      });
+
+      it('hDel counts removed fields; the emptied hash disappears', async () => {
+        const key = k('hash');
+        await store.hSet(key, { a: '1', b: '2', c: '3' });
+        assert.equal(await store.hDel(key, 'a', 'missing'), 1);
+        assert.deepEqual(await store.hGetAll(key), { b: '2', c: '3' });
+        assert.equal(await store.hDel(key, 'b', 'c'), 2);
+        assert.deepEqual(await store.hGetAll(key), {});
+        assert.equal(await store.pttl(key), -2, 'an empty hash does not exist');
+        assert.equal(await store.hDel(key, 'a'), 0);
+        assert.equal(await store.set(key, 'now a string', { nx: true }), true, 'the key is free for another type');
+      });
+    });
+
+    describe('sets', () => {
+      it('sAdd counts only new members, sMembers lists them, sIsMember checks', async () => {
+        const key = k('set');
+        assert.deepEqual(await store.sMembers(key), []);
+        assert.equal(await store.sIsMember(key, 'a'), false);
+        assert.equal(await store.sAdd(key, 'a', 'b', 'a'), 2, 'a repeated member counts once');
+        assert.equal(await store.sAdd(key, 'b', 'c'), 1);
+        assert.deepEqual((await store.sMembers(key)).sort(), ['a', 'b', 'c']);
+        assert.equal(await store.sIsMember(key, 'c'), true);
+        assert.equal(await store.sIsMember(key, 'z'), false);
+      });
+
+      it('sRem counts removed members; the emptied set disappears', async () => {
+        const key = k('set');
+        await store.sAdd(key, 'a', 'b', 'c');
+        assert.equal(await store.sRem(key, 'a', 'missing'), 1);
+        assert.deepEqual((await store.sMembers(key)).sort(), ['b', 'c']);
+        assert.equal(await store.sIsMember(key, 'a'), false);
+        assert.equal(await store.sRem(key, 'b', 'c'), 2);
+        assert.deepEqual(await store.sMembers(key), []);
+        assert.equal(await store.pttl(key), -2, 'an empty set does not exist');
+        assert.equal(await store.sRem(key, 'a'), 0);
+      });
+    });
+
+    describe('capped lists', () => {
+      it('pushCapped keeps the newest first and caps the length', async () => {
+        const key = k('list');
+        for (const v of ['1', '2', '3', '4', '5']) await store.pushCapped(key, v, 3);
+        assert.deepEqual(await store.lRange(key, 0, -1), ['5', '4', '3']);
+        await store.pushCapped(key, '6', 3);
+        assert.deepEqual(await store.lRange(key, 0, -1), ['6', '5', '4']);
+      });
+
+      it('pushCapped below the cap keeps everything, a cap of 1 keeps only the newest', async () => {
+        const key = k('list');
+        await store.pushCapped(key, 'a', 10);
+        await store.pushCapped(key, 'b', 10);
+        assert.deepEqual(await store.lRange(key, 0, -1), ['b', 'a']);
+        await store.pushCapped(key, 'c', 1);
+        assert.deepEqual(await store.lRange(key, 0, -1), ['c']);
+      });
+
+      it('lRange: inclusive stop, negative indexes, ranges past the ends', async () => {
+        const key = k('list');
+        assert.deepEqual(await store.lRange(key, 0, -1), [], 'a missing list is empty');
+        for (const v of ['e', 'd', 'c', 'b', 'a']) await store.pushCapped(key, v, 100);
+        assert.deepEqual(await store.lRange(key, 0, -1), ['a', 'b', 'c', 'd', 'e']);
+        assert.deepEqual(await store.lRange(key, 0, 0), ['a'], 'stop is inclusive');
+        assert.deepEqual(await store.lRange(key, 0, 1), ['a', 'b']);
+        assert.deepEqual(await store.lRange(key, 1, 3), ['b', 'c', 'd']);
+        assert.deepEqual(await store.lRange(key, 0, -2), ['a', 'b', 'c', 'd']);
+        assert.deepEqual(await store.lRange(key, 1, -2), ['b', 'c', 'd']);
+        assert.deepEqual(await store.lRange(key, -2, -1), ['d', 'e']);
+        assert.deepEqual(await store.lRange(key, -100, 1), ['a', 'b'], 'a start before the head is clamped');
+        assert.deepEqual(await store.lRange(key, 0, 100), ['a', 'b', 'c', 'd', 'e'], 'a stop past the tail is clamped');
+        assert.deepEqual(await store.lRange(key, 3, 1), [], 'start after stop');
+        assert.deepEqual(await store.lRange(key, 10, 20), [], 'start past the tail');
+        assert.deepEqual(await store.lRange(key, 0, -5), ['a']);
+        assert.deepEqual(await store.lRange(key, 0, -6), [], 'a stop before the head is empty');
+        assert.deepEqual(await store.lRange(key, 0, -7), [], 'a stop further before the head is empty');
+      });
+    });
+
+    describe('incr', () => {
+      it('starts at 1 and counts up', async () => {
+        const key = k('ctr');
+        assert.equal(await store.incr(key, 60_000), 1);
+        assert.equal(await store.incr(key, 60_000), 2);
+        assert.equal(await store.incr(key, 60_000), 3);
+        assert.equal(await store.get(key), '3');
+      });
+
+      it('sets the TTL once, on creation; later increments do not extend it', async () => {
+        const key = k('ctr');
+        assert.equal(await store.incr(key, 5_000), 1);
+        const first = await store.pttl(key);
+        assert.ok(first > 0 && first <= 5_000, `pttl ${first} is within (0, 5000]`);
+        assert.equal(await store.incr(key, 600_000), 2);
+        const second = await store.pttl(key);
+        assert.ok(second > 0 && second <= first, `pttl did not grow: ${second} <= ${first}`);
+        assert.equal(await store.incr(key, 600_000), 3);
+        assert.ok((await store.pttl(key)) <= first);
+      });
+
+      it('starts again at 1 after the counter expired', async () => {
+        const key = k('ctr');
+        assert.equal(await store.incr(key, 80), 1);
+        assert.equal(await store.incr(key, 80), 2);
+        await sleep(200);
+        assert.equal(await store.pttl(key), -2);
+        assert.equal(await store.incr(key, 60_000), 1);
+      });
+
+      it('increments an existing integer string and leaves its TTL alone', async () => {
+        const key = k('ctr');
+        await store.set(key, '41');
+        assert.equal(await store.incr(key, 60_000), 42);
+        assert.equal(await store.pttl(key), -1);
+      });
+
+      it('rejects on a value that is not an integer', async () => {
+        const key = k('ctr');
+        await store.set(key, 'abc');
+        await assert.rejects(store.incr(key, 60_000));
+        assert.equal(await store.get(key), 'abc');
+      });
+
+      it('concurrent increments are not lost', async () => {
+        const key = k('ctr');
+        const results = await Promise.all(Array.from({ length: 25 }, () => store.incr(key, 60_000)));
+        assert.deepEqual(
+          [...results].sort((x, y) => x - y),
+          Array.from({ length: 25 }, (_, i) => i + 1),
+        );
+      });
+    });
+
+    describe('misuse of a key of another type (WRONGTYPE) rejects, and is not "store unavailable"', () => {
+      it('hGet on a string key', async () => {
+        const key = k('str');
+        await store.set(key, 'v');
+        await assert.rejects(store.hGet(key, 'f'), isWrongType);
+        assert.equal(await store.get(key), 'v', 'the value is untouched');
+      });
+
+      it('every read and write of the wrong type', async () => {
+        const str = k('str');
+        const hash = k('hash');
+        const set = k('set');
+        const list = k('list');
+        await store.set(str, 'v');
+        await store.hSet(hash, { f: 'v' });
+        await store.sAdd(set, 'm');
+        await store.pushCapped(list, 'x', 10);
+        const misuses: Array<[string, () => Promise<unknown>]> = [
+          ['get on a hash', () => store.get(hash)],
+          ['getDel on a set', () => store.getDel(set)],
+          ['hGetAll on a string', () => store.hGetAll(str)],
+          ['hSet on a set', () => store.hSet(set, { f: 'v' })],
+          ['hSetNx on a list', () => store.hSetNx(list, 'f', 'v')],
+          ['hDel on a string', () => store.hDel(str, 'f')],
+          ['sAdd on a hash', () => store.sAdd(hash, 'm')],
+          ['sRem on a string', () => store.sRem(str, 'm')],
+          ['sMembers on a list', () => store.sMembers(list)],
+          ['sIsMember on a hash', () => store.sIsMember(hash, 'm')],
+          ['lRange on a string', () => store.lRange(str, 0, -1)],
+          ['incr on a hash', () => store.incr(hash, 60_000)],
+          ['pushCapped on a string', () => store.pushCapped(str, 'x', 10)],
+          ['pushCapped on a hash', () => store.pushCapped(hash, 'x', 10)],
+        ];
+        const resolved: string[] = [];
+        for (const [label, op] of misuses) {
+          try {
+            await op();
+            resolved.push(label);
+          } catch (err) {
+            assert.ok(isWrongType(err), `${label}: ${String(err)}`);
+          }
+        }
+        assert.deepEqual(resolved, [], 'every misuse rejects with WRONGTYPE');
+        assert.equal(await store.get(str), 'v');
+        assert.deepEqual(await store.hGetAll(hash), { f: 'v' });
+        assert.deepEqual(await store.sMembers(set), ['m']);
+        assert.deepEqual(await store.lRange(list, 0, -1), ['x']);
+      });
+    });
+
+    it('close resolves', async () => {
+      const other = await makeStore();
+      await other.store.set(k('close'), 'v');
+      await other.cleanup();
+    });
+  });
+}
+
+storeContract('MemoryStore', () => {
+  const store = new MemoryStore();
+  return Promise.resolve({ store, cleanup: () => store.close() });
+});
+
+storeContract('RedisStore', async () => {
+  const { store, cleanup } = await createTestRedisStore();
+  return { store, cleanup };
+});
