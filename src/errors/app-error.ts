@@ -23,6 +23,8 @@ export class AppError extends Error {
   readonly detail: string | undefined;
   readonly reason: string | undefined;
   readonly details: unknown;
+  /** The tenant a refusal concerns, once the use case knows it (for the audit trail). */
+  tenantDomain: string | undefined;
 
   constructor(code: ErrorCode, options: AppErrorOptions = {}) {
     const entry = ERROR_CODES[code];

@@ -48,7 +48,7 @@ export function errorHandler() {
     res.status(appErr.status);
     const wantsHtml = res.locals.errorFormat === 'html';
     if (wantsHtml) {
-      res.type('html').send(errorPage({ code: appErr.code, message: appErr.publicMessage, requestId: res.locals.requestId }));
+      res.type('html').send(errorPage({ code: appErr.code, message: appErr.publicMessage, requestId: res.locals.requestId, retryUrl: res.locals.retryUrl }));
       return;
     }
     const body: Record<string, unknown> = { error: appErr.code, message: appErr.publicMessage, requestId: res.locals.requestId };

@@ -10,6 +10,8 @@ declare module 'express-serve-static-core' {
     errorFormat?: 'html' | 'json';
     /** Tenant the request concerns, once known (for logs). */
     domain?: string;
+    /** A browser error page offers this link to start again. */
+    retryUrl?: string;
   }
 }
 

@@ -70,6 +70,14 @@ export function standardTenants(): Array<{ tenant: Tenant; members: NewMember[] 
   ];
 }
 
+/** Writes the standard tenants and members through a gateway's repositories. */
+export async function seedStandardTenants(services: CreatedApp['services']): Promise<void> {
+  for (const { tenant, members } of standardTenants()) {
+    await services.tenants.save(tenant);
+    for (const m of members) await services.members.save(tenant.domain, m);
+  }
+}
+
 export interface Gateway extends CreatedApp {
   store: KeyValueStore;
   clock: FakeClock;
@@ -115,12 +123,7 @@ export async function createGateway(options: GatewayOptions = {}): Promise<Gatew
   });
   const logger = createLogger({ level: 'info', destination });
   const created = createApp({ config, store, logger, clock });
-  if (!options.store) {
-    for (const { tenant, members } of standardTenants()) {
-      await created.services.tenants.save(tenant);
-      for (const m of members) await created.services.members.save(tenant.domain, m);
-    }
-  }
+  if (!options.store) await seedStandardTenants(created.services);
   return {
     ...created,
     store,

@@ -35,13 +35,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Starts a throw-away redis-server on a free loopback port; resolves when it answers. */
-export async function startRedisServer(extraArgs: string[] = []): Promise<{ url: string; port: number; stop: () => void }> {
+/** Starts a throw-away redis-server on a loopback port (a free one unless given); resolves when it answers. */
+export async function startRedisServer(options: { port?: number; extraArgs?: string[] } = {}): Promise<{ url: string; port: number; stop: () => void }> {
   if (spawnSync('redis-server', ['--version']).error) {
     throw new Error('No Redis for the tests: set REDIS_URL, run Redis on 127.0.0.1:6379, or install redis-server (apt-get install redis-server).');
   }
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], {
+  const port = options.port ?? (await freePort());
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(options.extraArgs ?? [])], {
     stdio: 'ignore',
   });
   const url = `redis://127.0.0.1:${port}`;

@@ -1,53 +1,19 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { RedisStore } from '../../src/store/index.js';
-import { SERVICE_ORIGIN, createGateway, errorCodeOf, standardTenants, type Gateway } from '../helpers/gateway.js';
+import { SERVICE_ORIGIN, createGateway, errorCodeOf, seedStandardTenants, type Gateway } from '../helpers/gateway.js';
 import { startRedisServer } from '../helpers/redis.js';
 
 const LOGIN_PATH = '/d/login/a.example';
 const ACCESS_URL = `${SERVICE_ORIGIN}/x`;
-
-async function answersPing(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.ping();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
-}
-
-/** A redis-server on a given port (the helper only picks free ones); resolves once it answers. */
-async function startRedisOnPort(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    if (await answersPing(`redis://127.0.0.1:${port}`)) return child;
-    await sleep(50);
-  }
-  child.kill('SIGKILL');
-  throw new Error(`redis-server on port ${port} did not start`);
-}
-
-async function seed(gw: Gateway): Promise<void> {
-  for (const { tenant, members } of standardTenants()) {
-    await gw.services.tenants.save(tenant);
-    for (const m of members) await gw.services.members.save(tenant.domain, m);
-  }
-}
 
 describe('the store goes away and comes back (Redis down → 503, never 500 or a hang; recovers by itself)', () => {
   let gw: Gateway;
   let store: RedisStore;
   let port: number;
   let stopFirst: () => void;
-  let second: ChildProcess | undefined;
+  let second: { stop: () => void } | undefined;
 
   before(async () => {
     const server = await startRedisServer();
@@ -56,14 +22,14 @@ describe('the store goes away and comes back (Redis down → 503, never 500 or a
     store = new RedisStore({ url: server.url, commandTimeoutMs: 1000 });
     await store.connect();
     gw = await createGateway({ store });
-    await seed(gw);
+    await seedStandardTenants(gw.services);
   });
 
   after(async () => {
     await store?.close();
     await gw?.close();
     stopFirst?.();
-    second?.kill('SIGKILL');
+    second?.stop();
   });
 
   it('is ready and starts logins while Redis is up', { timeout: 15_000 }, async () => {
@@ -115,7 +81,7 @@ describe('the store goes away and comes back (Redis down → 503, never 500 or a
   });
 
   it('recovers by itself when Redis is back on the same address', { timeout: 15_000 }, async () => {
-    second = await startRedisOnPort(port);
+    second = await startRedisServer({ port });
     let status = 0;
     for (let i = 0; i < 100 && status !== 200; i++) {
       status = (await gw.http.get('/readyz')).status;
@@ -128,7 +94,7 @@ describe('the store goes away and comes back (Redis down → 503, never 500 or a
     assert.equal(empty.status, 404);
     assert.equal(errorCodeOf(empty), 'tenant_not_found');
 
-    await seed(gw);
+    await seedStandardTenants(gw.services);
     const login = await gw.http.get(LOGIN_PATH).query({ accessUrl: ACCESS_URL });
     assert.equal(login.status, 302, login.text.slice(0, 300));
     assert.ok(String(login.headers.location).includes('SAMLRequest='));

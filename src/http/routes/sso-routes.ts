@@ -55,8 +55,10 @@ export function ssoRoutes(s: Services): Router {
         result = await s.acs.consume({ domain: String(req.params.domain), samlResponse: body.SAMLResponse, relayState: body.RelayState });
       } catch (err) {
         if (err instanceof AppError) {
-          const domain = (err as AppError & { domain?: string }).domain;
+          const domain = err.tenantDomain;
           res.locals.domain = domain;
+          // A fresh start is the way out of a failed sign-in; the page offers it (no automatic loop).
+          if (domain) res.locals.retryUrl = `/d/login/${domain}`;
           await s.audit.record({
             type: err.code === 'member_not_found' || err.code === 'member_not_active' ? 'login.failed' : 'saml_response.rejected',
             domain,

@@ -129,7 +129,7 @@ export class SamlAcs {
       return await this.result(ctx);
     } catch (err) {
       // Let the caller audit the refusal against the tenant when we got that far.
-      if (err instanceof AppError && ctx.tenant) (err as AppError & { domain?: string }).domain = ctx.tenant.domain;
+      if (err instanceof AppError && ctx.tenant) err.tenantDomain = ctx.tenant.domain;
       throw err;
     }
   }

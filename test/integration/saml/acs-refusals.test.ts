@@ -90,11 +90,13 @@ describe('ACS refusals (S-8, S-9)', () => {
     });
   });
 
-  it('refuses a transaction older than 30 minutes (login_transaction_invalid)', async () => {
+  it('refuses a transaction older than 30 minutes (login_transaction_invalid) and offers a fresh start', async () => {
     const login = await beginLogin(gw, 'a.example');
     gw.clock.advance(30 * 60_000);
     const res = await postAcs(gw, 'a.example', validResponse(gw, 'a.example', idps.a, login, 'emp-001'), login.relayState);
     await expectRefusal(res, 'login_transaction_invalid', 'transaction_expired');
+    assert.match(res.text, /href="\/d\/login\/a\.example"/, 'the page links to a new login (a link, not a redirect loop)');
+    assert.match(res.text, new RegExp(`data-request-id>${res.headers['x-request-id'] as string}<`), 'the support reference is the request id');
   });
 
   it('accepts a transaction just under 30 minutes old', async () => {

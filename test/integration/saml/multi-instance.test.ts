@@ -15,7 +15,7 @@ import {
   responseSpec,
   sessionCookieOf,
   signed,
-  standardTenants,
+  seedStandardTenants,
   validResponse,
   type Gateway,
 } from '../../helpers/gateway.js';
@@ -35,10 +35,7 @@ describe('two instances on one Redis', () => {
     const clock = new FakeClock();
     one = await createGateway({ store: shared.store, clock });
     two = await createGateway({ store: secondStore, clock });
-    for (const { tenant, members } of standardTenants()) {
-      await one.services.tenants.save(tenant);
-      for (const m of members) await one.services.members.save(tenant.domain, m);
-    }
+    await seedStandardTenants(one.services);
   });
   after(async () => {
     await secondStore.close();
