@@ -7,7 +7,7 @@ export function esc(value: unknown): string {
 }
 
 const STYLE = `body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1d2433}
-h1{font-size:1.4rem}.ref{color:#5b6478;font-size:.9rem}code{background:#f1f3f7;padding:.1rem .3rem;border-radius:3px}
+h1{font-size:1.4rem}.ref{color:#5b6478;font-size:.9rem;line-height:1.8}code{background:#f1f3f7;padding:.1rem .3rem;border-radius:3px}
 a.button,button{display:inline-block;background:#2454d6;color:#fff;border:0;border-radius:4px;padding:.5rem 1rem;text-decoration:none;font-size:1rem;cursor:pointer}
 label{display:block;margin:.6rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.4rem;font-size:1rem}`;
 
