@@ -10,8 +10,6 @@ import { systemClock } from './domain/clock.js';
 import { createLogger } from './observability/logger.js';
 import { applySeed, readSeed } from './seed.js';
 import { MemoryStore, RedisStore, type KeyValueStore } from './store/index.js';
-import { MemberRepository } from './domain/members.js';
-import { TenantRepository } from './domain/tenants.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -44,10 +42,6 @@ async function main(): Promise<void> {
   }
 
   const seed = config.seedFile ? readSeed(config.seedFile, config.publicUrl) : undefined;
-  if (seed) {
-    await applySeed(seed, { tenants: new TenantRepository(store), members: new MemberRepository(store) });
-    logger.info({ tenants: seed.tenants.map((t) => t.domain) }, 'seed applied');
-  }
 
   let demo: DemoOptions | undefined;
   if (config.demo.enabled && config.env !== 'production') {
@@ -60,7 +54,11 @@ async function main(): Promise<void> {
     };
   }
 
-  const { app } = createApp({ config, store, logger, clock: systemClock }, demo);
+  const { app, services } = createApp({ config, store, logger, clock: systemClock }, demo);
+  if (seed) {
+    await applySeed(seed, services);
+    logger.info({ tenants: seed.tenants.map((t) => t.domain) }, 'seed applied');
+  }
   const server = createServer(app);
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;

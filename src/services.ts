@@ -2,11 +2,15 @@ import type { Strategy } from 'passport';
 import type { Config } from './config/index.js';
 import type { Clock } from './domain/clock.js';
 import { MemberRepository } from './domain/members.js';
+import { SecretBox } from './domain/secret-box.js';
 import { TenantRepository } from './domain/tenants.js';
 import type { Tenant } from './domain/tenant.js';
 import type { AccessUrlPolicy } from './domain/access-url.js';
 import { AuditLog } from './observability/audit.js';
 import type { Logger } from './observability/logger.js';
+import { AppLoginChecks } from './sso/app-login-checks.js';
+import { OAuthLogin } from './sso/oauth/oauth-login.js';
+import { OutboundHttp } from './sso/oauth/outbound-http.js';
 import { SamlAcs } from './sso/saml/acs.js';
 import type { SpContext } from './sso/saml/options.js';
 import { createSamlStrategy } from './sso/saml/strategy.js';
@@ -31,6 +35,9 @@ export interface Services extends AppDeps {
   audit: AuditLog;
   samlStrategy: Strategy;
   acs: SamlAcs;
+  outbound: OutboundHttp;
+  oauthLogin: OAuthLogin;
+  appLoginChecks: AppLoginChecks;
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
   defaultServiceUrl(tenant: Tenant): string;
@@ -38,12 +45,15 @@ export interface Services extends AppDeps {
 
 export function buildServices(deps: AppDeps): Services {
   const { config, store, clock, logger } = deps;
-  const tenants = new TenantRepository(store);
+  const secretBox = new SecretBox(config.secretKeys);
+  const tenants = new TenantRepository(store, secretBox);
   const members = new MemberRepository(store);
   const transactions = new LoginTransactions(store, clock, config.loginTransaction.ttlSeconds);
   const samlStrategy = createSamlStrategy();
   const sp: SpContext = { publicUrl: config.publicUrl, spEntityId: config.saml.spEntityId };
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
+  const allowHttp = config.env !== 'production';
+  const outbound = new OutboundHttp({ ...config.oauth, allowHttp });
   return {
     ...deps,
     tenants,
@@ -65,6 +75,9 @@ export function buildServices(deps: AppDeps): Services {
       maxResponseBytes: config.saml.maxResponseBytes,
       replayWindowMs: config.saml.replayWindowSeconds * 1000,
     }),
+    outbound,
+    oauthLogin: new OAuthLogin({ http: outbound, transactions, members, clock, publicUrl: config.publicUrl, allowHttp }),
+    appLoginChecks: new AppLoginChecks(store),
     accessUrlPolicy: (tenant) => ({
       allowedOrigins: [...config.serviceOrigins, ...tenant.serviceOrigins],
       allowHttp: config.publicUrl.startsWith('http://'),

@@ -41,6 +41,14 @@ export const configSchema = z.strictObject({
     /** How long a seen assertion ID is remembered when the assertion gives no NotOnOrAfter. */
     replayWindowSeconds: z.number().int().min(60).max(7 * 86_400).default(86_400),
   }),
+  oauth: z.strictObject({
+    /** S-15: calls to the IdP's token and user-info APIs give up connecting after 1 s … */
+    connectTimeoutMs: z.number().int().min(100).max(30_000).default(1000),
+    /** … and reading after 3 s. */
+    readTimeoutMs: z.number().int().min(100).max(60_000).default(3000),
+    /** Largest IdP answer read (token, user info, discovery, JWKS). */
+    maxResponseBytes: z.number().int().min(1024).max(10_000_000).default(1_000_000),
+  }),
   session: z.strictObject({
     cookieName: z.string().regex(/^[A-Za-z0-9_-]+$/).default('idpb_session'),
     /** S-10 defaults: 24 h for web logins, 30 days for app logins. */

@@ -38,6 +38,25 @@ export const samlSettingsSchema = z.strictObject({
 });
 export type SamlSettings = z.infer<typeof samlSettingsSchema>;
 
+export const oauthSettingsSchema = z.strictObject({
+  /** `works`: the suite's documented OAuth profile (S-14, S-15); `oidc`: standard OpenID Connect (S-16). */
+  profile: z.enum(['works', 'oidc']).default('works'),
+  clientId: z.string().min(1).max(512),
+  /** Stored encrypted with the gateway's secret keys (`enc:v1:…`); plain text only on input. */
+  clientSecret: z.string().min(1).max(4096),
+  /** works: the IdP's Access Token Return API. */
+  tokenUrl: z.string().url().optional(),
+  /** works: the IdP's Return User Information API. */
+  userInfoUrl: z.string().url().optional(),
+  /** oidc: the issuer identifier (discovery at {issuer}/.well-known/openid-configuration). */
+  issuer: z.string().url().optional(),
+  /** oidc: the ID token claim holding the user key (default `sub`). */
+  userKeyClaim: z.string().min(1).max(200).default('sub'),
+  /** oidc: scopes to ask for (always includes openid). */
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).default(['openid']),
+});
+export type OAuthSettings = z.infer<typeof oauthSettingsSchema>;
+
 export const ssoSettingsSchema = z.strictObject({
   enabled: z.boolean().default(false),
   type: z.enum(['saml', 'oauth']).default('saml'),
@@ -49,6 +68,7 @@ export const ssoSettingsSchema = z.strictObject({
   appLoginUrl: z.string().url().optional(),
   logoutUrl: z.string().url().optional(),
   saml: samlSettingsSchema.optional(),
+  oauth: oauthSettingsSchema.optional(),
 });
 export type SsoSettings = z.infer<typeof ssoSettingsSchema>;
 

@@ -1,10 +1,19 @@
 import { AppError } from '../errors/index.js';
 import { keys, type KeyValueStore } from '../store/index.js';
+import { SecretBox } from './secret-box.js';
 import { DOMAIN_RE, tenantSchema, type Tenant } from './tenant.js';
 
-/** Tenant records. Values are validated when written, so reads trust the shape. */
+const clientSecretContext = (domain: string): string => `tenant:${domain}:oauth.clientSecret`;
+
+/**
+ * Tenant records. Values are validated when written, so reads trust the shape. The OAuth client
+ * secret is sealed (AES-GCM, `secretKeys`) in the store and opened on read.
+ */
 export class TenantRepository {
-  constructor(private readonly store: KeyValueStore) {}
+  constructor(
+    private readonly store: KeyValueStore,
+    private readonly secrets: SecretBox,
+  ) {}
 
   /** Normalises a domain from a URL; returns null for anything that is not a DNS name. */
   static normaliseDomain(raw: unknown): string | null {
@@ -15,7 +24,13 @@ export class TenantRepository {
 
   async find(domain: string): Promise<Tenant | null> {
     const raw = await this.store.get(keys.tenant(domain));
-    return raw === null ? null : (JSON.parse(raw) as Tenant);
+    if (raw === null) return null;
+    const tenant = JSON.parse(raw) as Tenant;
+    const oauth = tenant.sso.oauth;
+    if (oauth && SecretBox.isSealed(oauth.clientSecret)) {
+      oauth.clientSecret = this.secrets.open(oauth.clientSecret, clientSecretContext(domain));
+    }
+    return tenant;
   }
 
   /** Loads the tenant or throws 404 `tenant_not_found`. */
@@ -28,7 +43,16 @@ export class TenantRepository {
 
   async save(input: Tenant): Promise<Tenant> {
     const tenant = tenantSchema.parse(input);
-    await this.store.set(keys.tenant(tenant.domain), JSON.stringify(tenant));
+    const stored: Tenant = tenant.sso.oauth
+      ? {
+          ...tenant,
+          sso: {
+            ...tenant.sso,
+            oauth: { ...tenant.sso.oauth, clientSecret: this.secrets.seal(tenant.sso.oauth.clientSecret, clientSecretContext(tenant.domain)) },
+          },
+        }
+      : tenant;
+    await this.store.set(keys.tenant(tenant.domain), JSON.stringify(stored));
     await this.store.sAdd(keys.tenantIndex(), tenant.domain);
     return tenant;
   }

@@ -33,6 +33,15 @@ export const ERROR_CODES = {
     status: 400,
     message: 'Sign-in must start from this site. Please open the sign-in link again.',
   },
+  oauth_login_failed: {
+    status: 400,
+    message: 'Signing in with your identity provider did not succeed. Please try again.',
+  },
+  idp_unavailable: {
+    status: 502,
+    message: 'Your identity provider did not answer in time. Please try again in a moment.',
+  },
+  rate_limited: { status: 429, message: 'Too many attempts. Please wait a moment and try again.' },
   // mapping (S-1 … S-3)
   member_not_found: { status: 403, message: 'Your account is not registered in this organisation.' },
   member_not_active: { status: 403, message: 'Your account is not active. Please contact your administrator.' },
@@ -79,3 +88,28 @@ export const SAML_REJECT_REASONS = [
 ] as const;
 
 export type SamlRejectReason = (typeof SAML_REJECT_REASONS)[number];
+
+/**
+ * Private reasons of a failed OAuth / OIDC login (S-15 … S-17), logged and audited, never shown.
+ * `token_*` and `userinfo_*` reasons also take the outbound failures (`token_connect_timeout`,
+ * `userinfo_read_timeout` …).
+ */
+export const OAUTH_REJECT_REASONS = [
+  'state_missing',
+  'idp_error',
+  'code_missing',
+  'token_http_error',
+  'token_error',
+  'token_access_token_missing',
+  'userinfo_http_error',
+  'userinfo_access_denied',
+  'userinfo_invalid_request',
+  'userinfo_unauthorized_client',
+  'userinfo_invalid_access',
+  'userinfo_error',
+  'userinfo_user_id_missing',
+  'oidc_discovery_failed',
+  'oidc_response_invalid',
+  'oidc_id_token_invalid',
+  'oidc_user_key_missing',
+] as const;

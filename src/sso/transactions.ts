@@ -17,6 +17,9 @@ export interface LoginTransaction {
   requestId?: string;
   /** App logins: the key the app later checks with POST /login/check/{sessionKey}. */
   sessionKey?: string;
+  /** OIDC: the PKCE verifier and the nonce of this authorization request. */
+  codeVerifier?: string;
+  nonce?: string;
   createdAt: number;
 }
 

@@ -35,11 +35,22 @@ export const keys = {
   webSession: (sessionIdDigest: string): string => `idpb:session:${sessionIdDigest}`,
   /** Set of session digests of one member, to end them all (SSO switch, logout). TTL: refreshed on write. */
   memberSessions: (domain: string, memberId: string): string => `${tag(domain)}:member-sessions:${memberId}`,
+  /** A finished app login awaiting the app's session check (S-18), by SHA-256 of the sessionKey. TTL: 10 min. Single use. */
+  appLoginCheck: (sessionKeyDigest: string): string => `idpb:app-login:${sessionKeyDigest}`,
+  /** Fixed-window rate-limit counter. TTL: the window. */
+  rateLimit: (bucket: string, subjectDigest: string): string => `idpb:rl:${bucket}:${subjectDigest}`,
+  /** SP-initiated SAML logout in flight (target after the IdP's LogoutResponse). TTL: 10 min. Single use. */
+  logoutTransaction: (domain: string, id: string): string => `${tag(domain)}:logout-txn:${id}`,
+  /** Set of tenant domains whose SAML IdP has this entity ID (IdP-initiated SLO finds the tenant). No TTL. */
+  samlIdpTenants: (entityIdDigest: string): string => `idpb:saml-idp:${entityIdDigest}`,
   /** Audit trail of a tenant (capped list, newest first). No TTL. */
   audit: (domain: string): string => `${tag(domain)}:audit`,
   /** Audit trail of events with no tenant (unknown domain probes …). */
   auditGlobal: (): string => 'idpb:audit:global',
 } as const;
+
+export const APP_LOGIN_CHECK_TTL_MS = 10 * 60_000;
+export const LOGOUT_TRANSACTION_TTL_MS = 10 * 60_000;
 
 /** Capped size of each audit list. */
 export const AUDIT_MAX_ENTRIES = 100_000;

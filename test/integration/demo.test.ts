@@ -5,8 +5,6 @@ import { after, before, describe, it } from 'node:test';
 import supertest from 'supertest';
 import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
-import { MemberRepository } from '../../src/domain/members.js';
-import { TenantRepository } from '../../src/domain/tenants.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { applySeed, readSeed } from '../../src/seed.js';
 import { MemoryStore } from '../../src/store/index.js';
@@ -54,8 +52,7 @@ describe('demo tenants and demo SAML IdP (npm start)', () => {
   let http: ReturnType<typeof supertest>;
 
   before(async () => {
-    await applySeed(seed, { tenants: new TenantRepository(store), members: new MemberRepository(store) });
-    const { app } = createApp(
+    const { app, services } = createApp(
       { config, store, logger: createLogger({ level: 'silent' }), clock: new FakeClock() },
       {
         samlIdp: {
@@ -65,6 +62,7 @@ describe('demo tenants and demo SAML IdP (npm start)', () => {
         },
       },
     );
+    await applySeed(seed, services);
     http = supertest(app);
   });
   after(async () => store.close());

@@ -2,48 +2,56 @@ import { randomBytes } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import { checkAccessUrl } from '../../domain/access-url.js';
 import { AppError } from '../../errors/index.js';
+import { SESSION_KEY_RE } from '../../sso/app-login-checks.js';
 import { buildSamlOptions } from '../../sso/saml/options.js';
 import { samlAuthorizeUrl } from '../../sso/saml/strategy.js';
 import { buildSpMetadata } from '../../sso/saml/sp-metadata.js';
-import { sessionTtlMs } from '../../sso/session-lifetime.js';
 import type { ClientKind } from '../../sso/transactions.js';
 import type { Services } from '../../services.js';
-import { clearSessionCookie, readCookie, setSessionCookie, singleString } from '../cookies.js';
+import { auditRefusedLogin, completeLogin } from '../complete-login.js';
+import { singleString } from '../cookies.js';
+import { rateLimit } from '../rate-limit.js';
 import { browserRoute } from '../request-context.js';
 import { esc, page } from '../views.js';
 
 const WORKS_ID_RE = /^[\x21-\x7e]{1,256}$/;
 
+/** Optional query values that must be a single, well-formed string when present. */
+function optionalParam(value: unknown, re: RegExp, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !re.test(value)) throw new AppError('bad_request', { detail: `${name} is malformed` });
+  return value;
+}
+
 export function ssoRoutes(s: Services): Router {
   const router = Router();
-  const cookieSettings = { name: s.config.session.cookieName, secure: s.config.publicUrl.startsWith('https://') };
 
-  // S-4 … S-7: start a login at the tenant's IdP.
+  // S-4 … S-7, S-14, S-16: start a login at the tenant's IdP.
   router.get('/d/login/:domain', browserRoute, async (req: Request, res: Response) => {
     const tenant = await s.tenants.load(req.params.domain);
     res.locals.domain = tenant.domain;
     const target = checkAccessUrl(req.query.accessUrl, s.accessUrlPolicy(tenant));
-    const worksId = req.query.worksId;
-    if (worksId !== undefined && (typeof worksId !== 'string' || !WORKS_ID_RE.test(worksId))) {
-      throw new AppError('bad_request', { detail: 'worksId is not a printable string of up to 256 characters' });
-    }
+    const worksId = optionalParam(req.query.worksId, WORKS_ID_RE, 'worksId');
+    // App logins (the mobile or desktop app's in-app browser) carry the sessionKey they later check (S-18).
+    const sessionKey = optionalParam(req.query.sessionKey, SESSION_KEY_RE, 'sessionKey');
+    const clientKind: ClientKind = sessionKey ? 'app' : 'web';
     if (!tenant.sso.enabled) {
       const q = new URLSearchParams({ accessUrl: target });
       res.redirect(302, `/d/password-login/${tenant.domain}?${q.toString()}`);
       return;
     }
-    if (tenant.sso.type !== 'saml') {
-      throw new AppError('sso_misconfigured', { detail: `SSO type ${tenant.sso.type} is not served by this gateway version` });
+    if (tenant.sso.type === 'oauth') {
+      res.redirect(302, await s.oauthLogin.start(tenant, { target, clientKind, sessionKey, worksId }));
+      return;
     }
-    const clientKind: ClientKind = 'web';
     const requestId = `_${randomBytes(20).toString('hex')}`;
     // Build the options first: a misconfigured tenant must not leave transactions behind.
     const options = buildSamlOptions({ tenant, sp: s.sp, clientKind, requestId, worksId });
-    const txn = await s.transactions.create({ domain: tenant.domain, ssoType: 'saml', target, clientKind, requestId });
+    const txn = await s.transactions.create({ domain: tenant.domain, ssoType: 'saml', target, clientKind, requestId, sessionKey });
     res.redirect(302, await samlAuthorizeUrl(s.samlStrategy, options, txn.id));
   });
 
-  // S-8: the assertion consumer.
+  // S-8: the SAML assertion consumer.
   router.post(
     '/acs/:domain',
     browserRoute,
@@ -54,61 +62,49 @@ export function ssoRoutes(s: Services): Router {
       try {
         result = await s.acs.consume({ domain: String(req.params.domain), samlResponse: body.SAMLResponse, relayState: body.RelayState });
       } catch (err) {
-        if (err instanceof AppError) {
-          const domain = err.tenantDomain;
-          res.locals.domain = domain;
-          // A fresh start is the way out of a failed sign-in; the page offers it (no automatic loop).
-          if (domain) res.locals.retryUrl = `/d/login/${domain}`;
-          await s.audit.record({
-            type: err.code === 'member_not_found' || err.code === 'member_not_active' ? 'login.failed' : 'saml_response.rejected',
-            domain,
-            actor: 'idp',
-            requestId: res.locals.requestId,
-            ip: req.ip,
-            reason: err.reason ?? err.code,
-          });
-        }
+        await auditRefusedLogin(s, req, res, err, 'saml_response.rejected');
         throw err;
       }
-      const { tenant, member } = result;
-      res.locals.domain = tenant.domain;
-      const now = s.clock.now();
-      const ttlMs = sessionTtlMs({
-        clientKind: result.clientKind,
-        setExpireTime: tenant.sso.setExpireTime,
+      res.locals.domain = result.tenant.domain;
+      await completeLogin(s, req, res, {
+        tenant: result.tenant,
+        member: result.member,
+        method: 'saml',
+        transaction: result.transaction,
         idpExpiresAt: result.sessionNotOnOrAfter,
-        now,
-        webTtlMs: s.config.session.webTtlSeconds * 1000,
-        appTtlMs: s.config.session.appTtlSeconds * 1000,
+        nameId: result.nameId,
+        sessionIndex: result.sessionIndex,
       });
-      // A new login always gets a new session id (no fixation): the old one ends.
-      const previous = readCookie(req, cookieSettings.name);
-      if (previous) {
-        await s.sessions.destroy(previous);
-        clearSessionCookie(res, cookieSettings);
-      }
-      const { id } = await s.sessions.create(
-        {
-          memberId: member.id,
-          domain: tenant.domain,
-          account: member.account,
-          authMethod: 'saml',
-          clientKind: result.clientKind,
-          nameId: result.nameId,
-          sessionIndex: result.sessionIndex,
-        },
-        ttlMs,
-      );
-      setSessionCookie(res, cookieSettings, id, Math.floor(ttlMs / 1000));
-      await s.audit.record({
-        type: 'login.succeeded',
-        domain: tenant.domain,
-        actor: `member:${member.id}`,
-        requestId: res.locals.requestId,
-        ip: req.ip,
-        data: { method: 'saml', solicited: result.transaction !== null, clientKind: result.clientKind },
-      });
-      res.redirect(303, result.target ?? s.defaultServiceUrl(tenant));
+    },
+  );
+
+  // S-17: the OAuth / OIDC redirect back from the IdP.
+  router.get('/oauth/callback/:domain', browserRoute, async (req: Request, res: Response) => {
+    const tenant = await s.tenants.load(req.params.domain);
+    res.locals.domain = tenant.domain;
+    if (!tenant.sso.enabled || tenant.sso.type !== 'oauth') {
+      throw new AppError('sso_not_enabled', { detail: `OAuth callback for ${tenant.domain}, which does not use OAuth SSO` });
+    }
+    const rawQuery = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
+    let result;
+    try {
+      result = await s.oauthLogin.finish(tenant, req.query, rawQuery);
+    } catch (err) {
+      await auditRefusedLogin(s, req, res, err, 'oauth_callback.rejected', tenant.domain);
+      throw err;
+    }
+    await completeLogin(s, req, res, { tenant, member: result.member, method: 'oauth', transaction: result.transaction, idpExpiresAt: result.idpExpiresAt });
+  });
+
+  // S-18: the app asks, once, whether its login finished.
+  router.post(
+    '/login/check/:sessionKey',
+    rateLimit(s.store, { bucket: 'session-check', limit: 30, windowMs: 60_000 }),
+    express.urlencoded({ extended: false, limit: '2kb', parameterLimit: 5 }),
+    async (req: Request, res: Response) => {
+      const ok = await s.appLoginChecks.consume(req.params.sessionKey, (req.body as Record<string, unknown> | undefined)?.ssoType);
+      if (ok) res.status(200).json({ message: 'success', code: '00' });
+      else res.status(403).json({ message: 'Invalid access', code: '12' });
     },
   );
 

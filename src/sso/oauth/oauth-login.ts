@@ -1,0 +1,289 @@
+import * as oidc from 'openid-client';
+import type { Clock } from '../../domain/clock.js';
+import { mapAssertedIdentity } from '../../domain/identity-mapping.js';
+import type { Member } from '../../domain/member.js';
+import type { MemberRepository } from '../../domain/members.js';
+import type { OAuthSettings, Tenant } from '../../domain/tenant.js';
+import { AppError } from '../../errors/index.js';
+import type { ClientKind, LoginTransaction, LoginTransactions } from '../transactions.js';
+import { OutboundError, type OutboundHttp } from './outbound-http.js';
+
+export interface OAuthLoginDeps {
+  http: OutboundHttp;
+  transactions: LoginTransactions;
+  members: MemberRepository;
+  clock: Clock;
+  publicUrl: string;
+  /** Outside production, http IdPs are allowed (tests, demo). */
+  allowHttp: boolean;
+  discoveryTtlMs?: number;
+}
+
+export interface OAuthStart {
+  target: string;
+  clientKind: ClientKind;
+  sessionKey?: string;
+  worksId?: string;
+}
+
+export interface OAuthResult {
+  tenant: Tenant;
+  member: Member;
+  transaction: LoginTransaction;
+  /** now + expires_in, when the IdP sent one (S-10). */
+  idpExpiresAt?: number;
+}
+
+const PRINTABLE = /^[\x21-\x7e]+$/;
+const USER_ID_MAX = 256;
+
+function fail(reason: string, detail?: string): AppError {
+  return new AppError('oauth_login_failed', { reason, detail: detail ?? reason });
+}
+
+function outboundFailure(step: 'token' | 'userinfo' | 'oidc', err: OutboundError): AppError {
+  const reason = `${step}_${err.failure}`;
+  const unavailable = err.failure === 'connect_timeout' || err.failure === 'read_timeout' || err.failure === 'network_error';
+  return new AppError(unavailable ? 'idp_unavailable' : 'oauth_login_failed', { reason, detail: `${reason}: ${err.message}` });
+}
+
+/** S-15: `expires_in` as an integer or a string of digits; anything else counts as absent. */
+export function parseExpiresIn(value: unknown): number | undefined {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d{1,10}$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+const USERINFO_ERRORS: Record<string, string> = {
+  '101': 'userinfo_access_denied',
+  access_denied: 'userinfo_access_denied',
+  '201': 'userinfo_invalid_request',
+  invalid_request: 'userinfo_invalid_request',
+  '301': 'userinfo_unauthorized_client',
+  unauthorized_client: 'userinfo_unauthorized_client',
+  '303': 'userinfo_invalid_access',
+  invalid_access: 'userinfo_invalid_access',
+};
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** An IdP error code as a short printable string, whatever JSON type it came as. */
+const errorCode = (v: unknown): string => {
+  const text = typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v);
+  return text.replace(/[^\x21-\x7e]/g, '?').slice(0, 64);
+};
+
+/** A user key from an IdP: a non-empty string of at most 256 characters without control characters. */
+function checkUserKey(value: unknown, reason: string): string {
+  if (typeof value !== 'string') throw fail(reason);
+  const v = value.trim();
+  if (v.length === 0 || v.length > USER_ID_MAX || /[\u0000-\u001f\u007f]/.test(v)) throw fail(reason, `${reason}: unusable value`);
+  return v;
+}
+
+/**
+ * OAuth 2.0 logins (S-14 … S-17): the suite's `works` profile, and standard OpenID Connect through
+ * openid-client (discovery, code + PKCE S256 + state + nonce, ID token validation, RFC 9207 `iss`).
+ */
+export class OAuthLogin {
+  private readonly discovered = new Map<string, { metadata: oidc.ServerMetadata; at: number }>();
+
+  constructor(private readonly deps: OAuthLoginDeps) {}
+
+  callbackUrl(domain: string): string {
+    return `${this.deps.publicUrl}/oauth/callback/${domain}`;
+  }
+
+  static settings(tenant: Tenant): OAuthSettings {
+    const oauth = tenant.sso.oauth;
+    const missing = (what: string): AppError => new AppError('sso_misconfigured', { detail: `tenant ${tenant.domain}: OAuth ${what} missing` });
+    if (!oauth) throw missing('settings');
+    if (oauth.profile === 'works') {
+      if (!tenant.sso.webLoginUrl) throw missing('webLoginUrl');
+      if (!oauth.tokenUrl) throw missing('tokenUrl');
+      if (!oauth.userInfoUrl) throw missing('userInfoUrl');
+    } else if (!oauth.issuer) throw missing('issuer');
+    return oauth;
+  }
+
+  /** S-14 / S-16: creates the login transaction and returns the IdP URL to send the browser to. */
+  async start(tenant: Tenant, input: OAuthStart): Promise<string> {
+    const oauth = OAuthLogin.settings(tenant);
+    if (oauth.profile === 'works') {
+      const txn = await this.deps.transactions.create({
+        domain: tenant.domain,
+        ssoType: 'oauth',
+        target: input.target,
+        clientKind: input.clientKind,
+        sessionKey: input.sessionKey,
+      });
+      const loginUrl = input.clientKind === 'app' ? (tenant.sso.appLoginUrl ?? tenant.sso.webLoginUrl!) : tenant.sso.webLoginUrl!;
+      const url = new URL(loginUrl);
+      // The state travels inside redirect_uri (the profile has no state parameter of its own).
+      const redirectUri = `${this.callbackUrl(tenant.domain)}?${new URLSearchParams({ state: txn.id }).toString()}`;
+      url.searchParams.set('response_type', 'code');
+      url.searchParams.set('client_id', oauth.clientId);
+      url.searchParams.set('redirect_uri', redirectUri);
+      if (input.worksId) url.searchParams.set('worksId', input.worksId);
+      if (input.clientKind === 'app') {
+        url.searchParams.set('userAgent', 'LineWorks');
+        url.searchParams.set('sessionKey', input.sessionKey!);
+      }
+      return url.href;
+    }
+    const config = await this.oidcConfig(oauth);
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const nonce = oidc.randomNonce();
+    const txn = await this.deps.transactions.create({
+      domain: tenant.domain,
+      ssoType: 'oauth',
+      target: input.target,
+      clientKind: input.clientKind,
+      sessionKey: input.sessionKey,
+      codeVerifier,
+      nonce,
+    });
+    const params: Record<string, string> = {
+      redirect_uri: this.callbackUrl(tenant.domain),
+      scope: [...new Set(['openid', ...oauth.scopes])].join(' '),
+      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      state: txn.id,
+      nonce,
+    };
+    if (input.worksId) params.login_hint = input.worksId;
+    return oidc.buildAuthorizationUrl(config, params).href;
+  }
+
+  /**
+   * S-17: the IdP's answer at /oauth/callback/{domain}. `state` must name a live transaction of this
+   * tenant (consumed, single use); `error=` is a failed login; then the profile's exchange.
+   */
+  async finish(tenant: Tenant, query: Record<string, unknown>, rawQuery: string): Promise<OAuthResult> {
+    const oauth = OAuthLogin.settings(tenant);
+    if (typeof query.state !== 'string' || query.state === '') throw new AppError('login_transaction_invalid', { reason: 'state_missing' });
+    const txn = await this.deps.transactions.consume(tenant.domain, query.state);
+    if (txn.ssoType !== 'oauth') throw new AppError('login_transaction_invalid', { reason: 'transaction_not_oauth' });
+    if (query.error !== undefined) {
+      const code = typeof query.error === 'string' && PRINTABLE.test(query.error) ? query.error.slice(0, 64) : 'malformed';
+      throw fail('idp_error', `idp_error: ${code}`);
+    }
+    const { userKey, expiresIn } =
+      oauth.profile === 'works' ? await this.finishWorks(oauth, query) : await this.finishOidc(tenant.domain, oauth, txn, rawQuery);
+    const member = await mapAssertedIdentity(tenant, userKey, this.deps.members);
+    return {
+      tenant,
+      member,
+      transaction: txn,
+      idpExpiresAt: expiresIn === undefined ? undefined : this.deps.clock.now() + expiresIn * 1000,
+    };
+  }
+
+  // S-15: token exchange and user info, form POSTs with the client secret in the body.
+  private async finishWorks(oauth: OAuthSettings, query: Record<string, unknown>): Promise<{ userKey: string; expiresIn?: number }> {
+    const code = query.code;
+    if (typeof code !== 'string' || code.length === 0 || code.length > 4096 || !PRINTABLE.test(code)) throw fail('code_missing');
+    let token;
+    try {
+      token = await this.deps.http.postForm(oauth.tokenUrl!, {
+        grant_type: 'authorization_code',
+        client_id: oauth.clientId,
+        client_secret: oauth.clientSecret,
+        code,
+      });
+    } catch (err) {
+      if (err instanceof OutboundError) throw outboundFailure('token', err);
+      throw err;
+    }
+    if (!isObject(token.body)) throw fail('token_http_error', `token endpoint answered ${token.status} with a non-object`);
+    if (token.body.error !== undefined) throw fail('token_error', `token endpoint error ${errorCode(token.body.error)}`);
+    if (token.status < 200 || token.status >= 300) throw fail('token_http_error', `token endpoint answered ${token.status}`);
+    const accessToken = token.body.access_token;
+    if (typeof accessToken !== 'string' || accessToken.length === 0) throw fail('token_access_token_missing');
+    const expiresIn = parseExpiresIn(token.body.expires_in);
+
+    let info;
+    try {
+      info = await this.deps.http.postForm(oauth.userInfoUrl!, {
+        client_id: oauth.clientId,
+        client_secret: oauth.clientSecret,
+        access_token: accessToken,
+      });
+    } catch (err) {
+      if (err instanceof OutboundError) throw outboundFailure('userinfo', err);
+      throw err;
+    }
+    if (!isObject(info.body)) throw fail('userinfo_http_error', `user info answered ${info.status} with a non-object`);
+    if (info.body.error !== undefined) {
+      const code = errorCode(info.body.error);
+      throw fail(USERINFO_ERRORS[code] ?? 'userinfo_error', `user info error ${code}`);
+    }
+    if (info.status < 200 || info.status >= 300) throw fail('userinfo_http_error', `user info answered ${info.status}`);
+    return { userKey: checkUserKey(info.body.user_id, 'userinfo_user_id_missing'), expiresIn };
+  }
+
+  // S-16: openid-client validates state, iss (RFC 9207), PKCE, and the ID token (iss, aud, exp, nonce, signature).
+  private async finishOidc(domain: string, oauth: OAuthSettings, txn: LoginTransaction, rawQuery: string): Promise<{ userKey: string; expiresIn?: number }> {
+    const config = await this.oidcConfig(oauth);
+    const currentUrl = new URL(`${this.callbackUrl(domain)}?${rawQuery}`);
+    let tokens;
+    try {
+      tokens = await oidc.authorizationCodeGrant(config, currentUrl, {
+        pkceCodeVerifier: txn.codeVerifier,
+        expectedState: txn.id,
+        expectedNonce: txn.nonce,
+        idTokenExpected: true,
+      });
+    } catch (err) {
+      throw this.oidcFailure(err);
+    }
+    const claims = tokens.claims();
+    if (!claims) throw fail('oidc_id_token_invalid', 'no ID token');
+    return { userKey: checkUserKey(claims[oauth.userKeyClaim], 'oidc_user_key_missing'), expiresIn: parseExpiresIn(tokens.expires_in) };
+  }
+
+  private oidcFailure(err: unknown): AppError {
+    if (err instanceof OutboundError) return outboundFailure('oidc', err);
+    const cause = (err as { cause?: unknown }).cause;
+    if (cause instanceof OutboundError) return outboundFailure('oidc', cause);
+    if (err instanceof oidc.AuthorizationResponseError) return fail('idp_error', `idp_error: ${err.error}`);
+    if (err instanceof oidc.ResponseBodyError) return fail('token_error', `token endpoint error ${err.error}`);
+    const code = (err as { code?: string }).code ?? 'unknown';
+    const message = err instanceof Error ? err.message : String(err);
+    const idToken = /id_token|JWT|"(iss|aud|exp|nonce|iat)" claim|signature|alg/i.test(message);
+    return fail(idToken ? 'oidc_id_token_invalid' : 'oidc_response_invalid', `${code}: ${message}`.slice(0, 300));
+  }
+
+  private async oidcConfig(oauth: OAuthSettings): Promise<oidc.Configuration> {
+    const issuer = oauth.issuer!;
+    const ttl = this.deps.discoveryTtlMs ?? 3600_000;
+    let entry = this.discovered.get(issuer);
+    if (!entry || Date.now() - entry.at > ttl) {
+      try {
+        const found = await oidc.discovery(new URL(issuer), oauth.clientId, undefined, undefined, {
+          [oidc.customFetch]: this.deps.http.fetch,
+          execute: this.deps.allowHttp ? [oidc.allowInsecureRequests] : [],
+          timeout: 5,
+        });
+        entry = { metadata: found.serverMetadata(), at: Date.now() };
+        this.discovered.set(issuer, entry);
+      } catch (err) {
+        const cause = err instanceof OutboundError ? err : (err as { cause?: unknown }).cause;
+        if (cause instanceof OutboundError) throw outboundFailure('oidc', cause);
+        throw fail('oidc_discovery_failed', err instanceof Error ? err.message.slice(0, 300) : 'discovery failed');
+      }
+    }
+    const config = new oidc.Configuration(
+      entry.metadata,
+      oauth.clientId,
+      {
+        client_secret: oauth.clientSecret,
+        // The injected clock drives ID token exp/iat checks.
+        [oidc.clockSkew]: Math.round((this.deps.clock.now() - Date.now()) / 1000),
+      },
+      oidc.ClientSecretPost(oauth.clientSecret),
+    );
+    config[oidc.customFetch] = this.deps.http.fetch;
+    if (this.deps.allowHttp) oidc.allowInsecureRequests(config);
+    return config;
+  }
+}
