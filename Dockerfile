@@ -18,7 +18,9 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     PORT=3000 \
-    SEED_FILE=
+    SEED_FILE= \
+    SP_SIGNING_KEY_FILE= \
+    SP_SIGNING_CERT_FILE=
 WORKDIR /app
 COPY --from=prod-deps --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
@@ -27,6 +29,7 @@ COPY --chown=root:root config/default.json ./config/default.json
 USER node
 EXPOSE 3000
 # Production refuses to start without REDIS_URL, an https PUBLIC_URL and real SECRET_KEYS (see README).
+# To sign SAML requests and enable single logout, mount a key pair and set SP_SIGNING_KEY_FILE/SP_SIGNING_CERT_FILE.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM

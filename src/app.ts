@@ -1,9 +1,11 @@
 import express, { type Express, type Request, type Response } from 'express';
+import { demoOAuthIdpRouter, type DemoOAuthClient } from './demo/oauth-idp.js';
 import { demoSamlIdpRouter, type DemoIdpUser } from './demo/saml-idp.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { readCookie } from './http/cookies.js';
 import { requestContext, securityHeaders } from './http/request-context.js';
 import { healthRoutes } from './http/routes/health-routes.js';
+import { logoutRoutes } from './http/routes/logout-routes.js';
 import { sessionRoutes } from './http/routes/session-routes.js';
 import { ssoRoutes } from './http/routes/sso-routes.js';
 import { esc, page } from './http/views.js';
@@ -11,6 +13,7 @@ import { buildServices, type AppDeps, type Services } from './services.js';
 
 export interface DemoOptions {
   samlIdp: { privateKey: string; certificate: string; users: readonly DemoIdpUser[] };
+  oauthIdp?: { users: readonly DemoIdpUser[]; client: DemoOAuthClient };
 }
 
 export interface CreatedApp {
@@ -32,10 +35,12 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   app.use(healthRoutes(services.store));
   app.use(ssoRoutes(services));
   app.use(sessionRoutes(services));
+  app.use(logoutRoutes(services));
 
   const demoMounted = Boolean(demo && config.demo.enabled && config.env !== 'production');
   if (demo && demoMounted) {
     app.use(demoSamlIdpRouter({ publicUrl: config.publicUrl, clock: services.clock, ...demo.samlIdp }));
+    if (demo.oauthIdp) app.use(demoOAuthIdpRouter({ publicUrl: config.publicUrl, ...demo.oauthIdp }));
     // The demo's default service URL: shows who is signed in.
     app.get('/welcome', async (req: Request, res: Response) => {
       const session = await services.sessions.find(readCookie(req, config.session.cookieName));
@@ -44,7 +49,7 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
           'Welcome',
           session
             ? `<h1>Signed in</h1><p>You are <code>${esc(session.account)}</code> of <code>${esc(session.domain)}</code>, signed in with ${esc(session.authMethod)}.</p><p><a class="button" href="/d/logout">Sign out</a></p>`
-            : `<h1>Not signed in</h1><p><a class="button" href="/d/login/demo.example">Sign in to demo.example</a></p>`,
+            : `<h1>Not signed in</h1><p><a class="button" href="/d/login/demo.example">Sign in to demo.example (SAML)</a></p><p><a class="button" href="/d/login/oauth.example">Sign in to oauth.example (OAuth)</a></p>`,
         ),
       );
     });

@@ -51,6 +51,7 @@ async function main(): Promise<void> {
         certificate: readFileSync('config/dev-only/demo-saml-idp.crt.pem', 'utf8'),
         users: seed?.demoIdp?.users ?? [],
       },
+      oauthIdp: seed?.demoIdp?.oauthClient ? { users: seed.demoIdp.users, client: seed.demoIdp.oauthClient } : undefined,
     };
   }
 
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
     }, SHUTDOWN_GRACE_MS);
     force.unref();
     server.close(() => {
-      void store.close().finally(() => {
+      void Promise.allSettled([store.close(), services.outbound.close()]).finally(() => {
         logger.info('stopped');
         process.exit(0);
       });

@@ -24,6 +24,7 @@ const seedSchema = z.strictObject({
   demoIdp: z
     .strictObject({
       users: z.array(z.strictObject({ username: z.string(), password: z.string(), nameId: z.string() })).default([]),
+      oauthClient: z.strictObject({ clientId: z.string(), clientSecret: z.string() }).optional(),
     })
     .optional(),
 });

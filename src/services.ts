@@ -12,6 +12,7 @@ import { AppLoginChecks } from './sso/app-login-checks.js';
 import { OAuthLogin } from './sso/oauth/oauth-login.js';
 import { OutboundHttp } from './sso/oauth/outbound-http.js';
 import { SamlAcs } from './sso/saml/acs.js';
+import { SamlLogout } from './sso/saml/slo.js';
 import type { SpContext } from './sso/saml/options.js';
 import { createSamlStrategy } from './sso/saml/strategy.js';
 import { WebSessions } from './sso/sessions.js';
@@ -38,6 +39,7 @@ export interface Services extends AppDeps {
   outbound: OutboundHttp;
   oauthLogin: OAuthLogin;
   appLoginChecks: AppLoginChecks;
+  samlLogout: SamlLogout;
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
   defaultServiceUrl(tenant: Tenant): string;
@@ -50,7 +52,13 @@ export function buildServices(deps: AppDeps): Services {
   const members = new MemberRepository(store);
   const transactions = new LoginTransactions(store, clock, config.loginTransaction.ttlSeconds);
   const samlStrategy = createSamlStrategy();
-  const sp: SpContext = { publicUrl: config.publicUrl, spEntityId: config.saml.spEntityId };
+  const { privateKey, certificate, nextCertificate } = config.saml.signing;
+  const sp: SpContext = {
+    publicUrl: config.publicUrl,
+    spEntityId: config.saml.spEntityId,
+    signing: privateKey && certificate ? { privateKey, certificate, nextCertificate } : undefined,
+  };
+  const sessions = new WebSessions(store, clock);
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
   const outbound = new OutboundHttp({ ...config.oauth, allowHttp });
@@ -59,7 +67,7 @@ export function buildServices(deps: AppDeps): Services {
     tenants,
     members,
     transactions,
-    sessions: new WebSessions(store, clock),
+    sessions,
     audit: new AuditLog(store, clock, logger),
     samlStrategy,
     sp,
@@ -78,6 +86,7 @@ export function buildServices(deps: AppDeps): Services {
     outbound,
     oauthLogin: new OAuthLogin({ http: outbound, transactions, members, clock, publicUrl: config.publicUrl, allowHttp }),
     appLoginChecks: new AppLoginChecks(store),
+    samlLogout: new SamlLogout({ tenants, members, sessions, store, clock, sp, clockSkewMs: config.saml.clockSkewSeconds * 1000 }),
     accessUrlPolicy: (tenant) => ({
       allowedOrigins: [...config.serviceOrigins, ...tenant.serviceOrigins],
       allowHttp: config.publicUrl.startsWith('http://'),

@@ -77,6 +77,9 @@ const ENV_MAP: Record<string, { path: string[]; parse?: (v: string) => unknown }
   SERVICE_ORIGINS: { path: ['serviceOrigins'], parse: list },
   DEFAULT_SERVICE_URL: { path: ['defaultServiceUrl'] },
   SP_ENTITY_ID: { path: ['saml', 'spEntityId'] },
+  SP_SIGNING_KEY_FILE: { path: ['saml', 'signing', 'keyFile'], parse: (v) => (v === '' ? undefined : v) },
+  SP_SIGNING_CERT_FILE: { path: ['saml', 'signing', 'certFile'], parse: (v) => (v === '' ? undefined : v) },
+  SP_SIGNING_NEXT_CERT_FILE: { path: ['saml', 'signing', 'nextCertFile'], parse: (v) => (v === '' ? undefined : v) },
   DEMO: { path: ['demo', 'enabled'], parse: (v) => v === 'true' || v === '1' },
   SEED_FILE: { path: ['seedFile'], parse: (v) => (v === '' ? undefined : v) },
 };
@@ -93,6 +96,28 @@ function formatIssues(error: z.ZodError): string {
   return error.issues
     .map((i) => `  - ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
     .join('\n');
+}
+
+/** Reads the SP signing PEM files named in the config; a missing or non-PEM file names its key. */
+function loadSigningFiles(config: Config, cwd: string): void {
+  const signing = config.saml.signing;
+  const read = (file: string | undefined, key: string, marker: RegExp): string | undefined => {
+    if (!file) return undefined;
+    let text: string;
+    try {
+      text = readFileSync(resolve(cwd, file), 'utf8');
+    } catch (err) {
+      throw new ConfigError(`Invalid configuration:\n  - saml.signing.${key}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (!marker.test(text)) throw new ConfigError(`Invalid configuration:\n  - saml.signing.${key}: ${file} is not PEM`);
+    return text;
+  };
+  signing.privateKey ??= read(signing.keyFile, 'keyFile', /-----BEGIN (RSA )?PRIVATE KEY-----/);
+  signing.certificate ??= read(signing.certFile, 'certFile', /-----BEGIN CERTIFICATE-----/);
+  signing.nextCertificate ??= read(signing.nextCertFile, 'nextCertFile', /-----BEGIN CERTIFICATE-----/);
+  if (Boolean(signing.privateKey) !== Boolean(signing.certificate)) {
+    throw new ConfigError('Invalid configuration:\n  - saml.signing: a signing key needs its certificate (and the other way round)');
+  }
 }
 
 export interface LoadConfigOptions {
@@ -136,6 +161,13 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const config = parsed.data;
   const warnings: string[] = [];
   const isProd = config.env === 'production';
+  loadSigningFiles(config, cwd);
+  const signing = config.saml.signing;
+  if (isProd && [signing.keyFile, signing.certFile].some((f) => f?.includes('dev-only'))) {
+    throw new ConfigError('Invalid configuration:\n  - saml.signing: the dev-only SP signing key cannot be used in production; set SP_SIGNING_KEY_FILE and SP_SIGNING_CERT_FILE (or "" to sign nothing)');
+  }
+  if (!signing.privateKey) warnings.push('No SP signing key (saml.signing): AuthnRequests go unsigned and SAML single logout is off.');
+  else if (signing.keyFile?.includes('dev-only')) warnings.push('saml.signing uses the DEV-ONLY SP key: set SP_SIGNING_KEY_FILE before real use.');
 
   const devSecret = config.secretKeys.some((k) => k.includes(DEV_SECRET_MARKER));
   if (isProd) {

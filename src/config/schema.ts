@@ -40,6 +40,22 @@ export const configSchema = z.strictObject({
     maxResponseBytes: z.number().int().min(4096).max(5_000_000).default(262_144),
     /** How long a seen assertion ID is remembered when the assertion gives no NotOnOrAfter. */
     replayWindowSeconds: z.number().int().min(60).max(7 * 86_400).default(86_400),
+    /**
+     * The SP's signing key: signs AuthnRequests, LogoutRequests and LogoutResponses (RSA-SHA256) and is
+     * published in SP metadata. `nextCertFile` is published beside it ahead of a rollover. Files are
+     * PEM; the loader reads them into `privateKey` / `certificate` / `nextCertificate`.
+     * Without a key, requests go unsigned and single logout is off.
+     */
+    signing: z
+      .strictObject({
+        keyFile: z.string().optional(),
+        certFile: z.string().optional(),
+        nextCertFile: z.string().optional(),
+        privateKey: z.string().optional(),
+        certificate: z.string().optional(),
+        nextCertificate: z.string().optional(),
+      })
+      .default({}),
   }),
   oauth: z.strictObject({
     /** S-15: calls to the IdP's token and user-info APIs give up connecting after 1 s … */

@@ -1,5 +1,5 @@
 import { AppError } from '../errors/index.js';
-import { keys, type KeyValueStore } from '../store/index.js';
+import { digestForKey, keys, type KeyValueStore } from '../store/index.js';
 import { SecretBox } from './secret-box.js';
 import { DOMAIN_RE, tenantSchema, type Tenant } from './tenant.js';
 
@@ -52,7 +52,13 @@ export class TenantRepository {
           },
         }
       : tenant;
+    const previous = await this.store.get(keys.tenant(tenant.domain));
+    const previousIdp = previous === null ? undefined : (JSON.parse(previous) as Tenant).sso.saml?.idpEntityId;
     await this.store.set(keys.tenant(tenant.domain), JSON.stringify(stored));
+    // IdP-initiated single logout names the IdP, not the tenant: keep an index entity ID → domains.
+    const idp = tenant.sso.saml?.idpEntityId;
+    if (previousIdp && previousIdp !== idp) await this.store.sRem(keys.samlIdpTenants(digestForKey(previousIdp)), tenant.domain);
+    if (idp) await this.store.sAdd(keys.samlIdpTenants(digestForKey(idp)), tenant.domain);
     await this.store.sAdd(keys.tenantIndex(), tenant.domain);
     return tenant;
   }

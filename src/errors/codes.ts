@@ -29,6 +29,10 @@ export const ERROR_CODES = {
     status: 400,
     message: 'Your identity provider sent a sign-in response that could not be accepted.',
   },
+  saml_logout_invalid: {
+    status: 400,
+    message: 'The sign-out message from your identity provider could not be accepted.',
+  },
   unsolicited_response_refused: {
     status: 400,
     message: 'Sign-in must start from this site. Please open the sign-in link again.',
@@ -88,6 +92,22 @@ export const SAML_REJECT_REASONS = [
 ] as const;
 
 export type SamlRejectReason = (typeof SAML_REJECT_REASONS)[number];
+
+/** Private reasons of a refused SAML logout message (S-13), logged and audited, never shown. */
+export const SAML_LOGOUT_REJECT_REASONS = [
+  'message_missing',
+  'message_malformed',
+  'issuer_unknown',
+  'signature_missing',
+  'signature_invalid',
+  'weak_algorithm',
+  'destination_mismatch',
+  'in_response_to_mismatch',
+  'logout_transaction_invalid',
+  'message_expired',
+  'message_replayed',
+  'name_id_invalid',
+] as const;
 
 /**
  * Private reasons of a failed OAuth / OIDC login (S-15 … S-17), logged and audited, never shown.

@@ -60,6 +60,24 @@ export class WebSessions {
     return session;
   }
 
+  /** Ends the member's sessions that match (e.g. one SAML SessionIndex); returns how many ended. */
+  async destroyMatching(domain: string, memberId: string, match: (session: WebSession) => boolean): Promise<number> {
+    const indexKey = keys.memberSessions(domain, memberId);
+    let ended = 0;
+    for (const digest of await this.store.sMembers(indexKey)) {
+      const raw = await this.store.get(keys.webSession(digest));
+      if (raw === null) {
+        await this.store.sRem(indexKey, digest);
+        continue;
+      }
+      if (match(JSON.parse(raw) as WebSession)) {
+        ended += await this.store.del(keys.webSession(digest));
+        await this.store.sRem(indexKey, digest);
+      }
+    }
+    return ended;
+  }
+
   /** Ends every session of a member; returns how many were live. */
   async destroyAllOfMember(domain: string, memberId: string): Promise<number> {
     const indexKey = keys.memberSessions(domain, memberId);

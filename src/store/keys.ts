@@ -40,7 +40,9 @@ export const keys = {
   /** Fixed-window rate-limit counter. TTL: the window. */
   rateLimit: (bucket: string, subjectDigest: string): string => `idpb:rl:${bucket}:${subjectDigest}`,
   /** SP-initiated SAML logout in flight (target after the IdP's LogoutResponse). TTL: 10 min. Single use. */
-  logoutTransaction: (domain: string, id: string): string => `${tag(domain)}:logout-txn:${id}`,
+  logoutTransaction: (id: string): string => `idpb:logout-txn:${id}`,
+  /** SAML logout message ids already processed (replay). TTL: skew window. */
+  samlLogoutSeen: (domain: string, messageIdDigest: string): string => `${tag(domain)}:saml-logout-seen:${messageIdDigest}`,
   /** Set of tenant domains whose SAML IdP has this entity ID (IdP-initiated SLO finds the tenant). No TTL. */
   samlIdpTenants: (entityIdDigest: string): string => `idpb:saml-idp:${entityIdDigest}`,
   /** Audit trail of a tenant (capped list, newest first). No TTL. */

@@ -11,17 +11,11 @@ import { keys, type KeyValueStore } from '../../store/index.js';
 import { TRANSACTION_ID_RE, type ClientKind, type LoginTransaction, type LoginTransactions } from '../transactions.js';
 import { acsUrl, buildSamlOptions, requireSamlSettings, spEntityId, type SpContext } from './options.js';
 import { samlVerifyPostResponse } from './strategy.js';
+import { findWeakAlgorithm } from './algorithms.js';
 import { NS, XmlRefused, attr, childElements, descendants, firstChild, parseUntrustedXml, plainText } from './xml.js';
 
 const STATUS_SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
 const BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
-const STRONG_SIGNATURES = new Set([
-  'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
-  'http://www.w3.org/2001/04/xmldsig-more#rsa-sha512',
-]);
-const STRONG_DIGESTS = new Set(['http://www.w3.org/2001/04/xmlenc#sha256', 'http://www.w3.org/2001/04/xmlenc#sha512']);
-const SHA1_SIGNATURE = 'http://www.w3.org/2000/09/xmldsig#rsa-sha1';
-const SHA1_DIGEST = 'http://www.w3.org/2000/09/xmldsig#sha1';
 const NAME_ID_MAX = 256;
 
 export interface AcsDeps {
@@ -229,16 +223,8 @@ export class SamlAcs {
 
   // S-8 (4): RSA-SHA256 or stronger, in every signature of the document.
   private checkAlgorithms(ctx: AcsContext): void {
-    const doc = need(need(ctx.response, 'response').ownerDocument, 'document');
-    const allowSha1 = need(ctx.saml, 'saml').allowSha1;
-    for (const m of descendants(doc, NS.dsig, 'SignatureMethod')) {
-      const alg = attr(m, 'Algorithm') ?? '';
-      if (!STRONG_SIGNATURES.has(alg) && !(allowSha1 && alg === SHA1_SIGNATURE)) throw reject('weak_algorithm', `signature ${alg}`);
-    }
-    for (const m of descendants(doc, NS.dsig, 'DigestMethod')) {
-      const alg = attr(m, 'Algorithm') ?? '';
-      if (!STRONG_DIGESTS.has(alg) && !(allowSha1 && alg === SHA1_DIGEST)) throw reject('weak_algorithm', `digest ${alg}`);
-    }
+    const weak = findWeakAlgorithm(need(need(ctx.response, 'response').ownerDocument, 'document'), need(ctx.saml, 'saml').allowSha1);
+    if (weak) throw reject('weak_algorithm', weak);
   }
 
   // S-8 (3): signed by a registered certificate, and the signature covers the assertion we use.

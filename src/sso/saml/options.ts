@@ -4,14 +4,32 @@ import { AppError } from '../../errors/index.js';
 import type { SamlSettings, Tenant } from '../../domain/tenant.js';
 import type { ClientKind } from '../transactions.js';
 
+const NO_CACHE = {
+  saveAsync: () => Promise.resolve(null),
+  getAsync: () => Promise.resolve(null),
+  removeAsync: () => Promise.resolve(null),
+};
+
 export const NAMEID_UNSPECIFIED = 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified';
+
+export interface SpSigning {
+  privateKey: string;
+  certificate: string;
+  /** Published in metadata ahead of a rollover; not used to sign. */
+  nextCertificate?: string;
+}
 
 /** What the SP side needs from the gateway configuration. */
 export interface SpContext {
   publicUrl: string;
   /** Gateway-wide SP entity ID; a tenant may override it. */
   spEntityId?: string;
+  /** Signs AuthnRequests and logout messages; without it SLO is off. */
+  signing?: SpSigning;
 }
+
+export const sloUrl = (ctx: SpContext): string => `${ctx.publicUrl}/saml2/sp/slo`;
+export const sloCallbackUrl = (ctx: SpContext): string => `${ctx.publicUrl}/saml2/sp/slo/callback`;
 
 export function acsUrl(ctx: SpContext, domain: string): string {
   return `${ctx.publicUrl}/acs/${domain}`;
@@ -67,9 +85,15 @@ export function buildSamlOptions(input: SamlOptionsInput): SamlConfig {
     acceptedClockSkewMs: -1,
     audience: false,
     validateInResponseTo: ValidateInResponseTo.never,
+    // Request ids live in the Redis login transaction (bound to tenant and RelayState), not in
+    // node-saml's per-process cache, which therefore stores nothing.
+    cacheProvider: NO_CACHE,
     generateUniqueId: requestId ? () => requestId : undefined,
     additionalAuthorizeParams: input.worksId ? { worksId: input.worksId } : {},
     signatureAlgorithm: 'sha256',
     digestAlgorithm: 'sha256',
+    // With an SP key, AuthnRequests carry an RSA-SHA256 redirect-binding signature (S-11 AuthnRequestsSigned).
+    ...(sp.signing ? { privateKey: sp.signing.privateKey } : {}),
+    logoutUrl: saml.idpSloUrl,
   };
 }

@@ -62,12 +62,27 @@ describe('configuration (SPEC §3)', () => {
   });
 
   it('refuses dev placeholders, the in-process store and http in production, and never mounts demos there', () => {
-    assert.throws(() => loadConfig({ env: { NODE_ENV: 'production', REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example' } }), /secretKeys/);
-    assert.throws(() => loadConfig({ env: { NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, PUBLIC_URL: 'https://sso.example' } }), /redisUrl/);
-    assert.throws(() => loadConfig({ env: { NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379' } }), /publicUrl/);
-    const { config } = loadConfig({ env: { NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example', DEMO: 'true' } });
+    const noKey = { SP_SIGNING_KEY_FILE: '', SP_SIGNING_CERT_FILE: '' };
+    assert.throws(() => loadConfig({ env: { ...noKey, NODE_ENV: 'production', REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example' } }), /secretKeys/);
+    assert.throws(() => loadConfig({ env: { ...noKey, NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, PUBLIC_URL: 'https://sso.example' } }), /redisUrl/);
+    assert.throws(() => loadConfig({ env: { ...noKey, NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379' } }), /publicUrl/);
+    assert.throws(
+      () => loadConfig({ env: { NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example' } }),
+      /saml\.signing/,
+      'the dev-only SP signing key is refused in production',
+    );
+    const { config } = loadConfig({ env: { ...noKey, NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example', DEMO: 'true' } });
     assert.equal(config.demo.enabled, false);
     assert.ok(!config.serviceOrigins.includes('https://sso.example'), 'production adds no implicit service origin');
+  });
+
+  it('reads the SP signing key files, and names the key when one is missing or not PEM', () => {
+    const { config } = loadConfig({ env: {} });
+    assert.match(config.saml.signing.privateKey ?? '', /BEGIN (RSA )?PRIVATE KEY/);
+    assert.match(config.saml.signing.certificate ?? '', /BEGIN CERTIFICATE/);
+    assert.throws(() => loadConfig({ env: { SP_SIGNING_KEY_FILE: 'config/nope.pem' } }), /saml\.signing\.keyFile/);
+    assert.throws(() => loadConfig({ env: { SP_SIGNING_CERT_FILE: 'config/default.json' } }), /saml\.signing\.certFile/);
+    assert.throws(() => loadConfig({ env: { SP_SIGNING_CERT_FILE: '' } }), /saml\.signing/);
   });
 
   it('returns a deep-frozen object', () => {

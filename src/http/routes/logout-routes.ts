@@ -1,0 +1,119 @@
+import express, { Router, type Request, type Response } from 'express';
+import { checkLogoutRedirect } from '../../domain/access-url.js';
+import { TenantRepository } from '../../domain/tenants.js';
+import type { Tenant } from '../../domain/tenant.js';
+import { AppError } from '../../errors/index.js';
+import type { Services } from '../../services.js';
+import type { SamlMessageInput } from '../../sso/saml/slo.js';
+import type { WebSession } from '../../sso/sessions.js';
+import { cookieSettings } from '../complete-login.js';
+import { clearSessionCookie, readCookie } from '../cookies.js';
+import { browserRoute } from '../request-context.js';
+import { signedOutPage } from '../views.js';
+
+const rawQueryOf = (req: Request): string => (req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '');
+
+export function logoutRoutes(s: Services): Router {
+  const router = Router();
+  const cookie = cookieSettings(s);
+  const allowHttp = s.config.publicUrl.startsWith('http://');
+  const form = express.urlencoded({ extended: false, limit: '200kb', parameterLimit: 10 });
+
+  /** The allowed final hop (S-19), or null. */
+  const finalTarget = (tenant: Tenant | null, raw: unknown): string | null =>
+    tenant ? checkLogoutRedirect(raw, tenant.logoutRedirectDomains, allowHttp) : null;
+
+  const endCookieSession = async (req: Request, res: Response, by: string): Promise<WebSession | null> => {
+    const session = await s.sessions.destroy(readCookie(req, cookie.name));
+    clearSessionCookie(res, cookie);
+    if (session) {
+      await s.audit.record({ type: 'session.ended', domain: session.domain, actor: `member:${session.memberId}`, requestId: res.locals.requestId, data: { by } });
+    }
+    return session;
+  };
+
+  const land = (res: Response, target: string | null): void => {
+    if (target) res.redirect(302, target);
+    else res.type('html').send(signedOutPage());
+  };
+
+  // S-19: end the session; then SAML single logout, or the tenant's logoutUrl, or the final hop.
+  router.get('/d/logout', browserRoute, async (req: Request, res: Response) => {
+    const session = await endCookieSession(req, res, 'logout');
+    const domain = session?.domain ?? TenantRepository.normaliseDomain(req.query.domain);
+    const tenant = domain ? await s.tenants.find(domain) : null;
+    const target = finalTarget(tenant, req.query.redirect_uri);
+    if (tenant && session && s.samlLogout.canStart(tenant, session)) {
+      res.redirect(302, await s.samlLogout.start(tenant, session, target));
+      return;
+    }
+    if (tenant?.sso.enabled && tenant.sso.logoutUrl) {
+      const url = new URL(tenant.sso.logoutUrl);
+      url.searchParams.set('redirect_uri', target ?? `${s.config.publicUrl}/d/signed-out`);
+      res.redirect(302, url.href);
+      return;
+    }
+    land(res, target);
+  });
+
+  router.get('/d/signed-out', (_req: Request, res: Response) => {
+    res.type('html').send(signedOutPage());
+  });
+
+  // S-20: the IdP signed the user out and sends the browser here.
+  router.get('/view/oauth/sso/logout', browserRoute, async (req: Request, res: Response) => {
+    const domain = TenantRepository.normaliseDomain(req.query.domain);
+    const tenant = domain ? await s.tenants.find(domain) : null;
+    const current = await s.sessions.find(readCookie(req, cookie.name));
+    // Only this tenant's session ends; a session of another tenant in the same browser stays.
+    if (tenant && current?.domain === tenant.domain) await endCookieSession(req, res, 'idp_logout');
+    land(res, finalTarget(tenant, req.query.redirect_uri));
+  });
+
+  const sloInput = (req: Request): SamlMessageInput => ({
+    method: req.method,
+    rawQuery: rawQueryOf(req),
+    body: (req.body ?? {}) as Record<string, unknown>,
+  });
+
+  const auditSloRefusal = async (res: Response, err: unknown, type: string): Promise<void> => {
+    if (err instanceof AppError) await s.audit.record({ type, actor: 'idp', requestId: res.locals.requestId, reason: err.reason ?? err.code });
+  };
+
+  // S-13: IdP-initiated LogoutRequest (HTTP-Redirect with a detached signature, or HTTP-POST with an enveloped one).
+  const idpLogout = async (req: Request, res: Response): Promise<void> => {
+    let result;
+    try {
+      result = await s.samlLogout.receiveRequest(sloInput(req));
+    } catch (err) {
+      await auditSloRefusal(res, err, 'saml_logout.rejected');
+      throw err;
+    }
+    res.locals.domain = result.tenant.domain;
+    const current = await s.sessions.find(readCookie(req, cookie.name));
+    if (current && current.domain === result.tenant.domain && current.memberId === result.memberId) await endCookieSession(req, res, 'idp_slo');
+    await s.audit.record({ type: 'saml_logout.received', domain: result.tenant.domain, actor: 'idp', requestId: res.locals.requestId, data: { sessionsEnded: result.ended } });
+    land(res, result.responseUrl);
+  };
+  router.get('/saml2/sp/slo', browserRoute, idpLogout);
+  router.post('/saml2/sp/slo', browserRoute, form, idpLogout);
+
+  // S-13: the IdP's LogoutResponse to our LogoutRequest; the final hop only within logoutRedirectDomains.
+  const sloCallback = async (req: Request, res: Response): Promise<void> => {
+    let result;
+    try {
+      result = await s.samlLogout.finish(sloInput(req));
+    } catch (err) {
+      await auditSloRefusal(res, err, 'saml_logout_response.rejected');
+      throw err;
+    }
+    res.locals.domain = result.tenant.domain;
+    await s.audit.record({ type: 'saml_logout.completed', domain: result.tenant.domain, actor: 'idp', requestId: res.locals.requestId, data: { idpSuccess: result.success } });
+    // The target was checked when the logout started; check again against today's list.
+    land(res, finalTarget(result.tenant, result.target));
+  };
+  router.get('/saml2/sp/slo/callback', browserRoute, sloCallback);
+  router.post('/saml2/sp/slo/callback', browserRoute, form, sloCallback);
+
+  return router;
+}
