@@ -85,7 +85,7 @@ function checkUserKey(value: unknown, reason: string): string {
  * openid-client (discovery, code + PKCE S256 + state + nonce, ID token validation, RFC 9207 `iss`).
  */
 export class OAuthLogin {
-  private readonly discovered = new Map<string, { metadata: oidc.ServerMetadata; at: number }>();
+  private readonly discovered = new Map<string, { metadata: oidc.ServerMetadata; at: number; jwks?: oidc.ExportedJWKSCache }>();
 
   constructor(private readonly deps: OAuthLoginDeps) {}
 
@@ -236,6 +236,9 @@ export class OAuthLogin {
     } catch (err) {
       throw this.oidcFailure(err);
     }
+    const jwks = oidc.getJwksCache(config);
+    const entry = this.discovered.get(oauth.issuer!);
+    if (jwks && entry) entry.jwks = jwks;
     const claims = tokens.claims();
     if (!claims) throw fail('oidc_id_token_invalid', 'no ID token');
     return { userKey: checkUserKey(claims[oauth.userKeyClaim], 'oidc_user_key_missing'), expiresIn: parseExpiresIn(tokens.expires_in) };
@@ -248,7 +251,9 @@ export class OAuthLogin {
     if (err instanceof oidc.AuthorizationResponseError) return fail('idp_error', `idp_error: ${err.error}`);
     if (err instanceof oidc.ResponseBodyError) return fail('token_error', `token endpoint error ${err.error}`);
     const code = (err as { code?: string }).code ?? 'unknown';
-    const message = err instanceof Error ? err.message : String(err);
+    // openid-client wraps the specific reason (bad alg, missing nonce …) in a generic message; read both.
+    const inner = cause instanceof Error ? cause.message : '';
+    const message = [err instanceof Error ? err.message : String(err), inner].filter(Boolean).join(': ');
     const idToken = /id_token|JWT|"(iss|aud|exp|nonce|iat)" claim|signature|alg/i.test(message);
     return fail(idToken ? 'oidc_id_token_invalid' : 'oidc_response_invalid', `${code}: ${message}`.slice(0, 300));
   }
@@ -284,6 +289,11 @@ export class OAuthLogin {
     );
     config[oidc.customFetch] = this.deps.http.fetch;
     if (this.deps.allowHttp) oidc.allowInsecureRequests(config);
+    // S-16: verify the ID token's signature against the IdP's JWKS. openid-client skips this by default
+    // for code-flow tokens (TLS to the token endpoint); we do not rely on that. The JWKS is cached with
+    // the discovery document and refreshed by openid-client when an unknown kid appears.
+    oidc.enableNonRepudiationChecks(config);
+    if (entry.jwks) oidc.setJwksCache(config, entry.jwks);
     return config;
   }
 }
