@@ -147,6 +147,31 @@ describe('npm start (the built gateway as a process)', () => {
     assert.ok(!output.includes('PHNhbWxwOlJlc3BvbnNl'), 'no SAMLResponse in the process output');
   });
 
+  it('serves the demo OAuth (works profile) login: the gateway calls the demo IdP token and user-info APIs', async () => {
+    const start = await fetch(`${base}/d/login/oauth.example?accessUrl=${encodeURIComponent(`${base}/welcome`)}`, { redirect: 'manual' });
+    assert.equal(start.status, 302);
+    const authorize = new URL(start.headers.get('location')!);
+    assert.equal(authorize.pathname, '/demo-idp/oauth/authorize');
+    const formPage = await (await fetch(authorize)).text();
+    const hidden = Object.fromEntries([...formPage.matchAll(/type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, m[2]!.replace(/&#(\d+);/g, (_, c: string) => String.fromCharCode(Number(c)))]));
+    const signedIn = await fetch(`${base}/demo-idp/oauth/authorize`, {
+      method: 'POST',
+      redirect: 'manual',
+      body: new URLSearchParams({ ...hidden, username: 'erin', password: 'erin-demo-password' }),
+    });
+    assert.equal(signedIn.status, 302);
+    const callback = new URL(signedIn.headers.get('location')!);
+    assert.equal(callback.pathname, '/oauth/callback/oauth.example');
+    const done = await fetch(callback, { redirect: 'manual' });
+    assert.equal(done.status, 303, await done.text());
+    assert.equal(done.headers.get('location'), `${base}/welcome`);
+    const cookie = done.headers.getSetCookie().find((c) => c.startsWith('idpb_session='))!.split(';')[0]!;
+    const me = (await (await fetch(`${base}/session`, { headers: { cookie } })).json()) as { member: { account: string }; session: { authMethod: string } };
+    assert.equal(me.member.account, 'erin@oauth.example');
+    assert.equal(me.session.authMethod, 'oauth');
+    assert.ok(!output.includes('DEV-ONLY-demo-oauth-client-secret'), 'the client secret is never logged');
+  });
+
   it('drains and exits 0 on SIGTERM', async () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
