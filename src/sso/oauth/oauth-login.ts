@@ -105,17 +105,22 @@ export class OAuthLogin {
     return oauth;
   }
 
+  private newTransaction(tenant: Tenant, input: OAuthStart, oidcChecks: { codeVerifier?: string; nonce?: string } = {}): Promise<LoginTransaction> {
+    return this.deps.transactions.create({
+      domain: tenant.domain,
+      ssoType: 'oauth',
+      target: input.target,
+      clientKind: input.clientKind,
+      sessionKey: input.sessionKey,
+      ...oidcChecks,
+    });
+  }
+
   /** S-14 / S-16: creates the login transaction and returns the IdP URL to send the browser to. */
   async start(tenant: Tenant, input: OAuthStart): Promise<string> {
     const oauth = OAuthLogin.settings(tenant);
     if (oauth.profile === 'works') {
-      const txn = await this.deps.transactions.create({
-        domain: tenant.domain,
-        ssoType: 'oauth',
-        target: input.target,
-        clientKind: input.clientKind,
-        sessionKey: input.sessionKey,
-      });
+      const txn = await this.newTransaction(tenant, input);
       const loginUrl = input.clientKind === 'app' ? (tenant.sso.appLoginUrl ?? tenant.sso.webLoginUrl!) : tenant.sso.webLoginUrl!;
       const url = new URL(loginUrl);
       // The state travels inside redirect_uri (the profile has no state parameter of its own).
@@ -133,15 +138,7 @@ export class OAuthLogin {
     const config = await this.oidcConfig(oauth);
     const codeVerifier = oidc.randomPKCECodeVerifier();
     const nonce = oidc.randomNonce();
-    const txn = await this.deps.transactions.create({
-      domain: tenant.domain,
-      ssoType: 'oauth',
-      target: input.target,
-      clientKind: input.clientKind,
-      sessionKey: input.sessionKey,
-      codeVerifier,
-      nonce,
-    });
+    const txn = await this.newTransaction(tenant, input, { codeVerifier, nonce });
     const params: Record<string, string> = {
       redirect_uri: this.callbackUrl(tenant.domain),
       scope: [...new Set(['openid', ...oauth.scopes])].join(' '),
