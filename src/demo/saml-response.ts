@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { SignedXml } from 'xml-crypto';
+import { xmlEscape } from '../sso/saml/xml.js';
 
 /**
  * Builds and signs SAML 2.0 Responses: used by the demo IdP (never in production) and by the tests.
@@ -33,9 +34,7 @@ export const SIG_RSA_SHA1 = 'http://www.w3.org/2000/09/xmldsig#rsa-sha1';
 export const DIGEST_SHA256 = 'http://www.w3.org/2001/04/xmlenc#sha256';
 export const DIGEST_SHA1 = 'http://www.w3.org/2000/09/xmldsig#sha1';
 
-export function xmlEscape(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
-}
+export { xmlEscape };
 
 export const newSamlId = (): string => `_${randomBytes(16).toString('hex')}`;
 const iso = (ms: number): string => new Date(ms).toISOString();

@@ -58,6 +58,8 @@ export function checkAccessUrl(raw: unknown, policy: AccessUrlPolicy): string {
 export function checkLogoutRedirect(raw: unknown, allowedHosts: readonly string[], allowHttp: boolean): string | null {
   if (typeof raw !== 'string' || raw === '' || raw.length > MAX_LENGTH) return null;
   if (FORBIDDEN.test(raw)) return null;
+  // As for accessUrl (S-5): no fragment.
+  if (raw.includes('#')) return null;
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(raw)?.[1]?.toLowerCase();
   if (scheme !== 'https' && !(scheme === 'http' && allowHttp)) return null;
   let url: URL;
@@ -67,6 +69,8 @@ export function checkLogoutRedirect(raw: unknown, allowedHosts: readonly string[
     return null;
   }
   if (url.username || url.password) return null;
+  // "Exact host": the scheme's default port only; the list names hosts, not ports.
+  if (url.port !== '') return null;
   const host = url.hostname;
   const ok = allowedHosts.some((pattern) =>
     pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : host === pattern,

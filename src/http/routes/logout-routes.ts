@@ -82,6 +82,8 @@ export function logoutRoutes(s: Services): Router {
 
   // S-13: IdP-initiated LogoutRequest (HTTP-Redirect with a detached signature, or HTTP-POST with an enveloped one).
   const idpLogout = async (req: Request, res: Response): Promise<void> => {
+    // Read the browser's own session first: the logout below may end it server-side.
+    const current = await s.sessions.find(readCookie(req, cookie.name));
     let result;
     try {
       result = await s.samlLogout.receiveRequest(sloInput(req));
@@ -90,7 +92,6 @@ export function logoutRoutes(s: Services): Router {
       throw err;
     }
     res.locals.domain = result.tenant.domain;
-    const current = await s.sessions.find(readCookie(req, cookie.name));
     if (current && current.domain === result.tenant.domain && current.memberId === result.memberId) await endCookieSession(req, res, 'idp_slo');
     await s.audit.record({ type: 'saml_logout.received', domain: result.tenant.domain, actor: 'idp', requestId: res.locals.requestId, data: { sessionsEnded: result.ended } });
     land(res, result.responseUrl);

@@ -1,5 +1,5 @@
-import { createPublicKey, verify } from 'node:crypto';
-import { inflateRawSync } from 'node:zlib';
+import { createPublicKey, sign, verify } from 'node:crypto';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { SAML, type Profile } from '@node-saml/node-saml';
 import { SignedXml } from 'xml-crypto';
 import type { Clock } from '../../domain/clock.js';
@@ -11,8 +11,8 @@ import { digestForKey, keys, LOGOUT_TRANSACTION_TTL_MS, type KeyValueStore } fro
 import type { WebSession, WebSessions } from '../sessions.js';
 import { newOpaqueId } from '../transactions.js';
 import { STRONG_SIGNATURES, findWeakAlgorithm } from './algorithms.js';
-import { NAMEID_UNSPECIFIED, buildSamlOptions, sloCallbackUrl, sloUrl, type SpContext } from './options.js';
-import { NS, XmlRefused, attr, childElements, descendants, firstChild, parseUntrustedXml, plainText } from './xml.js';
+import { NAMEID_UNSPECIFIED, buildSamlOptions, sloCallbackUrl, sloUrl, spEntityId, type SpContext } from './options.js';
+import { NS, XmlRefused, attr, childElements, descendants, firstChild, parseUntrustedXml, plainText, xmlEscape } from './xml.js';
 
 const STATUS_SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
 const MAX_MESSAGE_BYTES = 100_000;
@@ -42,6 +42,26 @@ interface LogoutTransaction {
   requestId: string;
   target: string | null;
   createdAt: number;
+}
+
+const RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
+
+/** RFC 3986 strict percent-encoding: neither browsers nor IdPs re-encode these octets, so the signed query is the query received. */
+const strictEncode = (v: string): string => encodeURIComponent(v).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+/**
+ * HTTP-Redirect binding (SAML bindings §3.4.4.1): the signature covers exactly the query octets sent.
+ * (node-saml signs querystring.stringify() but writes the URL with URLSearchParams, which encode a
+ * space, `!`, `'`, `(`, `)` and `~` differently, so an echoed RelayState holding one broke the signature.)
+ */
+function signedRedirectUrl(target: string, field: 'SAMLRequest' | 'SAMLResponse', xml: string, relayState: string | undefined, privateKey: string): string {
+  let query = `${field}=${strictEncode(deflateRawSync(Buffer.from(xml, 'utf8')).toString('base64'))}`;
+  if (relayState) query += `&RelayState=${strictEncode(relayState)}`;
+  query += `&SigAlg=${strictEncode(RSA_SHA256)}`;
+  const signature = sign('sha256', Buffer.from(query), privateKey).toString('base64');
+  const url = new URL(target);
+  url.hash = '';
+  return `${url.origin}${url.pathname}${url.search ? `${url.search}&` : '?'}${query}&Signature=${strictEncode(signature)}`;
 }
 
 function reject(reason: string, detail?: string): AppError {
@@ -213,12 +233,13 @@ export class SamlLogout {
     const issuerEl = firstChild(message.root, NS.assertion, 'Issuer');
     const issuer = issuerEl ? plainText(issuerEl)?.trim() : undefined;
     if (!issuer) throw reject('issuer_unknown', 'no Issuer');
-    const tenant = await this.findTenantByVerifiedIssuer(issuer, message);
+    // Several tenants may register the same IdP (same entity ID and certificate): the request speaks for all of them.
+    const tenants = await this.findTenantsByVerifiedIssuer(issuer, message);
     this.checkDestination(message.root, sloUrl(this.deps.sp));
     this.checkFresh(message.root);
     const requestId = attr(message.root, 'ID');
     if (!requestId) throw reject('message_malformed', 'no ID');
-    const first = await this.deps.store.set(keys.samlLogoutSeen(tenant.domain, digestForKey(`${issuer}\n${requestId}`)), '1', {
+    const first = await this.deps.store.set(keys.samlLogoutSeen(tenants[0]!.domain, digestForKey(`${issuer}\n${requestId}`)), '1', {
       nx: true,
       ttlMs: MESSAGE_MAX_AGE_MS + 2 * this.deps.clockSkewMs,
     });
@@ -228,39 +249,53 @@ export class SamlLogout {
     const nameId = nameIds.length === 1 ? plainText(nameIds[0]!)?.trim() : undefined;
     if (!nameId) throw reject('name_id_invalid');
     const sessionIndexes = childElements(message.root, NS.protocol, 'SessionIndex').map((e) => plainText(e)?.trim() ?? '');
-    const member =
-      tenant.sso.userKey === 'account'
-        ? await this.deps.members.findByAccount(tenant.domain, nameId)
-        : await this.deps.members.findByExternalKey(tenant.domain, nameId);
-    const ended = member
-      ? await this.deps.sessions.destroyMatching(tenant.domain, member.id, (s) => sessionIndexes.length === 0 || sessionIndexes.includes(s.sessionIndex ?? ''))
-      : 0;
+    let ended = 0;
+    let found: { tenant: Tenant; memberId: string; ended: number } | null = null;
+    for (const tenant of tenants) {
+      const member =
+        tenant.sso.userKey === 'account'
+          ? await this.deps.members.findByAccount(tenant.domain, nameId)
+          : await this.deps.members.findByExternalKey(tenant.domain, nameId);
+      if (!member) continue;
+      const n = await this.deps.sessions.destroyMatching(tenant.domain, member.id, (s) => sessionIndexes.length === 0 || sessionIndexes.includes(s.sessionIndex ?? ''));
+      ended += n;
+      if (!found || (found.ended === 0 && n > 0)) found = { tenant, memberId: member.id, ended: n };
+    }
+    const tenant = found?.tenant ?? tenants[0]!;
+    const answerVia = [tenant, ...tenants].find((t) => t.sso.saml?.idpSloUrl);
 
     let responseUrl: string | null = null;
-    if (tenant.sso.saml?.idpSloUrl && this.deps.sp.signing) {
-      const saml = new SAML(buildSamlOptions({ tenant, sp: this.deps.sp, clientKind: 'web', requestId: `_${newOpaqueId(20)}` }));
-      responseUrl = await saml.getLogoutResponseUrlAsync({ ID: requestId, issuer, nameID: nameId } as Profile, message.relayState ?? '', {}, true);
+    if (answerVia && this.deps.sp.signing) {
+      const target = answerVia.sso.saml!.idpSloUrl!;
+      const xml =
+        `<samlp:LogoutResponse xmlns:samlp="${NS.protocol}" xmlns:saml="${NS.assertion}" ID="_${newOpaqueId(20)}" Version="2.0"` +
+        ` IssueInstant="${new Date(this.deps.clock.now()).toISOString()}" Destination="${xmlEscape(target)}" InResponseTo="${xmlEscape(requestId)}">` +
+        `<saml:Issuer>${xmlEscape(spEntityId(this.deps.sp, answerVia))}</saml:Issuer>` +
+        `<samlp:Status><samlp:StatusCode Value="${STATUS_SUCCESS}"/></samlp:Status></samlp:LogoutResponse>`;
+      responseUrl = signedRedirectUrl(target, 'SAMLResponse', xml, message.relayState, this.deps.sp.signing.privateKey);
     }
-    return { tenant, ended, memberId: member?.id ?? null, responseUrl };
+    return { tenant, ended, memberId: found?.memberId ?? null, responseUrl };
   }
 
-  /** Tenants registered with this IdP entity ID; the one whose certificate verifies the message wins. */
-  private async findTenantByVerifiedIssuer(issuer: string, message: ReceivedMessage): Promise<Tenant> {
+  /** Tenants registered with this IdP entity ID whose certificates verify the message (sorted by domain). */
+  private async findTenantsByVerifiedIssuer(issuer: string, message: ReceivedMessage): Promise<Tenant[]> {
     const domains = await this.deps.store.sMembers(keys.samlIdpTenants(digestForKey(issuer)));
     let lastError: AppError = reject('issuer_unknown', 'no tenant has this IdP');
+    const verified: Tenant[] = [];
     for (const domain of domains.sort()) {
       const tenant = await this.deps.tenants.find(domain);
       const saml = tenant?.sso.saml;
       if (!tenant || !saml || saml.idpEntityId !== issuer || tenant.sso.type !== 'saml') continue;
       try {
         verifySignature(message, saml.idpCertificates);
-        return tenant;
+        verified.push(tenant);
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
         lastError = err;
       }
     }
-    throw lastError;
+    if (verified.length === 0) throw lastError;
+    return verified;
   }
 
   private checkIssuer(root: Element, expected: string): void {
@@ -268,9 +303,9 @@ export class SamlLogout {
     if (!issuer || plainText(issuer)?.trim() !== expected) throw reject('issuer_unknown', 'Issuer is not the tenant IdP');
   }
 
+  // SAML bindings §3.4.5.2 / §3.5.5.2: a signed message names its Destination, and it must be us.
   private checkDestination(root: Element, expected: string): void {
-    const destination = attr(root, 'Destination');
-    if (destination !== null && destination !== expected) throw reject('destination_mismatch');
+    if (attr(root, 'Destination') !== expected) throw reject('destination_mismatch');
   }
 
   private checkFresh(root: Element): void {

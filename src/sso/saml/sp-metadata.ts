@@ -1,6 +1,6 @@
 import type { Tenant } from '../../domain/tenant.js';
-import { xmlEscape } from '../../demo/saml-response.js';
 import { NAMEID_UNSPECIFIED, acsUrl, sloCallbackUrl, sloUrl, spEntityId, type SpContext } from './options.js';
+import { xmlEscape } from './xml.js';
 
 const REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
 const POST = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST';

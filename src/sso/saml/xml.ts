@@ -7,6 +7,10 @@ export const NS = {
   metadata: 'urn:oasis:names:tc:SAML:2.0:metadata',
 } as const;
 
+export function xmlEscape(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
+}
+
 export class XmlRefused extends Error {
   constructor(
     readonly kind: 'doctype_refused' | 'xml_malformed',
