@@ -4,6 +4,7 @@ import { demoSamlIdpRouter, type DemoIdpUser } from './demo/saml-idp.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { readCookie } from './http/cookies.js';
 import { requestContext, securityHeaders } from './http/request-context.js';
+import { adminRouter } from './http/routes/admin/index.js';
 import { healthRoutes } from './http/routes/health-routes.js';
 import { logoutRoutes } from './http/routes/logout-routes.js';
 import { sessionRoutes } from './http/routes/session-routes.js';
@@ -36,6 +37,7 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   app.use(ssoRoutes(services));
   app.use(sessionRoutes(services));
   app.use(logoutRoutes(services));
+  app.use('/admin/v1', adminRouter(services));
 
   const demoMounted = Boolean(demo && config.demo.enabled && config.env !== 'production');
   if (demo && demoMounted) {

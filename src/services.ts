@@ -1,4 +1,7 @@
 import type { Strategy } from 'passport';
+import { AdminKeys } from './admin/api-keys.js';
+import { MemberDirectory } from './admin/member-directory.js';
+import { SsoSwitch } from './admin/sso-switch.js';
 import type { Config } from './config/index.js';
 import type { Clock } from './domain/clock.js';
 import { MemberRepository } from './domain/members.js';
@@ -40,6 +43,9 @@ export interface Services extends AppDeps {
   oauthLogin: OAuthLogin;
   appLoginChecks: AppLoginChecks;
   samlLogout: SamlLogout;
+  adminKeys: AdminKeys;
+  memberDirectory: MemberDirectory;
+  ssoSwitch: SsoSwitch;
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
   defaultServiceUrl(tenant: Tenant): string;
@@ -86,6 +92,9 @@ export function buildServices(deps: AppDeps): Services {
     outbound,
     oauthLogin: new OAuthLogin({ http: outbound, transactions, members, clock, publicUrl: config.publicUrl, allowHttp }),
     appLoginChecks: new AppLoginChecks(store),
+    adminKeys: new AdminKeys(store, clock, config.adminApiKey),
+    memberDirectory: new MemberDirectory(members, sessions, store, clock),
+    ssoSwitch: new SsoSwitch({ store, tenants, clock, sessionEnders: [sessions], tokenRevokers: [] }),
     samlLogout: new SamlLogout({ tenants, members, sessions, store, clock, sp, clockSkewMs: config.saml.clockSkewSeconds * 1000 }),
     accessUrlPolicy: (tenant) => ({
       allowedOrigins: [...config.serviceOrigins, ...tenant.serviceOrigins],

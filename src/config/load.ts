@@ -73,7 +73,7 @@ const ENV_MAP: Record<string, { path: string[]; parse?: (v: string) => unknown }
   REDIS_URL: { path: ['store', 'redisUrl'] },
   REDIS_KEY_PREFIX: { path: ['store', 'keyPrefix'] },
   SECRET_KEYS: { path: ['secretKeys'], parse: list },
-  ADMIN_API_KEY: { path: ['adminApiKey'] },
+  ADMIN_API_KEY: { path: ['adminApiKey'], parse: (v) => (v === '' ? undefined : v) },
   SERVICE_ORIGINS: { path: ['serviceOrigins'], parse: list },
   DEFAULT_SERVICE_URL: { path: ['defaultServiceUrl'] },
   SP_ENTITY_ID: { path: ['saml', 'spEntityId'] },
@@ -170,7 +170,10 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   else if (signing.keyFile?.includes('dev-only')) warnings.push('saml.signing uses the DEV-ONLY SP key: set SP_SIGNING_KEY_FILE before real use.');
 
   const devSecret = config.secretKeys.some((k) => k.includes(DEV_SECRET_MARKER));
+  const devAdminKey = config.adminApiKey?.includes(DEV_SECRET_MARKER) ?? false;
   if (isProd) {
+    if (devAdminKey) throw new ConfigError('Invalid configuration:\n  - adminApiKey: the DEV-ONLY placeholder cannot be used in production; set ADMIN_API_KEY (or leave it empty for tenant keys only)');
+    if (config.admin.allowPrivateMetadataUrls) throw new ConfigError('Invalid configuration:\n  - admin.allowPrivateMetadataUrls: not in production');
     if (devSecret) throw new ConfigError('Invalid configuration:\n  - secretKeys: the DEV-ONLY placeholder cannot be used in production; set SECRET_KEYS');
     if (!config.store.redisUrl) throw new ConfigError('Invalid configuration:\n  - store.redisUrl: production needs Redis; set REDIS_URL');
     if (!config.publicUrl.startsWith('https://')) throw new ConfigError('Invalid configuration:\n  - publicUrl: production needs an https PUBLIC_URL');
@@ -178,6 +181,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   } else {
     if (!config.serviceOrigins.includes(config.publicUrl)) config.serviceOrigins.push(config.publicUrl);
     if (devSecret) warnings.push('secretKeys holds the DEV-ONLY placeholder: set SECRET_KEYS before real use.');
+    if (devAdminKey) warnings.push('adminApiKey is the DEV-ONLY placeholder: set ADMIN_API_KEY before real use.');
     if (config.demo.enabled) warnings.push('Demo IdPs are mounted at /demo-idp (never in production).');
   }
   if (!config.store.redisUrl) {

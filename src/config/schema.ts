@@ -65,6 +65,14 @@ export const configSchema = z.strictObject({
     /** Largest IdP answer read (token, user info, discovery, JWKS). */
     maxResponseBytes: z.number().int().min(1024).max(10_000_000).default(1_000_000),
   }),
+  admin: z
+    .strictObject({
+      /** IdP metadata may be fetched from private, loopback or link-local addresses (tests only: an SSRF guard). */
+      allowPrivateMetadataUrls: z.boolean().default(false),
+      /** Admin API requests per minute per key. */
+      rateLimitPerMinute: z.number().int().min(10).max(100_000).default(1200),
+    })
+    .default({ allowPrivateMetadataUrls: false, rateLimitPerMinute: 1200 }),
   session: z.strictObject({
     cookieName: z.string().regex(/^[A-Za-z0-9_-]+$/).default('idpb_session'),
     /** S-10 defaults: 24 h for web logins, 30 days for app logins. */

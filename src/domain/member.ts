@@ -16,6 +16,15 @@ export const accountSchema = z
 export const memberStatusSchema = z.enum(['pending', 'in_use', 'unapproved', 'suspended']);
 export const memberRoleSchema = z.enum(['super_admin', 'admin', 'member']);
 
+/** A third-party app password (mail clients …): only its hash is kept. */
+export const appPasswordSchema = z.strictObject({
+  id: z.string(),
+  name: z.string().min(1).max(100),
+  hash: z.string(),
+  createdAt: z.number(),
+});
+export type AppPassword = z.infer<typeof appPasswordSchema>;
+
 export const memberSchema = z.strictObject({
   id: z.string().min(1).max(64),
   domain: z.string(),
@@ -24,6 +33,10 @@ export const memberSchema = z.strictObject({
   name: z.string().min(1).max(200),
   role: memberRoleSchema.default('member'),
   status: memberStatusSchema.default('in_use'),
+  /** scrypt hash (see domain/passwords.ts); never returned by any API. */
+  passwordHash: z.string().optional(),
+  appPasswords: z.array(appPasswordSchema).default([]),
+  createdAt: z.number().optional(),
 });
 export type Member = z.infer<typeof memberSchema>;
 export type MemberStatus = z.infer<typeof memberStatusSchema>;

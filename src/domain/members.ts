@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { keys, type KeyValueStore } from '../store/index.js';
+import type { z } from 'zod';
+import { AppError } from '../errors/index.js';
 import { memberSchema, type Member } from './member.js';
 
-export type NewMember = Omit<Member, 'id' | 'domain'> & { id?: string };
+export type NewMember = Omit<z.input<typeof memberSchema>, 'id' | 'domain'> & { id?: string };
 
 /** Member records and their unique indexes (account, external key) within one tenant. */
 export class MemberRepository {
@@ -34,7 +36,7 @@ export class MemberRepository {
       if (value === undefined || value === oldValue) return;
       const claimed = await this.store.hSetNx(key, value, member.id);
       if (!claimed && (await this.store.hGet(key, value)) !== member.id) {
-        throw new Error(`member index clash on ${key.split(':').pop()}`);
+        throw new AppError(key === keys.memberByAccount(domain) ? 'account_conflict' : 'external_key_conflict', { detail: `index clash for member ${member.id}` });
       }
     };
     await claim(keys.memberByAccount(domain), member.account, previous?.account);
@@ -46,5 +48,23 @@ export class MemberRepository {
       await this.store.hDel(keys.memberByExternalKey(domain), previous.externalKey);
     }
     return member;
+  }
+
+  /** Deletes a member and its index entries (sessions are ended by the caller). True when it existed. */
+  async delete(domain: string, id: string): Promise<boolean> {
+    const member = await this.findById(domain, id);
+    if (!member) return false;
+    await this.store.atomic([
+      { op: 'del', key: keys.member(domain, id) },
+      { op: 'sRem', key: keys.memberIds(domain), members: [id] },
+      { op: 'hDel', key: keys.memberByAccount(domain), fields: [member.account] },
+      ...(member.externalKey ? [{ op: 'hDel' as const, key: keys.memberByExternalKey(domain), fields: [member.externalKey] }] : []),
+    ]);
+    return true;
+  }
+
+  /** Writes a member whose identifying fields (account, external key) did not change. */
+  async replace(member: Member): Promise<void> {
+    await this.store.set(keys.member(member.domain, member.id), JSON.stringify(member));
   }
 }

@@ -90,5 +90,20 @@ export const tenantSchema = z.strictObject({
   /** Where a login without accessUrl (or an allowed unsolicited response) lands; else the global default. */
   defaultServiceUrl: z.string().url().optional(),
   thirdPartyAppPasswordsAllowed: z.boolean().default(false),
+  passwordPolicy: z
+    .strictObject({
+      minLength: z.number().int().min(8).max(128).default(10),
+      requireMixedCase: z.boolean().default(false),
+      requireDigit: z.boolean().default(true),
+    })
+    .default({ minLength: 10, requireMixedCase: false, requireDigit: true }),
+  /** How long a password login keeps the member signed in (days). */
+  loginRetentionDays: z.number().int().min(1).max(90).default(1),
+  /** S-23: the super admin may still sign in with a password while SSO is on (audited break-glass). */
+  superAdminBreakGlass: z.boolean().default(true),
+  /** Bumped by every SSO switch: login transactions and tokens of an older epoch are void. */
+  ssoEpoch: z.number().int().min(0).default(0),
 });
 export type Tenant = z.infer<typeof tenantSchema>;
+/** A tenant as written by config or the admin API: defaults not yet applied. */
+export type TenantInput = z.input<typeof tenantSchema>;

@@ -1,7 +1,7 @@
 import { AppError } from '../errors/index.js';
 import { digestForKey, keys, type KeyValueStore } from '../store/index.js';
 import { SecretBox } from './secret-box.js';
-import { DOMAIN_RE, tenantSchema, type Tenant } from './tenant.js';
+import { DOMAIN_RE, tenantSchema, type Tenant, type TenantInput } from './tenant.js';
 
 const clientSecretContext = (domain: string): string => `tenant:${domain}:oauth.clientSecret`;
 
@@ -41,7 +41,7 @@ export class TenantRepository {
     return tenant;
   }
 
-  async save(input: Tenant): Promise<Tenant> {
+  async save(input: TenantInput): Promise<Tenant> {
     const tenant = tenantSchema.parse(input);
     const stored: Tenant = tenant.sso.oauth
       ? {

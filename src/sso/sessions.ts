@@ -1,3 +1,4 @@
+import type { MemberSessionEnder } from '../admin/sso-switch.js';
 import type { Clock } from '../domain/clock.js';
 import { digestForKey, keys, type KeyValueStore } from '../store/index.js';
 import { newOpaqueId } from './transactions.js';
@@ -22,7 +23,7 @@ const SESSION_ID_RE = /^[A-Za-z0-9_-]{43}$/;
  * copy of the store does not hand out live cookies. Each member keeps an index of its sessions so
  * they can all be ended (logout everywhere, SSO switch).
  */
-export class WebSessions {
+export class WebSessions implements MemberSessionEnder {
   constructor(
     private readonly store: KeyValueStore,
     private readonly clock: Clock,
@@ -76,6 +77,11 @@ export class WebSessions {
       }
     }
     return ended;
+  }
+
+  /** MemberSessionEnder: the SSO switch ends web sessions through this. */
+  endMemberSessions(domain: string, memberId: string): Promise<number> {
+    return this.destroyAllOfMember(domain, memberId);
   }
 
   /** Ends every session of a member; returns how many were live. */

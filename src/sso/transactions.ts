@@ -17,6 +17,8 @@ export interface LoginTransaction {
   requestId?: string;
   /** App logins: the key the app later checks with POST /login/check/{sessionKey}. */
   sessionKey?: string;
+  /** The tenant's ssoEpoch when the login started: an SSO switch since then voids it. */
+  ssoEpoch: number;
   /** OIDC: the PKCE verifier and the nonce of this authorization request. */
   codeVerifier?: string;
   nonce?: string;
@@ -37,8 +39,8 @@ export class LoginTransactions {
     private readonly ttlSeconds: number,
   ) {}
 
-  async create(fields: Omit<LoginTransaction, 'id' | 'createdAt'>): Promise<LoginTransaction> {
-    const txn: LoginTransaction = { ...fields, id: newOpaqueId(), createdAt: this.clock.now() };
+  async create(tenant: { domain: string; ssoEpoch: number }, fields: Omit<LoginTransaction, 'id' | 'createdAt' | 'domain' | 'ssoEpoch'>): Promise<LoginTransaction> {
+    const txn: LoginTransaction = { ...fields, domain: tenant.domain, ssoEpoch: tenant.ssoEpoch, id: newOpaqueId(), createdAt: this.clock.now() };
     await this.store.set(keys.loginTransaction(txn.domain, txn.id), JSON.stringify(txn), { ttlMs: this.ttlSeconds * 1000 });
     return txn;
   }
@@ -47,7 +49,8 @@ export class LoginTransactions {
    * Takes the transaction out of the store (single use, atomically) and checks it belongs to this
    * tenant and is younger than the TTL by the injected clock. Throws `login_transaction_invalid`.
    */
-  async consume(domain: string, rawId: unknown): Promise<LoginTransaction> {
+  async consume(tenant: { domain: string; ssoEpoch: number }, rawId: unknown): Promise<LoginTransaction> {
+    const domain = tenant.domain;
     if (typeof rawId !== 'string' || !TRANSACTION_ID_RE.test(rawId)) {
       throw new AppError('login_transaction_invalid', { reason: 'transaction_id_malformed' });
     }
@@ -60,6 +63,8 @@ export class LoginTransactions {
     if (this.clock.now() - txn.createdAt >= this.ttlSeconds * 1000) {
       throw new AppError('login_transaction_invalid', { reason: 'transaction_expired' });
     }
+    // Switching SSO on or off discards the logins in flight (S-21/S-22).
+    if ((txn.ssoEpoch ?? 0) !== tenant.ssoEpoch) throw new AppError('login_transaction_invalid', { reason: 'transaction_voided_by_sso_switch' });
     return txn;
   }
 }

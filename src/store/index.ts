@@ -1,4 +1,4 @@
-export type { KeyValueStore, SetOptions } from './types.js';
+export type { AtomicOp, KeyValueStore, SetOptions } from './types.js';
 export { MemoryStore } from './memory-store.js';
 export { RedisStore, type RedisStoreOptions } from './redis-store.js';
 export { keys, digestForKey, AUDIT_MAX_ENTRIES, APP_LOGIN_CHECK_TTL_MS, LOGOUT_TRANSACTION_TTL_MS } from './keys.js';

@@ -45,6 +45,22 @@ export const keys = {
   samlLogoutSeen: (domain: string, messageIdDigest: string): string => `${tag(domain)}:saml-logout-seen:${messageIdDigest}`,
   /** Set of tenant domains whose SAML IdP has this entity ID (IdP-initiated SLO finds the tenant). No TTL. */
   samlIdpTenants: (entityIdDigest: string): string => `idpb:saml-idp:${entityIdDigest}`,
+  /** Admin API key (tenant-scoped), by SHA-256 of the key. No TTL. */
+  adminApiKey: (keyDigest: string): string => `idpb:admin-key:${keyDigest}`,
+  /** Hash key id → digest of a tenant's admin API keys. No TTL. */
+  adminApiKeysOf: (domain: string): string => `${tag(domain)}:admin-keys`,
+  /** Hash invitation id → invitation (JSON) of a tenant. No TTL (each invitation carries its expiry). */
+  invitations: (domain: string): string => `${tag(domain)}:invitations`,
+  /** Invitation token digest → "domain id" (accepting an invitation by link). TTL: the invitation's. */
+  invitationByToken: (tokenDigest: string): string => `idpb:invitation:${tokenDigest}`,
+  /** The SSO switch in progress (JSON: target, cursor, phase); gone when complete. No TTL. */
+  ssoSwitchJob: (domain: string): string => `${tag(domain)}:sso-switch`,
+  /** Hash of effect counts of the SSO switch in progress. */
+  ssoSwitchCounts: (domain: string): string => `${tag(domain)}:sso-switch:counts`,
+  /** Lock held by the process running a tenant's SSO switch. TTL: 30 s, renewed per batch. */
+  ssoSwitchLock: (domain: string): string => `${tag(domain)}:sso-switch:lock`,
+  /** Failed password logins of one account (lockout). TTL: the lockout window. */
+  passwordFailures: (domain: string, accountDigest: string): string => `${tag(domain)}:pw-fail:${accountDigest}`,
   /** Audit trail of a tenant (capped list, newest first). No TTL. */
   audit: (domain: string): string => `${tag(domain)}:audit`,
   /** Audit trail of events with no tenant (unknown domain probes …). */

@@ -1,4 +1,4 @@
-import type { KeyValueStore, SetOptions } from './types.js';
+import type { AtomicOp, KeyValueStore, SetOptions } from './types.js';
 
 type Entry =
   | { type: 'string'; value: string; expiresAt: number | null }
@@ -155,6 +155,68 @@ export class MemoryStore implements KeyValueStore {
 
   async sIsMember(key: string, member: string): Promise<boolean> {
     return Promise.resolve(this.typed(key, 'set')?.value.has(member) ?? false);
+  }
+
+  async sScan(key: string, cursor: string, count: number): Promise<[string, string[]]> {
+    // Cursor = the last member returned; members are visited in sorted order, so deleting members
+    // during the iteration never skips others.
+    const after = cursor === '0' ? null : Buffer.from(cursor, 'base64url').toString('utf8');
+    const all = [...(this.typed(key, 'set')?.value ?? [])].sort();
+    const start = after === null ? 0 : all.findIndex((m) => m > after);
+    if (start < 0) return Promise.resolve(['0', []]);
+    const batch = all.slice(start, start + count);
+    const done = start + count >= all.length;
+    return Promise.resolve([done ? '0' : Buffer.from(batch[batch.length - 1]!).toString('base64url'), batch]);
+  }
+
+  async sCard(key: string): Promise<number> {
+    return Promise.resolve(this.typed(key, 'set')?.value.size ?? 0);
+  }
+
+  async hLen(key: string): Promise<number> {
+    return Promise.resolve(this.typed(key, 'hash')?.value.size ?? 0);
+  }
+
+  async hIncrBy(key: string, field: string, by: number): Promise<number> {
+    const e = this.ensure(key, 'hash', () => new Map());
+    const n = Number(e.value.get(field) ?? '0') + by;
+    if (!Number.isSafeInteger(n)) throw new Error('ERR hash value is not an integer');
+    e.value.set(field, String(n));
+    return Promise.resolve(n);
+  }
+
+  async atomic(ops: AtomicOp[]): Promise<void> {
+    // Single-threaded: check every op's type first, then apply, so a bad op applies nothing.
+    for (const o of ops) {
+      const want = o.op === 'set' || o.op === 'del' ? null : o.op.startsWith('h') ? 'hash' : 'set';
+      const e = this.live(o.key);
+      if (want && e && e.type !== want) throw new WrongTypeError();
+    }
+    for (const o of ops) {
+      switch (o.op) {
+        case 'set':
+          await this.set(o.key, o.value, { ttlMs: o.ttlMs });
+          break;
+        case 'del':
+          await this.del(o.key);
+          break;
+        case 'hSet':
+          await this.hSet(o.key, o.fields);
+          break;
+        case 'hDel':
+          await this.hDel(o.key, ...o.fields);
+          break;
+        case 'hIncrBy':
+          await this.hIncrBy(o.key, o.field, o.by);
+          break;
+        case 'sAdd':
+          await this.sAdd(o.key, ...o.members);
+          break;
+        case 'sRem':
+          await this.sRem(o.key, ...o.members);
+          break;
+      }
+    }
   }
 
   async pushCapped(key: string, value: string, max: number): Promise<void> {

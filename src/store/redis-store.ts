@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../errors/index.js';
-import type { KeyValueStore, SetOptions } from './types.js';
+import type { AtomicOp, KeyValueStore, SetOptions } from './types.js';
 
 export interface RedisStoreOptions {
   url: string;
@@ -31,6 +31,8 @@ export class RedisStore implements KeyValueStore {
       commandTimeout: options.commandTimeoutMs,
       connectTimeout: Math.max(1000, options.commandTimeoutMs),
       retryStrategy: (times) => Math.min(100 * times, 2000),
+      // Concurrent commands (a batch of members in the SSO switch, a CSV import) share round trips.
+      enableAutoPipelining: true,
     };
     this.client = new Redis(options.url, redisOptions);
     // Connection errors are reported through readiness and per-request 503s; without a listener
@@ -132,6 +134,58 @@ export class RedisStore implements KeyValueStore {
 
   sIsMember(key: string, member: string): Promise<boolean> {
     return this.run(async () => (await this.client.sismember(key, member)) === 1);
+  }
+
+  sScan(key: string, cursor: string, count: number): Promise<[string, string[]]> {
+    return this.run(() => this.client.sscan(key, cursor, 'COUNT', count));
+  }
+
+  sCard(key: string): Promise<number> {
+    return this.run(() => this.client.scard(key));
+  }
+
+  hLen(key: string): Promise<number> {
+    return this.run(() => this.client.hlen(key));
+  }
+
+  hIncrBy(key: string, field: string, by: number): Promise<number> {
+    return this.run(() => this.client.hincrby(key, field, by));
+  }
+
+  atomic(ops: AtomicOp[]): Promise<void> {
+    if (ops.length === 0) return Promise.resolve();
+    return this.run(async () => {
+      const multi = this.client.multi();
+      for (const o of ops) {
+        switch (o.op) {
+          case 'set':
+            if (o.ttlMs) multi.set(o.key, o.value, 'PX', o.ttlMs);
+            else multi.set(o.key, o.value);
+            break;
+          case 'del':
+            multi.del(o.key);
+            break;
+          case 'hSet':
+            if (Object.keys(o.fields).length) multi.hset(o.key, o.fields);
+            break;
+          case 'hDel':
+            if (o.fields.length) multi.hdel(o.key, ...o.fields);
+            break;
+          case 'hIncrBy':
+            multi.hincrby(o.key, o.field, o.by);
+            break;
+          case 'sAdd':
+            if (o.members.length) multi.sadd(o.key, ...o.members);
+            break;
+          case 'sRem':
+            if (o.members.length) multi.srem(o.key, ...o.members);
+            break;
+        }
+      }
+      const res = await multi.exec();
+      const failed = res?.find(([err]) => err)?.[0];
+      if (failed) throw failed;
+    });
   }
 
   pushCapped(key: string, value: string, max: number): Promise<void> {

@@ -12,6 +12,16 @@ export interface SetOptions {
   nx?: boolean;
 }
 
+/** One write of an atomic batch (see KeyValueStore.atomic). */
+export type AtomicOp =
+  | { op: 'set'; key: string; value: string; ttlMs?: number }
+  | { op: 'del'; key: string }
+  | { op: 'hSet'; key: string; fields: Record<string, string> }
+  | { op: 'hDel'; key: string; fields: string[] }
+  | { op: 'hIncrBy'; key: string; field: string; by: number }
+  | { op: 'sAdd'; key: string; members: string[] }
+  | { op: 'sRem'; key: string; members: string[] };
+
 export interface KeyValueStore {
   readonly kind: 'memory' | 'redis';
   get(key: string): Promise<string | null>;
@@ -35,6 +45,24 @@ export interface KeyValueStore {
   sRem(key: string, ...members: string[]): Promise<number>;
   sMembers(key: string): Promise<string[]>;
   sIsMember(key: string, member: string): Promise<boolean>;
+
+  /**
+   * Iterates a set in batches: start with cursor '0'; a returned cursor of '0' ends the iteration.
+   * Members present for the whole iteration are returned at least once (Redis SSCAN semantics);
+   * callers must therefore be idempotent per member.
+   */
+  sScan(key: string, cursor: string, count: number): Promise<[string, string[]]>;
+  sCard(key: string): Promise<number>;
+  hLen(key: string): Promise<number>;
+  hIncrBy(key: string, field: string, by: number): Promise<number>;
+
+  /**
+   * Sends the writes as one MULTI/EXEC: a connection failure applies none of them, and no other
+   * client sees a state in between. (A command Redis itself refuses — a bug — does not undo the
+   * others.) On Redis Cluster all keys of one batch must share a hash slot: use keys of one tenant
+   * (`idpb:{domain}:…`).
+   */
+  atomic(ops: AtomicOp[]): Promise<void>;
 
   /** LPUSH then LTRIM to `max` entries (at least 1): a capped, newest-first log. */
   pushCapped(key: string, value: string, max: number): Promise<void>;

@@ -3,7 +3,7 @@ import { inflateRawSync } from 'node:zlib';
 import supertest from 'supertest';
 import { createApp, type CreatedApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
-import type { Tenant } from '../../src/domain/tenant.js';
+import type { TenantInput as Tenant } from '../../src/domain/tenant.js';
 import type { NewMember } from '../../src/domain/members.js';
 import { buildSamlResponseXml, signSamlResponse, type SamlResponseSpec, type SigningOptions } from '../../src/demo/saml-response.js';
 import { createLogger } from '../../src/observability/logger.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type supertest from 'supertest';
-import type { Tenant } from '../../src/domain/tenant.js';
+import type { TenantInput as Tenant } from '../../src/domain/tenant.js';
 import { OPEN_REDIRECT_SHAPES } from '../fixtures/open-redirect-shapes.js';
 import { idps, type TestIdpKeys } from '../helpers/keys.js';
 import { PUBLIC_URL, beginLogin, createGateway, postAcs, sessionCookieOf, standardTenants, validResponse, type Gateway } from '../helpers/gateway.js';

@@ -47,7 +47,7 @@ export function ssoRoutes(s: Services): Router {
     const requestId = `_${randomBytes(20).toString('hex')}`;
     // Build the options first: a misconfigured tenant must not leave transactions behind.
     const options = buildSamlOptions({ tenant, sp: s.sp, clientKind, requestId, worksId });
-    const txn = await s.transactions.create({ domain: tenant.domain, ssoType: 'saml', target, clientKind, requestId, sessionKey });
+    const txn = await s.transactions.create(tenant, { ssoType: 'saml', target, clientKind, requestId, sessionKey });
     res.redirect(302, await samlAuthorizeUrl(s.samlStrategy, options, txn.id));
   });
 

@@ -106,8 +106,7 @@ export class OAuthLogin {
   }
 
   private newTransaction(tenant: Tenant, input: OAuthStart, oidcChecks: { codeVerifier?: string; nonce?: string } = {}): Promise<LoginTransaction> {
-    return this.deps.transactions.create({
-      domain: tenant.domain,
+    return this.deps.transactions.create(tenant, {
       ssoType: 'oauth',
       target: input.target,
       clientKind: input.clientKind,
@@ -158,7 +157,7 @@ export class OAuthLogin {
   async finish(tenant: Tenant, query: Record<string, unknown>, rawQuery: string): Promise<OAuthResult> {
     const oauth = OAuthLogin.settings(tenant);
     if (typeof query.state !== 'string' || query.state === '') throw new AppError('login_transaction_invalid', { reason: 'state_missing' });
-    const txn = await this.deps.transactions.consume(tenant.domain, query.state);
+    const txn = await this.deps.transactions.consume(tenant, query.state);
     if (txn.ssoType !== 'oauth') throw new AppError('login_transaction_invalid', { reason: 'transaction_not_oauth' });
     if (query.error !== undefined) {
       const code = typeof query.error === 'string' && PRINTABLE.test(query.error) ? query.error.slice(0, 64) : 'malformed';

@@ -214,7 +214,7 @@ export class SamlAcs {
       ctx.transaction = null;
       return;
     }
-    const txn = await this.deps.transactions.consume(need(ctx.tenant, 'tenant').domain, relayState);
+    const txn = await this.deps.transactions.consume(need(ctx.tenant, 'tenant'), relayState);
     if (txn.ssoType !== 'saml' || !txn.requestId) {
       throw new AppError('login_transaction_invalid', { reason: 'transaction_not_saml' });
     }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import type { Tenant } from '../../../src/domain/tenant.js';
+import type { TenantInput as Tenant } from '../../../src/domain/tenant.js';
 import { PUBLIC_URL, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, sessionCookieOf, type Gateway } from '../../helpers/gateway.js';
 import {
   BRIDGE_CLIENT_ID,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import type { Tenant } from '../../../src/domain/tenant.js';
+import type { TenantInput as Tenant } from '../../../src/domain/tenant.js';
 import { keys } from '../../../src/store/index.js';
 import { PUBLIC_URL, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, sessionCookieOf, type Gateway } from '../../helpers/gateway.js';
 import { startBlackHole, startWorksIdp, type BlackHole, type RecordedRequest, type WorksIdp } from '../../helpers/works-idp.js';
@@ -19,7 +19,7 @@ const TARGET = `${SERVICE_ORIGIN}/board/list-7f3a?folder=42&q=a%20b`;
 const STATE_RE = /^[A-Za-z0-9_-]{32}$/;
 const APP_TTL_SECONDS = 30 * 24 * 3600;
 
-function worksTenant(domain: string, idp: WorksIdp, sso: Partial<Tenant['sso']> = {}, oauth: Partial<NonNullable<Tenant['sso']['oauth']>> = {}): Tenant {
+function worksTenant(domain: string, idp: WorksIdp, sso: Partial<Tenant['sso']> = {}, oauth: Partial<NonNullable<NonNullable<Tenant['sso']>['oauth']>> = {}): Tenant {
   return {
     domain,
     name: `Tenant ${domain}`,

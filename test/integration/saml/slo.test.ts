@@ -7,7 +7,7 @@ import { DOMParser } from '@xmldom/xmldom';
 import type supertest from 'supertest';
 import { SignedXml } from 'xml-crypto';
 import { DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256, newSamlId, xmlEscape } from '../../../src/demo/saml-response.js';
-import type { Tenant } from '../../../src/domain/tenant.js';
+import type { TenantInput as Tenant } from '../../../src/domain/tenant.js';
 import { idps, type TestIdpKeys } from '../../helpers/keys.js';
 import {
   PUBLIC_URL,
@@ -48,9 +48,9 @@ function sloTenant(domain: string, idp: TestIdpKeys, logoutRedirectDomains: stri
     serviceOrigins: [],
     logoutRedirectDomains,
     sso: {
-      ...base.sso,
+      ...base.sso!,
       webLoginUrl: idp.ssoUrl,
-      saml: { ...base.sso.saml!, idpEntityId: idp.entityId, idpCertificates: [idp.certificate], idpSloUrl: IDP_SLO_URL },
+      saml: { ...base.sso!.saml!, idpEntityId: idp.entityId, idpCertificates: [idp.certificate], idpSloUrl: IDP_SLO_URL },
     },
   };
 }

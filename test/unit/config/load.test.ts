@@ -62,12 +62,17 @@ describe('configuration (SPEC §3)', () => {
   });
 
   it('refuses dev placeholders, the in-process store and http in production, and never mounts demos there', () => {
-    const noKey = { SP_SIGNING_KEY_FILE: '', SP_SIGNING_CERT_FILE: '' };
+    const noKey = { SP_SIGNING_KEY_FILE: '', SP_SIGNING_CERT_FILE: '', ADMIN_API_KEY: '' };
     assert.throws(() => loadConfig({ env: { ...noKey, NODE_ENV: 'production', REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example' } }), /secretKeys/);
     assert.throws(() => loadConfig({ env: { ...noKey, NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, PUBLIC_URL: 'https://sso.example' } }), /redisUrl/);
     assert.throws(() => loadConfig({ env: { ...noKey, NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379' } }), /publicUrl/);
     assert.throws(
-      () => loadConfig({ env: { NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example' } }),
+      () => loadConfig({ env: { ...noKey, NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example', ADMIN_API_KEY: 'DEV-ONLY-admin-api-key-change-me-000000000000000' } }),
+      /adminApiKey/,
+      'the DEV-ONLY admin key is refused in production',
+    );
+    assert.throws(
+      () => loadConfig({ env: { NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example', ADMIN_API_KEY: '' } }),
       /saml\.signing/,
       'the dev-only SP signing key is refused in production',
     );

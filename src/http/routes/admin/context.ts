@@ -1,0 +1,48 @@
+import type { Request, Response } from 'express';
+import type { AdminPrincipal } from '../../../admin/api-keys.js';
+import { TenantRepository } from '../../../domain/tenants.js';
+import type { Tenant } from '../../../domain/tenant.js';
+import { AppError } from '../../../errors/index.js';
+import type { AuditEvent } from '../../../observability/audit.js';
+import type { Services } from '../../../services.js';
+
+declare module 'express-serve-static-core' {
+  interface Locals {
+    admin?: AdminPrincipal;
+  }
+}
+
+export function principalOf(res: Response): AdminPrincipal {
+  if (!res.locals.admin) throw new AppError('unauthorized');
+  return res.locals.admin;
+}
+
+/** `operator`, or `admin-key:<id>`: the actor of admin audit events. */
+export function actorOf(res: Response): string {
+  const p = principalOf(res);
+  return p.kind === 'operator' ? 'operator' : `admin-key:${p.keyId}`;
+}
+
+export function requireOperator(res: Response): void {
+  if (principalOf(res).kind !== 'operator') throw new AppError('forbidden', { detail: 'operator key required' });
+}
+
+/**
+ * The tenant named in the path, as the caller may see it: a tenant key reaching another tenant's path
+ * gets 404 `tenant_not_found`, exactly as if the tenant did not exist.
+ */
+export async function scopedTenant(s: Services, req: Request, res: Response): Promise<Tenant> {
+  const domain = TenantRepository.normaliseDomain(req.params.domain);
+  const p = principalOf(res);
+  if (!domain || (p.kind === 'tenant' && p.domain !== domain)) {
+    throw new AppError('tenant_not_found', { detail: 'tenant outside the key scope or malformed' });
+  }
+  const tenant = await s.tenants.load(domain);
+  res.locals.domain = tenant.domain;
+  return tenant;
+}
+
+/** Records an admin change in the tenant's audit trail. */
+export function auditAdmin(s: Services, req: Request, res: Response, event: Omit<AuditEvent, 'actor' | 'requestId' | 'ip'>): Promise<void> {
+  return s.audit.record({ ...event, actor: actorOf(res), requestId: res.locals.requestId, ip: req.ip });
+}

@@ -1,0 +1,151 @@
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { refuseWhileSso, requireSso } from '../../../admin/member-directory.js';
+import { domainSchema, originSchema, tenantSchema, type Tenant } from '../../../domain/tenant.js';
+import { AppError } from '../../../errors/index.js';
+import type { Services } from '../../../services.js';
+import { parseBody } from '../../validate.js';
+import { auditAdmin, principalOf, requireOperator, scopedTenant } from './context.js';
+
+/** A tenant as the admin API shows it: SSO secrets never leave. */
+export function tenantView(t: Tenant): Record<string, unknown> {
+  const { sso, ...rest } = t;
+  const { oauth, saml, ...ssoRest } = sso;
+  return {
+    ...rest,
+    sso: {
+      ...ssoRest,
+      ...(saml ? { saml: { ...saml, idpMetadataXml: saml.idpMetadataXml ? '(stored)' : undefined } } : {}),
+      ...(oauth ? { oauth: { ...oauth, clientSecret: undefined, hasClientSecret: true } } : {}),
+    },
+  };
+}
+
+const createSchema = z.strictObject({
+  domain: domainSchema,
+  name: z.string().min(1).max(200),
+  plan: z.enum(['free', 'standard', 'advanced']).default('free'),
+  group: z.string().min(1).max(100).optional(),
+});
+
+const patchSchema = z.strictObject({
+  name: z.string().min(1).max(200).optional(),
+  plan: z.enum(['free', 'standard', 'advanced']).optional(),
+  group: z.string().min(1).max(100).nullable().optional(),
+  defaultServiceUrl: z.string().url().nullable().optional(),
+  thirdPartyAppPasswordsAllowed: z.boolean().optional(),
+  superAdminBreakGlass: z.boolean().optional(),
+});
+
+const hostPattern = tenantSchema.shape.logoutRedirectDomains;
+const originsSchema = z.strictObject({
+  serviceOrigins: z.array(originSchema).max(100).optional(),
+  logoutRedirectDomains: hostPattern.optional(),
+});
+
+const policySchema = tenantSchema.shape.passwordPolicy.unwrap();
+const retentionSchema = z.strictObject({ loginRetentionDays: z.number().int().min(1).max(90) });
+const apiKeySchema = z.strictObject({ name: z.string().min(1).max(100) });
+
+export function domainRoutes(s: Services): Router {
+  const router = Router();
+
+  router.post('/domains', async (req: Request, res: Response) => {
+    requireOperator(res);
+    const body = parseBody(createSchema, req.body);
+    if (await s.tenants.find(body.domain)) throw new AppError('conflict', { message: 'This domain is already registered.' });
+    const tenant = await s.tenants.save({ ...body, sso: { enabled: false, type: 'saml', userKey: 'externalKey', setExpireTime: false } });
+    res.locals.domain = tenant.domain;
+    await auditAdmin(s, req, res, { type: 'domain.created', domain: tenant.domain, data: { plan: tenant.plan } });
+    res.status(201).json(tenantView(tenant));
+  });
+
+  router.get('/domains', async (_req: Request, res: Response) => {
+    const p = principalOf(res);
+    const domains = p.kind === 'operator' ? await s.tenants.listDomains() : [p.domain];
+    const tenants = (await Promise.all(domains.map((d) => s.tenants.find(d)))).filter((t): t is Tenant => t !== null);
+    res.json({ domains: tenants.map(tenantView) });
+  });
+
+  router.get('/domains/:domain', async (req: Request, res: Response) => {
+    res.json(tenantView(await scopedTenant(s, req, res)));
+  });
+
+  router.patch('/domains/:domain', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const body = parseBody(patchSchema, req.body);
+    // S-24: switching third-party app passwords on/off is a setting of SSO tenants.
+    if (body.thirdPartyAppPasswordsAllowed !== undefined && body.thirdPartyAppPasswordsAllowed !== tenant.thirdPartyAppPasswordsAllowed) {
+      requireSso(tenant, 'Switching third-party app passwords on or off');
+    }
+    if (body.plan !== undefined && principalOf(res).kind !== 'operator') throw new AppError('forbidden', { message: 'Only the operator changes plans.' });
+    const saved = await s.tenants.save({
+      ...tenant,
+      ...body,
+      group: body.group === null ? undefined : (body.group ?? tenant.group),
+      defaultServiceUrl: body.defaultServiceUrl === null ? undefined : (body.defaultServiceUrl ?? tenant.defaultServiceUrl),
+    });
+    await auditAdmin(s, req, res, { type: 'domain.updated', domain: tenant.domain, data: { fields: Object.keys(body).join(',') } });
+    res.json(tenantView(saved));
+  });
+
+  router.put('/domains/:domain/origins', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const body = parseBody(originsSchema, req.body);
+    if (body.logoutRedirectDomains !== undefined && JSON.stringify(body.logoutRedirectDomains) !== JSON.stringify(tenant.logoutRedirectDomains)) {
+      requireSso(tenant, 'Setting logout redirection domains');
+    }
+    const insecure = (body.serviceOrigins ?? []).filter((o) => !o.startsWith('https://'));
+    if (insecure.length && s.config.env === 'production') throw new AppError('validation_failed', { details: insecure.map((o) => ({ path: 'serviceOrigins', message: `${o} is not https` })) });
+    const saved = await s.tenants.save({ ...tenant, serviceOrigins: body.serviceOrigins ?? tenant.serviceOrigins, logoutRedirectDomains: body.logoutRedirectDomains ?? tenant.logoutRedirectDomains });
+    await auditAdmin(s, req, res, { type: 'origins.updated', domain: tenant.domain, data: { serviceOrigins: saved.serviceOrigins.length, logoutRedirectDomains: saved.logoutRedirectDomains.length } });
+    res.json({ serviceOrigins: saved.serviceOrigins, logoutRedirectDomains: saved.logoutRedirectDomains });
+  });
+
+  router.put('/domains/:domain/password-policy', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    refuseWhileSso(tenant, 'Editing the password policy');
+    const policy = parseBody(policySchema, req.body);
+    await s.tenants.save({ ...tenant, passwordPolicy: policy });
+    await auditAdmin(s, req, res, { type: 'password_policy.updated', domain: tenant.domain, data: { minLength: policy.minLength } });
+    res.json(policy);
+  });
+
+  router.put('/domains/:domain/login-retention', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    refuseWhileSso(tenant, 'Editing login retention');
+    const body = parseBody(retentionSchema, req.body);
+    await s.tenants.save({ ...tenant, loginRetentionDays: body.loginRetentionDays });
+    await auditAdmin(s, req, res, { type: 'login_retention.updated', domain: tenant.domain, data: { days: body.loginRetentionDays } });
+    res.json(body);
+  });
+
+  router.get('/domains/:domain/api-keys', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    res.json({ apiKeys: await s.adminKeys.list(tenant.domain) });
+  });
+
+  // Shown once; only its hash is stored.
+  router.post('/domains/:domain/api-keys', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const body = parseBody(apiKeySchema, req.body);
+    const created = await s.adminKeys.create(tenant.domain, body.name);
+    await auditAdmin(s, req, res, { type: 'api_key.created', domain: tenant.domain, data: { keyId: created.id } });
+    res.status(201).json(created);
+  });
+
+  router.delete('/domains/:domain/api-keys/:keyId', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    if (!(await s.adminKeys.revoke(tenant.domain, String(req.params.keyId)))) throw new AppError('not_found', { message: 'No such API key.' });
+    await auditAdmin(s, req, res, { type: 'api_key.revoked', domain: tenant.domain, data: { keyId: String(req.params.keyId) } });
+    res.status(204).end();
+  });
+
+  router.get('/domains/:domain/audit', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 500);
+    res.json({ events: await s.audit.list(tenant.domain, limit) });
+  });
+
+  return router;
+}

@@ -1,0 +1,109 @@
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { memberView } from '../../../admin/member-directory.js';
+import { accountSchema, externalKeySchema, memberRoleSchema, memberStatusSchema } from '../../../domain/member.js';
+import { AppError } from '../../../errors/index.js';
+import type { Services } from '../../../services.js';
+import { parseBody } from '../../validate.js';
+import { auditAdmin, scopedTenant } from './context.js';
+
+const createSchema = z.strictObject({
+  account: accountSchema,
+  name: z.string().min(1).max(200),
+  externalKey: externalKeySchema.optional(),
+  role: memberRoleSchema.default('member'),
+  status: memberStatusSchema.default('pending'),
+  password: z.string().optional(),
+});
+
+const patchSchema = z.strictObject({
+  name: z.string().min(1).max(200).optional(),
+  account: accountSchema.optional(),
+  role: memberRoleSchema.optional(),
+  status: memberStatusSchema.optional(),
+  // S-26: set, change, or remove (null) the member's external key.
+  externalKey: externalKeySchema.nullable().optional(),
+});
+
+const passwordSchema = z.strictObject({ password: z.string() });
+const appPasswordSchema = z.strictObject({ name: z.string().min(1).max(100) });
+
+export function memberRoutes(s: Services): Router {
+  const router = Router();
+  const base = '/domains/:domain/members';
+
+  router.get(base, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const count = Math.min(Math.max(Number(req.query.count ?? 100) || 100, 1), 1000);
+    const cursor = typeof req.query.cursor === 'string' && /^[A-Za-z0-9_=-]{1,200}$/.test(req.query.cursor) ? req.query.cursor : '0';
+    const page = await s.memberDirectory.list(tenant, cursor, count);
+    res.json({ members: page.members.map(memberView), nextCursor: page.nextCursor });
+  });
+
+  router.post(base, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const body = parseBody(createSchema, req.body);
+    const member = await s.memberDirectory.create(tenant, body);
+    await auditAdmin(s, req, res, { type: 'member.created', domain: tenant.domain, data: { memberId: member.id, status: member.status, role: member.role, withPassword: body.password !== undefined } });
+    res.status(201).json(memberView(member));
+  });
+
+  router.get(`${base}/:id`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    res.json(memberView(await s.memberDirectory.load(tenant, String(req.params.id))));
+  });
+
+  router.patch(`${base}/:id`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const member = await s.memberDirectory.load(tenant, String(req.params.id));
+    const body = parseBody(patchSchema, req.body);
+    const saved = await s.memberDirectory.update(tenant, member, body);
+    await auditAdmin(s, req, res, { type: 'member.updated', domain: tenant.domain, data: { memberId: member.id, fields: Object.keys(body).join(',') } });
+    res.json(memberView(saved));
+  });
+
+  router.delete(`${base}/:id`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const member = await s.memberDirectory.load(tenant, String(req.params.id));
+    await s.memberDirectory.remove(tenant, member);
+    await auditAdmin(s, req, res, { type: 'member.deleted', domain: tenant.domain, data: { memberId: member.id } });
+    res.status(204).end();
+  });
+
+  // S-23: refused while SSO is on.
+  router.put(`${base}/:id/password`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const member = await s.memberDirectory.load(tenant, String(req.params.id));
+    await s.memberDirectory.setPassword(tenant, member, parseBody(passwordSchema, req.body).password);
+    await auditAdmin(s, req, res, { type: 'member.password_set', domain: tenant.domain, data: { memberId: member.id } });
+    res.status(204).end();
+  });
+
+  // S-23: refused while SSO is on. The link is shown once.
+  router.post(`${base}/:id/invitations`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const member = await s.memberDirectory.load(tenant, String(req.params.id));
+    const { invitation, token } = await s.memberDirectory.invite(tenant, member);
+    await auditAdmin(s, req, res, { type: 'invitation.created', domain: tenant.domain, data: { memberId: member.id, invitationId: invitation.id } });
+    res.status(201).json({ id: invitation.id, url: `${s.config.publicUrl}/d/invite/${token}`, expiresAt: new Date(invitation.expiresAt).toISOString() });
+  });
+
+  // S-23: refused while SSO is on. The password is shown once.
+  router.post(`${base}/:id/app-passwords`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const member = await s.memberDirectory.load(tenant, String(req.params.id));
+    const { appPassword, password } = await s.memberDirectory.createAppPassword(tenant, member, parseBody(appPasswordSchema, req.body).name);
+    await auditAdmin(s, req, res, { type: 'app_password.created', domain: tenant.domain, data: { memberId: member.id, appPasswordId: appPassword.id } });
+    res.status(201).json({ id: appPassword.id, name: appPassword.name, createdAt: new Date(appPassword.createdAt).toISOString(), password });
+  });
+
+  router.delete(`${base}/:id/app-passwords/:appPasswordId`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const member = await s.memberDirectory.load(tenant, String(req.params.id));
+    if (!(await s.memberDirectory.deleteAppPassword(member, String(req.params.appPasswordId)))) throw new AppError('not_found', { message: 'No such app password.' });
+    await auditAdmin(s, req, res, { type: 'app_password.deleted', domain: tenant.domain, data: { memberId: member.id } });
+    res.status(204).end();
+  });
+
+  return router;
+}
