@@ -149,3 +149,12 @@ export function domainRoutes(s: Services): Router {
 
   return router;
 }
+
+export const domainBodies = {
+  create: createSchema,
+  patch: patchSchema,
+  origins: originsSchema,
+  passwordPolicy: policySchema,
+  loginRetention: retentionSchema,
+  apiKey: apiKeySchema,
+};

@@ -5,6 +5,7 @@ import { rateLimit } from '../../rate-limit.js';
 import { principalOf } from './context.js';
 import { domainRoutes } from './domains.js';
 import { memberRoutes } from './members.js';
+import { buildOpenApi } from './openapi.js';
 import { ssoAdminRoutes } from './sso.js';
 
 /**
@@ -14,6 +15,11 @@ import { ssoAdminRoutes } from './sso.js';
  */
 export function adminRouter(s: Services, extra: Array<(s: Services) => Router> = []): Router {
   const router = Router();
+
+  // The API's own description is public (it holds no data).
+  router.get('/openapi.json', (_req: Request, res: Response) => {
+    res.json(buildOpenApi(s.config.publicUrl));
+  });
 
   router.use(async (req: Request, res: Response, next: NextFunction) => {
     const header = req.get('authorization') ?? '';

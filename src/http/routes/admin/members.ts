@@ -107,3 +107,5 @@ export function memberRoutes(s: Services): Router {
 
   return router;
 }
+
+export const memberBodies = { create: createSchema, patch: patchSchema, password: passwordSchema, appPassword: appPasswordSchema };

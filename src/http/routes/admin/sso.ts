@@ -144,3 +144,5 @@ export function ssoAdminRoutes(s: Services): Router {
 
   return router;
 }
+
+export const ssoBodies = { put: putSchema, metadataUrl: z.strictObject({ url: z.string().url() }) };

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { ERROR_CODES } from '../../../errors/index.js';
+import { domainBodies } from './domains.js';
+import { memberBodies } from './members.js';
+import { ssoBodies } from './sso.js';
+
+/** One admin API operation, as documented. Request bodies come from the very zod schemas the routes parse with. */
+export interface AdminOperation {
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  /** OpenAPI path below /admin/v1, e.g. `/domains/{domain}/sso`. */
+  path: string;
+  summary: string;
+  operatorOnly?: boolean;
+  body?: z.ZodType | 'xml-or-json' | 'csv';
+  success: number;
+  /** Extra error codes worth naming for this operation. */
+  errors?: Array<keyof typeof ERROR_CODES>;
+}
+
+/** Every admin route. A test keeps this list and the Express router in step, both ways. */
+const operations: AdminOperation[] = [
+  { method: 'post', path: '/domains', summary: 'Register a tenant', operatorOnly: true, body: domainBodies.create, success: 201, errors: ['conflict', 'forbidden'] },
+  { method: 'get', path: '/domains', summary: 'List the tenants this key may see', success: 200 },
+  { method: 'get', path: '/domains/{domain}', summary: 'Read a tenant (SSO secrets never included)', success: 200 },
+  { method: 'patch', path: '/domains/{domain}', summary: 'Update name, plan (operator), group, default service URL, app-password switch (S-24), break-glass', body: domainBodies.patch, success: 200, errors: ['sso_required'] },
+  { method: 'put', path: '/domains/{domain}/origins', summary: 'Service origins (accessUrl allowlist) and logout redirection domains (S-24: only while SSO is on)', body: domainBodies.origins, success: 200, errors: ['sso_required'] },
+  { method: 'put', path: '/domains/{domain}/password-policy', summary: 'Password policy (S-23: refused while SSO is on)', body: domainBodies.passwordPolicy, success: 200, errors: ['sso_enabled'] },
+  { method: 'put', path: '/domains/{domain}/login-retention', summary: 'Login retention in days (S-23: refused while SSO is on)', body: domainBodies.loginRetention, success: 200, errors: ['sso_enabled'] },
+  { method: 'get', path: '/domains/{domain}/api-keys', summary: 'List tenant API keys (never the keys themselves)', success: 200 },
+  { method: 'post', path: '/domains/{domain}/api-keys', summary: 'Create a tenant API key; the key is shown once', body: domainBodies.apiKey, success: 201 },
+  { method: 'delete', path: '/domains/{domain}/api-keys/{keyId}', summary: 'Revoke a tenant API key', success: 204 },
+  { method: 'get', path: '/domains/{domain}/audit', summary: 'The audit trail, newest first (`limit` 1–500)', success: 200 },
+  { method: 'get', path: '/domains/{domain}/sso', summary: 'SSO settings and any switch in progress', success: 200 },
+  {
+    method: 'put',
+    path: '/domains/{domain}/sso',
+    summary: 'SSO settings; switching on or off runs every side effect of S-21/S-22 and returns their counts; idempotent and resumable',
+    body: ssoBodies.put,
+    success: 200,
+    errors: ['certificate_not_pem', 'certificate_invalid', 'sso_switch_in_progress', 'store_unavailable'],
+  },
+  { method: 'post', path: '/domains/{domain}/saml/idp-metadata', summary: 'Import IdP metadata: XML body, or {"url"} fetched behind an SSRF guard (S-12)', body: 'xml-or-json', success: 200, errors: ['idp_metadata_invalid', 'metadata_fetch_failed'] },
+  { method: 'get', path: '/domains/{domain}/members', summary: 'List members (`count` 1–1000, `cursor`)', success: 200 },
+  { method: 'post', path: '/domains/{domain}/members', summary: 'Add a member (S-25: externalKey required while SSO is on; S-23: no password while SSO is on)', body: memberBodies.create, success: 201, errors: ['external_key_required', 'external_key_conflict', 'account_conflict', 'sso_enabled', 'password_policy_violation'] },
+  { method: 'get', path: '/domains/{domain}/members/{id}', summary: 'Read a member', success: 200, errors: ['unknown_member'] },
+  { method: 'patch', path: '/domains/{domain}/members/{id}', summary: 'Update a member; externalKey set, changed or removed with null (S-26)', body: memberBodies.patch, success: 200, errors: ['unknown_member', 'external_key_conflict', 'external_key_required'] },
+  { method: 'delete', path: '/domains/{domain}/members/{id}', summary: 'Delete a member and end its sessions', success: 204, errors: ['unknown_member'] },
+  { method: 'put', path: '/domains/{domain}/members/{id}/password', summary: "Set a member's password (S-23: refused while SSO is on)", body: memberBodies.password, success: 204, errors: ['sso_enabled', 'password_policy_violation'] },
+  { method: 'post', path: '/domains/{domain}/members/{id}/invitations', summary: 'Invite a pending member; the link is shown once (S-23: refused while SSO is on)', success: 201, errors: ['sso_enabled', 'conflict'] },
+  { method: 'post', path: '/domains/{domain}/members/{id}/app-passwords', summary: 'Create a third-party app password; shown once (S-23: refused while SSO is on)', body: memberBodies.appPassword, success: 201, errors: ['sso_enabled', 'forbidden'] },
+  { method: 'delete', path: '/domains/{domain}/members/{id}/app-passwords/{appPasswordId}', summary: 'Delete a third-party app password', success: 204 },
+];
+
+/** Other route modules add their operations here (external keys …). */
+export function registerAdminOperations(extra: AdminOperation[]): void {
+  operations.push(...extra);
+}
+
+export function adminOperations(): readonly AdminOperation[] {
+  return operations;
+}
+
+const errorSchema = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: { error: { type: 'string', description: 'A code of docs/errors.md' }, message: { type: 'string' }, requestId: { type: 'string' }, details: {} },
+};
+
+/** The OpenAPI 3.1 document of the admin API (served at GET /admin/v1/openapi.json, kept as docs/openapi.json). */
+export function buildOpenApi(publicUrl: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const op of operations) {
+    const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    let requestBody: unknown;
+    if (op.body === 'xml-or-json') {
+      requestBody = {
+        required: true,
+        content: {
+          'application/xml': { schema: { type: 'string', description: 'SAML 2.0 EntityDescriptor' } },
+          'application/json': { schema: z.toJSONSchema(ssoBodies.metadataUrl, { io: 'input', unrepresentable: 'any' }) },
+        },
+      };
+    } else if (op.body === 'csv') {
+      requestBody = { required: true, content: { 'text/csv': { schema: { type: 'string', description: 'account,name,externalKey with a header row; UTF-8, BOM accepted' } } } };
+    } else if (op.body) {
+      requestBody = { required: true, content: { 'application/json': { schema: z.toJSONSchema(op.body, { io: 'input', unrepresentable: 'any' }) } } };
+    }
+    const errorCodes = ['unauthorized', 'validation_failed', 'tenant_not_found', 'rate_limited', ...(op.errors ?? [])];
+    paths[op.path] ??= {};
+    paths[op.path]![op.method] = {
+      summary: op.summary,
+      ...(op.operatorOnly ? { description: 'Operator key only.' } : {}),
+      parameters: params,
+      ...(requestBody ? { requestBody } : {}),
+      responses: {
+        [String(op.success)]: { description: op.success === 204 ? 'Done' : 'OK' },
+        default: {
+          description: `Error: one of ${[...new Set(errorCodes)].map((c) => `\`${c}\``).join(', ')} (see docs/errors.md)`,
+          content: { 'application/json': { schema: errorSchema } },
+        },
+      },
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'idp-bridge admin API', version: '1', description: 'Tenant-scoped administration. A tenant key reaching another tenant answers 404, as if it did not exist.' },
+    servers: [{ url: `${publicUrl}/admin/v1` }],
+    security: [{ bearer: [] }],
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_API_KEY (operator) or a tenant key from POST /domains/{domain}/api-keys' } } },
+    paths,
+  };
+}
