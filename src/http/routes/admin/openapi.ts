@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ERROR_CODES } from '../../../errors/index.js';
+import type { ERROR_CODES } from '../../../errors/index.js';
 import { domainBodies } from './domains.js';
 import { memberBodies } from './members.js';
 import { ssoBodies } from './sso.js';
