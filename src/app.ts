@@ -7,6 +7,8 @@ import { requestContext, securityHeaders } from './http/request-context.js';
 import { adminRouter } from './http/routes/admin/index.js';
 import { healthRoutes } from './http/routes/health-routes.js';
 import { logoutRoutes } from './http/routes/logout-routes.js';
+import { passwordRoutes } from './http/routes/password-routes.js';
+import { serviceRoutes } from './http/routes/service-routes.js';
 import { sessionRoutes } from './http/routes/session-routes.js';
 import { ssoRoutes } from './http/routes/sso-routes.js';
 import { esc, page } from './http/views.js';
@@ -35,6 +37,8 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   app.use(securityHeaders);
   app.use(healthRoutes(services.store));
   app.use(ssoRoutes(services));
+  app.use(passwordRoutes(services));
+  app.use(serviceRoutes(services));
   app.use(sessionRoutes(services));
   app.use(logoutRoutes(services));
   app.use('/admin/v1', adminRouter(services));

@@ -9,6 +9,7 @@ import type { TenantRepository } from './domain/tenants.js';
 import { normaliseCertificatePem } from './sso/saml/certificates.js';
 import { applyIdpMetadata, parseIdpMetadata } from './sso/saml/idp-metadata.js';
 import { isAppError } from './errors/index.js';
+import { hashPassword } from './domain/passwords.js';
 
 const seedMemberSchema = z.strictObject({
   id: z.string().min(1).max(64).optional(),
@@ -17,6 +18,8 @@ const seedMemberSchema = z.strictObject({
   externalKey: z.string().optional(),
   role: memberRoleSchema.optional(),
   status: memberStatusSchema.optional(),
+  /** Demo only: hashed (scrypt) when the seed is applied. */
+  password: z.string().optional(),
 });
 
 const seedSchema = z.strictObject({
@@ -72,8 +75,9 @@ export async function applySeed(seed: Seed, repos: { tenants: TenantRepository; 
       throw err;
     }
     await repos.tenants.save(tenant);
-    for (const m of members) {
-      await repos.members.save(tenant.domain, { ...m, role: m.role ?? 'member', status: m.status ?? 'in_use' });
+    for (const { password, ...m } of members) {
+      const passwordHash = password === undefined ? undefined : await hashPassword(password);
+      await repos.members.save(tenant.domain, { ...m, role: m.role ?? 'member', status: m.status ?? 'in_use', passwordHash });
     }
   }
 }

@@ -64,6 +64,11 @@ export const ERROR_CODES = {
   // password login (S-23)
   invalid_credentials: { status: 401, message: 'The account or password is not correct.' },
   account_locked: { status: 429, message: 'Too many failed sign-ins. Please wait and try again.' },
+  csrf_token_invalid: { status: 403, message: 'This form has expired or could not be verified. Please reload the page and try again.' },
+  invitation_invalid: {
+    status: 400,
+    message: 'This invitation link is not valid: it was already used, has expired or was withdrawn. Please ask your administrator for a new one.',
+  },
   // mapping (S-1 … S-3)
   member_not_found: { status: 403, message: 'Your account is not registered in this organisation.' },
   member_not_active: { status: 403, message: 'Your account is not active. Please contact your administrator.' },

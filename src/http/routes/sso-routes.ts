@@ -9,10 +9,8 @@ import { buildSpMetadata } from '../../sso/saml/sp-metadata.js';
 import type { ClientKind } from '../../sso/transactions.js';
 import type { Services } from '../../services.js';
 import { auditRefusedLogin, completeLogin } from '../complete-login.js';
-import { singleString } from '../cookies.js';
 import { rateLimit } from '../rate-limit.js';
 import { browserRoute } from '../request-context.js';
-import { esc, page } from '../views.js';
 
 const WORKS_ID_RE = /^[\x21-\x7e]{1,256}$/;
 
@@ -114,21 +112,7 @@ export function ssoRoutes(s: Services): Router {
     res.type('application/samlmetadata+xml').send(buildSpMetadata(s.sp, tenant));
   });
 
-  // S-4: tenants without SSO sign in with ID and password (arrives with the admin API issue).
-  router.get('/d/password-login/:domain', browserRoute, async (req: Request, res: Response) => {
-    const tenant = await s.tenants.load(req.params.domain);
-    const target = checkAccessUrl(singleString(req.query.accessUrl), s.accessUrlPolicy(tenant));
-    res
-      .status(200)
-      .type('html')
-      .send(
-        page(
-          'Sign in',
-          `<h1>Sign in to ${esc(tenant.name)}</h1><p>${esc(tenant.domain)} does not use single sign-on. Password sign-in is not offered by this gateway yet; please contact your administrator.</p>
-<p class="ref">After sign-in you would continue to <code>${esc(target)}</code>.</p>`,
-        ),
-      );
-  });
+  // GET|POST /d/password-login/{domain} (S-4: tenants without SSO): see password-routes.ts.
 
   return router;
 }
