@@ -59,6 +59,12 @@ export const keys = {
   ssoSwitchCounts: (domain: string): string => `${tag(domain)}:sso-switch:counts`,
   /** Lock held by the process running a tenant's SSO switch. TTL: 30 s, renewed per batch. */
   ssoSwitchLock: (domain: string): string => `${tag(domain)}:sso-switch:lock`,
+  /** External-key CSV import being staged or applied (JSON job: state, batches, next batch, counts). No TTL: the next external-key request finishes (or, if never committed, discards) it. */
+  externalKeyImportJob: (domain: string): string => `${tag(domain)}:ext-key-import`,
+  /** One staged batch of an import's validated plan (hash member id → "<release 0|1>\t<new key>"). No TTL: deleted in the MULTI that applies it, or with its uncommitted job. */
+  externalKeyImportBatch: (domain: string, jobId: string, n: number): string => `${tag(domain)}:ext-key-import:${jobId}:${n}`,
+  /** Lock held by the request changing a tenant's external keys in bulk (S-27, S-28). TTL: 30 s, renewed every 10 s while held. */
+  externalKeysLock: (domain: string): string => `${tag(domain)}:ext-keys:lock`,
   /** Failed password logins of one account (lockout). TTL: the lockout window. */
   passwordFailures: (domain: string, accountDigest: string): string => `${tag(domain)}:pw-fail:${accountDigest}`,
   /** Audit trail of a tenant (capped list, newest first). No TTL. */

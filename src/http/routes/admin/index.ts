@@ -4,6 +4,7 @@ import type { Services } from '../../../services.js';
 import { rateLimit } from '../../rate-limit.js';
 import { principalOf } from './context.js';
 import { domainRoutes } from './domains.js';
+import { externalKeyRoutes } from './external-keys.js';
 import { memberRoutes } from './members.js';
 import { buildOpenApi } from './openapi.js';
 import { ssoAdminRoutes } from './sso.js';
@@ -48,6 +49,7 @@ export function adminRouter(s: Services, extra: Array<(s: Services) => Router> =
   router.use(domainRoutes(s));
   router.use(ssoAdminRoutes(s));
   router.use(memberRoutes(s));
+  router.use(externalKeyRoutes(s));
   for (const make of extra) router.use(make(s));
   return router;
 }

@@ -1,0 +1,806 @@
+import { randomBytes } from 'node:crypto';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { CsvError, parse } from 'csv-parse';
+import type { Clock } from '../domain/clock.js';
+import { externalKeySchema, type Member } from '../domain/member.js';
+import type { MemberRepository } from '../domain/members.js';
+import type { Tenant } from '../domain/tenant.js';
+import { AppError } from '../errors/index.js';
+import { keys, type AtomicOp, type KeyValueStore } from '../store/index.js';
+
+/*
+ * External keys in bulk (S-27) and as a CSV file (S-28).
+ *
+ * Every bulk change of a tenant's external keys runs under one tenant lock (`externalKeysLock`), so a
+ * validation is never made stale by another bulk change. Single-member PATCH (S-26) goes through
+ * MemberRepository.save and is not coordinated with the lock: a PATCH racing an import may lose to it.
+ *
+ * CSV import, all-or-nothing for up to 100,000 rows:
+ *   1. validate the whole stream (nothing written); the plan — only rows that change something — is
+ *      kept compactly in memory (one short string per changed row plus two maps for duplicates);
+ *   2. stage the plan in batch hashes under a job record (`externalKeyImportJob`, state `staging`);
+ *   3. commit: the job flips to `applying` — from here the import WILL complete;
+ *   4. apply batch by batch, each batch in one MULTI on the tenant's slot together with deleting its
+ *      staged hash and advancing the job, so a batch is applied exactly once.
+ * An interrupted import is finished by the next external-key request of the tenant (GET or PUT of the
+ * CSV, GET or POST of the bulk API): a committed job is applied to the end, an uncommitted one is
+ * discarded (its file was never acknowledged).
+ */
+
+const MEMBER_ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
+const EXTERNAL_KEY_ID_PREFIX = 'externalKey:';
+const LOCK_TTL_MS = 30_000;
+const LOCK_RENEW_MS = 10_000;
+/** SSCAN COUNT hint for listings; constant so a cursor into the middle of a page can be re-read. */
+const LIST_SCAN_COUNT = 100;
+/** Members one list request examines at most when filtering (the rest is behind `nextCursor`). */
+const LIST_MAX_EXAMINED = 10_000;
+const EXPORT_SCAN_COUNT = 500;
+/** Rows resolved against the store together (their commands share pipelined round trips). */
+const LOOKUP_BATCH = 500;
+const NONE: Promise<null> = Promise.resolve(null);
+
+/** A cell Excel or LibreOffice would evaluate (after any run of `'`): exported with one more `'`. */
+const FORMULA_TRIGGER_RE = /^'*[=+\-@\t\r]/;
+const ESCAPED_FORMULA_RE = /^'+[=+\-@\t\r]/;
+
+export interface ExternalKeyView {
+  id: string;
+  account: string;
+  externalKey: string | null;
+}
+
+export interface ExternalKeyListItem extends ExternalKeyView {
+  name: string;
+}
+
+export interface BulkItem {
+  /** A member id, an account, or `externalKey:<value>`. */
+  id: string;
+  externalKey: string | null;
+}
+
+export interface CsvRowError {
+  /** 1-based line of the file where the record starts (the header is line 1). */
+  row: number;
+  column: 'account' | 'externalKey' | null;
+  error: string;
+}
+
+export interface ImportCounts {
+  updated: number;
+  removed: number;
+  unchanged: number;
+}
+
+/** An import of an earlier request that this request finished (for the audit trail). */
+export interface ResumedImport {
+  jobId: string;
+  counts: ImportCounts;
+  startedAt: string;
+}
+
+export interface ImportResult extends ImportCounts {
+  jobId: string | null;
+  resumed: ResumedImport | null;
+}
+
+export interface BulkResult {
+  users: ExternalKeyView[];
+  changed: number;
+  resumed: ResumedImport | null;
+}
+
+interface ImportJob {
+  id: string;
+  /** `staging`: batches being written, not yet acknowledged; `applying`: committed. */
+  state: 'staging' | 'applying';
+  batches: number;
+  /** Batches staged so far (while staging). */
+  staged: number;
+  /** The next batch to apply (while applying). */
+  next: number;
+  counts: ImportCounts;
+  startedAt: number;
+}
+
+export interface ExternalKeysDeps {
+  store: KeyValueStore;
+  members: MemberRepository;
+  clock: Clock;
+  /** Changed rows per staged batch (= per MULTI when applying). */
+  batchSize?: number;
+  /** Data rows a CSV may hold. */
+  maxRows?: number;
+  /** Row errors reported at most (the list says when it was cut). */
+  maxErrors?: number;
+  /** Bytes a CSV upload may have. */
+  maxBytes?: number;
+  /** Test seam: runs after each applied batch (a test interrupts the import here). */
+  afterApplyBatch?: (domain: string, batch: number) => Promise<void>;
+}
+
+/** S-24: a tenant whose SSO matches members by external key needs one on every member. */
+function keysRequired(tenant: Tenant): boolean {
+  return tenant.sso.enabled && tenant.sso.userKey === 'externalKey';
+}
+
+/** One CSV cell: formula-injection-safe (see FORMULA_TRIGGER_RE) and RFC 4180 quoted when needed. */
+export function csvCell(value: string): string {
+  const safe = FORMULA_TRIGGER_RE.test(value) ? `'${value}` : value;
+  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
+
+/** Undoes csvCell's formula guard on an uploaded cell (exactly inverse: the round trip is lossless). */
+export function uncsvCell(value: string): string {
+  return ESCAPED_FORMULA_RE.test(value) ? value.slice(1) : value;
+}
+
+export const CSV_HEADER = 'account,name,externalKey';
+
+/** UTF-8 check of a byte stream (fatal decoder), passing the bytes on unchanged; counts bytes. */
+class Utf8Guard extends Transform {
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  private bytes = 0;
+  private newlines = 0;
+  /** Set when the stream was refused: the line where the problem is, and what it is. */
+  failure: { line: number; kind: 'not_utf8' | 'too_large' } | null = null;
+
+  constructor(private readonly maxBytes: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.maxBytes) {
+      this.failure = { line: this.newlines + 1, kind: 'too_large' };
+      cb(new Error('csv too large'));
+      return;
+    }
+    try {
+      this.decoder.decode(chunk, { stream: true });
+    } catch {
+      const lenient = new TextDecoder('utf-8').decode(chunk);
+      const before = lenient.slice(0, Math.max(0, lenient.indexOf('\uFFFD')));
+      this.failure = { line: this.newlines + countOf(before, '\n') + 1, kind: 'not_utf8' };
+      cb(new Error('csv not utf-8'));
+      return;
+    }
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) this.newlines++;
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.decoder.decode();
+    } catch {
+      this.failure = { line: this.newlines + 1, kind: 'not_utf8' };
+      cb(new Error('csv not utf-8'));
+      return;
+    }
+    cb();
+  }
+}
+
+function countOf(s: string, ch: string): number {
+  let n = 0;
+  for (let i = s.indexOf(ch); i !== -1; i = s.indexOf(ch, i + 1)) n++;
+  return n;
+}
+
+const LINE_BREAKS_RE = /\r\n|\r|\n/g;
+
+function parseErrorMessage(err: CsvError): string {
+  switch (err.code) {
+    case 'CSV_INVALID_CLOSING_QUOTE':
+    case 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE':
+      return 'a quote inside a quoted field must be doubled ("")';
+    case 'CSV_QUOTE_NOT_CLOSED':
+      return 'a quoted field is not closed';
+    case 'CSV_MAX_RECORD_SIZE':
+      return 'the row is too long';
+    default:
+      return 'the row is not valid CSV';
+  }
+}
+
+/** A per-tenant mutex in the store, renewed while held; only its holder releases it. */
+class TenantLock {
+  private readonly timer: NodeJS.Timeout;
+
+  private constructor(
+    private readonly store: KeyValueStore,
+    private readonly key: string,
+    private readonly value: string,
+  ) {
+    // Renewed only while still ours (a holder that stalled past the TTL must not extend another's).
+    this.timer = setInterval(() => {
+      void this.store
+        .get(this.key)
+        .then((held) => (held === this.value ? this.store.expire(this.key, LOCK_TTL_MS) : false))
+        .catch(() => false);
+    }, LOCK_RENEW_MS);
+    this.timer.unref();
+  }
+
+  static async acquire(store: KeyValueStore, domain: string): Promise<TenantLock> {
+    const key = keys.externalKeysLock(domain);
+    const value = randomBytes(8).toString('hex');
+    if (!(await store.set(key, value, { nx: true, ttlMs: LOCK_TTL_MS }))) {
+      throw new AppError('conflict', {
+        detail: 'external-keys lock held',
+        message: 'External keys of this organisation are being changed right now. Please retry in a moment.',
+      });
+    }
+    return new TenantLock(store, key, value);
+  }
+
+  /** Before a point of no return: the lock must still be ours. */
+  async assertHeld(): Promise<void> {
+    if ((await this.store.get(this.key)) !== this.value) throw new AppError('conflict', { detail: 'external-keys lock lost' });
+  }
+
+  async release(): Promise<void> {
+    clearInterval(this.timer);
+    if ((await this.store.get(this.key).catch(() => null)) === this.value) await this.store.del(this.key).catch(() => 0);
+  }
+}
+
+/** What validating a CSV produced: the changes (compact) and the counts. */
+interface ImportPlan {
+  /** One `${memberId}\t${release ? 1 : 0}\t${newKey}` per changed member (ids and keys hold no tab). */
+  changes: string[];
+  counts: ImportCounts;
+}
+
+interface RawRow {
+  row: number;
+  account: string;
+  key: string;
+}
+
+/**
+ * Validates an uploaded CSV as a stream, LOOKUP_BATCH rows at a time. Per row it asks the store two
+ * things in one pipelined round trip — the account's member id and the holder of the new key — and,
+ * only for rows emptying a key, the member record. It keeps, per data row: an entry in `fileMembers`
+ * and `fileKeys` (duplicates, clashes), a short string when the row changes something, and a clash
+ * candidate when its key is held by another member (about 250 bytes a row in all, measured).
+ */
+class CsvValidation {
+  readonly errors: CsvRowError[] = [];
+  truncated = false;
+  private readonly fileMembers = new Map<string, number>();
+  private readonly fileKeys = new Map<string, number>();
+  /** Rows whose key another member holds now: a clash unless that member is in the file too. */
+  private readonly clashes: Array<{ row: number; holder: string }> = [];
+  /** `${memberId}\t${newKey}` per changed member. */
+  private readonly changes: string[] = [];
+  private readonly counts: ImportCounts = { updated: 0, removed: 0, unchanged: 0 };
+  private columns: { account: number; externalKey: number; width: number } | null = null;
+  private pending: RawRow[] = [];
+  private dataRows = 0;
+  /** Set when reading must stop (header unusable, too many rows, error cap reached). */
+  stopped = false;
+
+  constructor(
+    private readonly store: KeyValueStore,
+    private readonly tenant: Tenant,
+    private readonly maxRows: number,
+    private readonly maxErrors: number,
+  ) {}
+
+  error(row: number, column: CsvRowError['column'], error: string): void {
+    if (this.errors.length >= this.maxErrors) {
+      this.truncated = true;
+      this.stopped = true;
+      return;
+    }
+    this.errors.push({ row, column, error });
+  }
+
+  /** A record of the file; `row` is the line it starts on. Blank lines never reach here. */
+  async record(fields: string[], row: number): Promise<void> {
+    if (this.columns === null) {
+      this.header(fields, row);
+      return;
+    }
+    if (++this.dataRows > this.maxRows) {
+      this.error(row, null, `the file has more than ${this.maxRows} rows`);
+      this.stopped = true;
+      return;
+    }
+    if (fields.length !== this.columns.width) {
+      this.error(row, null, `the row has ${fields.length} fields, the header has ${this.columns.width} (quote fields that contain commas)`);
+      return;
+    }
+    this.pending.push({ row, account: fields[this.columns.account]!, key: fields[this.columns.externalKey]! });
+    if (this.pending.length >= LOOKUP_BATCH) await this.flush();
+  }
+
+  private header(fields: string[], row: number): void {
+    const names = fields.map((f) => f.trim().toLowerCase());
+    for (const name of ['account', 'name', 'externalkey']) {
+      if (names.indexOf(name) !== names.lastIndexOf(name)) this.error(row, null, `the header names the column ${name} twice`);
+    }
+    const account = names.indexOf('account');
+    const externalKey = names.indexOf('externalkey');
+    if (account < 0) this.error(row, 'account', 'the header row must name the columns account, name, externalKey (the column account is missing)');
+    if (externalKey < 0) this.error(row, 'externalKey', 'the header row must name the columns account, name, externalKey (the column externalKey is missing)');
+    if (this.errors.length > 0) {
+      this.stopped = true;
+      return;
+    }
+    this.columns = { account, externalKey, width: fields.length };
+  }
+
+  /** Resolves the pending rows against the store (pipelined), then checks them in file order. */
+  async flush(): Promise<void> {
+    const rows = this.pending;
+    this.pending = [];
+    if (rows.length === 0) return;
+    const { store } = this;
+    const domain = this.tenant.domain;
+    const accounts = rows.map((r) => uncsvCell(r.account.trim()).toLowerCase());
+    const newKeys = rows.map((r) => uncsvCell(r.key));
+    const [ids, holders] = await Promise.all([
+      Promise.all(accounts.map((a) => (a === '' ? NONE : store.hGet(keys.memberByAccount(domain), a)))),
+      Promise.all(newKeys.map((k) => (k === '' || k.length > 100 ? NONE : store.hGet(keys.memberByExternalKey(domain), k)))),
+    ]);
+    // The current key matters only where the row empties it (removed or unchanged? SSO rule?).
+    const emptying = await Promise.all(ids.map((id, i) => (id !== null && newKeys[i] === '' ? store.get(keys.member(domain, id)) : NONE)));
+    for (let i = 0; i < rows.length && !this.stopped; i++) {
+      const record = emptying[i];
+      const current = record ? ((JSON.parse(record) as Member).externalKey ?? '') : '';
+      this.check(rows[i]!.row, accounts[i]!, newKeys[i]!, ids[i] ?? null, holders[i] ?? null, current);
+    }
+  }
+
+  private check(row: number, account: string, key: string, memberId: string | null, holder: string | null, currentIfEmptying: string): void {
+    let id: string | null = null;
+    if (account === '') this.error(row, 'account', 'the account is empty');
+    else if (memberId === null) this.error(row, 'account', 'no member with this account');
+    else {
+      const first = this.fileMembers.get(memberId);
+      if (first !== undefined) this.error(row, 'account', `the account is also on row ${first}`);
+      else {
+        this.fileMembers.set(memberId, row);
+        id = memberId;
+      }
+    }
+
+    let keyOk = true;
+    if (key !== '') {
+      const parsed = externalKeySchema.safeParse(key);
+      if (!parsed.success) {
+        keyOk = false;
+        this.error(row, 'externalKey', key.length > 100 ? 'the external key is longer than 100 characters' : 'the external key must not contain % \\ # / ? or control characters');
+      } else {
+        const first = this.fileKeys.get(key);
+        if (first !== undefined) {
+          keyOk = false;
+          this.error(row, 'externalKey', `the external key is also on row ${first}`);
+        } else this.fileKeys.set(key, row);
+      }
+    }
+    if (id === null || !keyOk) return;
+
+    if (key === '') {
+      if (currentIfEmptying === '') {
+        this.counts.unchanged++;
+        return;
+      }
+      if (keysRequired(this.tenant)) {
+        this.error(row, 'externalKey', 'an external key is required while single sign-on matches members by external key');
+        return;
+      }
+      this.counts.removed++;
+    } else {
+      // The index says who holds the key now: this member (unchanged), nobody, or another member.
+      if (holder === id) {
+        this.counts.unchanged++;
+        return;
+      }
+      if (holder !== null) this.clashes.push({ row, holder });
+      this.counts.updated++;
+    }
+    if (this.errors.length === 0) this.changes.push(`${id}\t${key}`);
+  }
+
+  /** After the last row: clashes with members outside the file, then the plan (or the errors). */
+  async finish(): Promise<ImportPlan> {
+    await this.flush();
+    if (this.columns === null && this.errors.length === 0) this.error(1, null, 'the file is empty: the header row account,name,externalKey is required');
+    const outside = this.clashes.filter((c) => !this.fileMembers.has(c.holder));
+    const holderRecords = await Promise.all(outside.slice(0, this.maxErrors).map((c) => this.store.get(keys.member(this.tenant.domain, c.holder))));
+    outside.forEach((c, i) => {
+      const record = holderRecords[i];
+      const account = record ? (JSON.parse(record) as Member).account : null;
+      this.error(c.row, 'externalKey', `the external key is already used by ${account ?? 'another member'}, who is not given another key in this file`);
+    });
+    if (this.errors.length > 0) {
+      const errors = [...this.errors].sort((a, b) => a.row - b.row);
+      throw new AppError('csv_invalid', { details: { errors, truncated: this.truncated }, detail: `${errors.length} row errors${this.truncated ? ' (truncated)' : ''}` });
+    }
+    // A member whose current key another row of the file takes over (a swap, a move) must not
+    // remove it from the index when applied: the taker overwrites the entry instead, so the key
+    // never points nowhere in between.
+    const keepsIndexEntry = new Set(this.clashes.map((c) => c.holder));
+    const changes = this.changes.map((c) => {
+      const tab = c.indexOf('\t');
+      return `${c.slice(0, tab)}\t${keepsIndexEntry.has(c.slice(0, tab)) ? 0 : 1}${c.slice(tab)}`;
+    });
+    this.changes.length = 0;
+    return { changes, counts: this.counts };
+  }
+}
+
+/**
+ * External keys in bulk: the S-27 API (resolve, validate, refuse clashes, apply in one MULTI), the
+ * paged listing, and the S-28 CSV export (streamed) and import (streamed, staged, resumable).
+ */
+export class ExternalKeys {
+  private readonly batchSize: number;
+  private readonly maxRows: number;
+  private readonly maxErrors: number;
+  private readonly maxBytes: number;
+
+  constructor(private readonly deps: ExternalKeysDeps) {
+    this.batchSize = deps.batchSize ?? 500;
+    this.maxRows = deps.maxRows ?? 100_000;
+    this.maxErrors = deps.maxErrors ?? 1000;
+    this.maxBytes = deps.maxBytes ?? 64 * 1024 * 1024;
+  }
+
+  // ---------------------------------------------------------------- S-27 bulk API
+
+  /** A member by id, account (contains `@`), or `externalKey:<value>`; null when there is none. */
+  async resolve(domain: string, id: string): Promise<Member | null> {
+    const { members } = this.deps;
+    if (id.startsWith(EXTERNAL_KEY_ID_PREFIX)) {
+      const key = id.slice(EXTERNAL_KEY_ID_PREFIX.length);
+      return key === '' ? null : members.findByExternalKey(domain, key);
+    }
+    if (id.includes('@')) return members.findByAccount(domain, id);
+    return MEMBER_ID_RE.test(id) ? members.findById(domain, id) : null;
+  }
+
+  /**
+   * S-27: all-or-nothing. Every id is resolved (404 naming the indexes), every key validated (400),
+   * the final mapping computed — keys released by the request may be reused in it — and any clash
+   * refused (409) before one MULTI writes members and index entries together.
+   */
+  async update(tenant: Tenant, items: BulkItem[]): Promise<BulkResult> {
+    const { store } = this.deps;
+    const domain = tenant.domain;
+    const lock = await TenantLock.acquire(store, domain);
+    try {
+      const resumed = await this.finishPendingLocked(domain, lock);
+
+      const members = await Promise.all(items.map((item) => this.resolve(domain, item.id)));
+      const unknown = members.flatMap((m, index) => (m ? [] : [{ index, id: items[index]!.id.slice(0, 200) }]));
+      if (unknown.length > 0) throw new AppError('unknown_member', { details: { unknown }, detail: `unknown members at ${unknown.map((u) => u.index).join(',')}` });
+      const resolved = members as Member[];
+
+      const issues: Array<{ path: string; message: string }> = [];
+      const indexOfMember = new Map<string, number>();
+      resolved.forEach((m, index) => {
+        const first = indexOfMember.get(m.id);
+        if (first !== undefined) issues.push({ path: `users.${index}.id`, message: `names the same member as users.${first}.id` });
+        else indexOfMember.set(m.id, index);
+      });
+      items.forEach((item, index) => {
+        if (item.externalKey === null) return;
+        const parsed = externalKeySchema.safeParse(item.externalKey);
+        if (!parsed.success) for (const i of parsed.error.issues) issues.push({ path: `users.${index}.externalKey`, message: i.message });
+      });
+      if (issues.length > 0) {
+        throw new AppError('validation_failed', { details: issues, detail: issues.map((i) => `${i.path}: ${i.message}`).join('; ').slice(0, 500) });
+      }
+      if (keysRequired(tenant)) {
+        const removing = items.flatMap((item, index) => (item.externalKey === null && resolved[index]!.externalKey ? [index] : []));
+        if (removing.length > 0) throw new AppError('external_key_required', { details: { indexes: removing } });
+      }
+
+      // The final mapping: every key given by the request, then anything still held outside it.
+      const conflicts: Array<{ index: number; externalKey: string; otherIndex?: number; heldBy?: { id: string; account: string } }> = [];
+      const indexOfKey = new Map<string, number>();
+      items.forEach((item, index) => {
+        if (item.externalKey === null) return;
+        const first = indexOfKey.get(item.externalKey);
+        if (first !== undefined) conflicts.push({ index, externalKey: item.externalKey, otherIndex: first });
+        else indexOfKey.set(item.externalKey, index);
+      });
+      const claimed = [...indexOfKey];
+      const holders = await Promise.all(claimed.map(([key]) => store.hGet(keys.memberByExternalKey(domain), key)));
+      const outsiders = await Promise.all(
+        claimed.map(([, index], i) => {
+          const holder = holders[i];
+          return holder && holder !== resolved[index]!.id && !indexOfMember.has(holder) ? this.deps.members.findById(domain, holder) : Promise.resolve(null);
+        }),
+      );
+      claimed.forEach(([key, index], i) => {
+        const holder = holders[i];
+        if (!holder || holder === resolved[index]!.id || indexOfMember.has(holder)) return;
+        const other = outsiders[i];
+        conflicts.push({ index, externalKey: key, heldBy: { id: holder, account: other?.account ?? '' } });
+      });
+      if (conflicts.length > 0) {
+        conflicts.sort((a, b) => a.index - b.index);
+        throw new AppError('external_key_conflict', { details: { conflicts }, detail: `clashes at ${conflicts.map((c) => c.index).join(',')}` });
+      }
+
+      const ops: AtomicOp[] = [];
+      const released: string[] = [];
+      const claimedFields: Record<string, string> = {};
+      const result: ExternalKeyView[] = [];
+      let changed = 0;
+      resolved.forEach((m, index) => {
+        const key = items[index]!.externalKey;
+        result.push({ id: m.id, account: m.account, externalKey: key });
+        if ((m.externalKey ?? null) === key) return;
+        changed++;
+        ops.push({ op: 'set', key: keys.member(domain, m.id), value: JSON.stringify(withExternalKey(m, key)) });
+        if (key !== null) claimedFields[key] = m.id;
+        if (m.externalKey && !indexOfKey.has(m.externalKey)) released.push(m.externalKey);
+      });
+      ops.push({ op: 'hDel', key: keys.memberByExternalKey(domain), fields: released }, { op: 'hSet', key: keys.memberByExternalKey(domain), fields: claimedFields });
+      await lock.assertHeld();
+      await store.atomic(ops);
+      return { users: result, changed, resumed };
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * A page of members with their keys. Cursor: the SSCAN cursor of the page being read, plus the last
+   * member returned from it when the page was cut (members of a page are returned in id order), so a
+   * page is never larger than `count` and nothing of a cut page is skipped. Filtering reads at most
+   * LIST_MAX_EXAMINED members per request: a page may then be short with a non-null `nextCursor`.
+   * Like SSCAN, a member added or removed during the iteration may be missed or repeated.
+   */
+  async list(tenant: Tenant, options: { count: number; cursor?: string; hasExternalKey?: boolean }): Promise<{ users: ExternalKeyListItem[]; nextCursor: string | null; resumed: ResumedImport | null }> {
+    const resumed = await this.finishPendingImport(tenant.domain);
+    const { store, members } = this.deps;
+    const domain = tenant.domain;
+    let { scan, after } = decodeListCursor(options.cursor, store.kind);
+    const users: ExternalKeyListItem[] = [];
+    let examined = 0;
+    for (;;) {
+      const [next, ids] = await store.sScan(keys.memberIds(domain), scan, LIST_SCAN_COUNT);
+      const page = [...new Set(ids)].sort().filter((id) => after === null || id > after);
+      const found = await Promise.all(page.map((id) => members.findById(domain, id)));
+      const matching = found.filter((m): m is Member => m !== null && (options.hasExternalKey === undefined || Boolean(m.externalKey) === options.hasExternalKey));
+      const room = options.count - users.length;
+      if (matching.length > room) {
+        users.push(...matching.slice(0, room).map(listItem));
+        return { users, nextCursor: encodeListCursor(scan, users[users.length - 1]!.id), resumed };
+      }
+      users.push(...matching.map(listItem));
+      examined += page.length;
+      if (next === '0') return { users, nextCursor: null, resumed };
+      scan = next;
+      after = null;
+      if (users.length === options.count || examined >= LIST_MAX_EXAMINED) return { users, nextCursor: encodeListCursor(scan, null), resumed };
+    }
+  }
+
+  // ---------------------------------------------------------------- S-28 CSV
+
+  /**
+   * Streams `account,name,externalKey` (with a header row) to `write`, a page of members at a time;
+   * `write` resolves when the consumer wants more. Rows are CRLF-terminated (RFC 4180). The caller
+   * writes the UTF-8 BOM. SSCAN may return a member twice: a set of ids seen (ids only) drops repeats.
+   */
+  async exportCsv(tenant: Tenant, write: (chunk: string) => Promise<void>): Promise<number> {
+    const { store, members } = this.deps;
+    const domain = tenant.domain;
+    await write(`${CSV_HEADER}\r\n`);
+    const seen = new Set<string>();
+    let cursor = '0';
+    let rows = 0;
+    do {
+      const [next, ids] = await store.sScan(keys.memberIds(domain), cursor, EXPORT_SCAN_COUNT);
+      cursor = next;
+      const fresh = ids.filter((id) => !seen.has(id));
+      for (const id of fresh) seen.add(id);
+      const found = await Promise.all(fresh.map((id) => members.findById(domain, id)));
+      let chunk = '';
+      for (const m of found) {
+        if (!m) continue;
+        chunk += `${csvCell(m.account)},${csvCell(m.name)},${csvCell(m.externalKey ?? '')}\r\n`;
+        rows++;
+      }
+      if (chunk) await write(chunk);
+    } while (cursor !== '0');
+    return rows;
+  }
+
+  /**
+   * S-28 import: validates the whole stream first (400 `csv_invalid` with every row error, nothing
+   * written), then stages and applies the plan (see the file comment). Members not in the file keep
+   * their keys; an empty externalKey removes a member's key.
+   */
+  async importCsv(tenant: Tenant, input: Readable): Promise<ImportResult> {
+    const { store } = this.deps;
+    const domain = tenant.domain;
+    let lock: TenantLock | null = null;
+    try {
+      lock = await TenantLock.acquire(store, domain);
+      const resumed = await this.finishPendingLocked(domain, lock);
+      const plan = await this.validate(tenant, input);
+      if (plan.changes.length === 0) return { ...plan.counts, jobId: null, resumed };
+      const job = await this.stage(domain, plan, lock);
+      plan.changes.length = 0;
+      await this.applyJob(domain, job, lock);
+      return { ...plan.counts, jobId: job.id, resumed };
+    } finally {
+      // Whatever happened, the request body is consumed (discarded) so the answer reaches the client.
+      if (!input.readableEnded && !input.destroyed) input.resume();
+      await lock?.release();
+    }
+  }
+
+  /** Finishes an import an earlier request left behind (if any): GET of the CSV and listings call it. */
+  async finishPendingImport(domain: string): Promise<ResumedImport | null> {
+    const { store } = this.deps;
+    if ((await store.get(keys.externalKeyImportJob(domain))) === null) return null;
+    const lock = await TenantLock.acquire(store, domain);
+    try {
+      return await this.finishPendingLocked(domain, lock);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private async finishPendingLocked(domain: string, lock: TenantLock): Promise<ResumedImport | null> {
+    const { store } = this.deps;
+    const raw = await store.get(keys.externalKeyImportJob(domain));
+    if (raw === null) return null;
+    const job = JSON.parse(raw) as ImportJob;
+    if (job.state === 'staging') {
+      // Never committed (its request never succeeded): discard it.
+      const staged: string[] = [];
+      for (let n = 0; n <= job.staged; n++) staged.push(keys.externalKeyImportBatch(domain, job.id, n));
+      await store.atomic([...staged.map((key) => ({ op: 'del' as const, key })), { op: 'del', key: keys.externalKeyImportJob(domain) }]);
+      return null;
+    }
+    await this.applyJob(domain, job, lock);
+    return { jobId: job.id, counts: job.counts, startedAt: new Date(job.startedAt).toISOString() };
+  }
+
+  private async validate(tenant: Tenant, input: Readable): Promise<ImportPlan> {
+    const guard = new Utf8Guard(this.maxBytes);
+    // Blank lines are kept (as ['']) so that this loop can count lines itself.
+    const parser = parse({ bom: true, relax_column_count: true, skip_empty_lines: false, max_record_size: 64 * 1024 });
+    const onInputError = (err: Error): void => {
+      parser.destroy(err);
+    };
+    input.on('error', onInputError);
+    guard.on('error', (err) => parser.destroy(err));
+    input.pipe(guard).pipe(parser);
+    const v = new CsvValidation(this.deps.store, tenant, this.maxRows, this.maxErrors);
+    /** The line the next record starts on. */
+    let line = 1;
+    /** CRLFs inside quoted fields so far: csv-parse's own line count (used on a parse error) counts each twice. */
+    let quotedCrlfs = 0;
+    try {
+      for await (const fields of parser as AsyncIterable<string[]>) {
+        const row = line;
+        line++;
+        for (const field of fields) {
+          if (field.includes('\n') || field.includes('\r')) {
+            line += field.match(LINE_BREAKS_RE)?.length ?? 0;
+            quotedCrlfs += field.match(/\r\n/g)?.length ?? 0;
+          }
+        }
+        // Spreadsheets write rows of empty cells for blank lines: skip both.
+        if (v.stopped || fields.every((f) => f.trim() === '')) continue;
+        await v.record(fields, row);
+      }
+    } catch (err) {
+      if (guard.failure?.kind === 'too_large') throw new AppError('payload_too_large', { detail: `csv over ${this.maxBytes} bytes` });
+      if (guard.failure?.kind === 'not_utf8') v.error(guard.failure.line, null, 'the file is not UTF-8 text (save it as "CSV UTF-8")');
+      // Records parsed just before the error may be dropped with it: take the parser's count then.
+      else if (err instanceof CsvError) v.error(Math.max(line, Number(err.lines) - quotedCrlfs), null, parseErrorMessage(err));
+      else throw err;
+    } finally {
+      input.off('error', onInputError);
+      input.unpipe(guard);
+      guard.unpipe(parser);
+    }
+    return v.finish();
+  }
+
+  /** Writes the plan as batch hashes under a job record; the job flips to `applying` last (commit). */
+  private async stage(domain: string, plan: ImportPlan, lock: TenantLock): Promise<ImportJob> {
+    const { store } = this.deps;
+    const batches = Math.ceil(plan.changes.length / this.batchSize);
+    let job: ImportJob = { id: randomBytes(8).toString('hex'), state: 'staging', batches, staged: 0, next: 0, counts: plan.counts, startedAt: this.deps.clock.now() };
+    await store.set(keys.externalKeyImportJob(domain), JSON.stringify(job));
+    for (let n = 0; n < batches; n++) {
+      const fields: Record<string, string> = {};
+      for (let i = n * this.batchSize; i < Math.min(plan.changes.length, (n + 1) * this.batchSize); i++) {
+        const change = plan.changes[i]!;
+        const tab = change.indexOf('\t');
+        fields[change.slice(0, tab)] = change.slice(tab + 1);
+      }
+      job = { ...job, staged: n + 1 };
+      await store.atomic([
+        { op: 'hSet', key: keys.externalKeyImportBatch(domain, job.id, n), fields },
+        { op: 'set', key: keys.externalKeyImportJob(domain), value: JSON.stringify(job) },
+      ]);
+    }
+    await lock.assertHeld();
+    job = { ...job, state: 'applying' };
+    await store.set(keys.externalKeyImportJob(domain), JSON.stringify(job));
+    return job;
+  }
+
+  /**
+   * Applies the committed job from its next batch. Each batch is one MULTI: the members, their index
+   * entries, the batch's deletion and the job's progress — applied exactly once, even if resumed.
+   */
+  private async applyJob(domain: string, start: ImportJob, lock: TenantLock): Promise<void> {
+    const { store } = this.deps;
+    let job = start;
+    while (job.next < job.batches) {
+      const batchKey = keys.externalKeyImportBatch(domain, job.id, job.next);
+      const planned = Object.entries(await store.hGetAll(batchKey)).map(([id, value]) => ({ id, release: value[0] === '1', key: value.slice(2) }));
+      const records = await Promise.all(planned.map((p) => store.get(keys.member(domain, p.id))));
+      const members = records.map((r) => (r === null ? null : (JSON.parse(r) as Member)));
+      // The member's current key leaves the index only if the entry still points at the member.
+      const releasing = members.map((m, i) => (m?.externalKey && m.externalKey !== planned[i]!.key && planned[i]!.release ? m.externalKey : null));
+      const holders = await Promise.all(releasing.map((old) => (old === null ? NONE : store.hGet(keys.memberByExternalKey(domain), old))));
+      const ops: AtomicOp[] = [];
+      const claimed: Record<string, string> = {};
+      const released: string[] = [];
+      planned.forEach((p, i) => {
+        const member = members[i];
+        if (!member) return; // deleted since validation
+        ops.push({ op: 'set', key: keys.member(domain, p.id), value: JSON.stringify(withExternalKey(member, p.key || null)) });
+        if (p.key) claimed[p.key] = p.id;
+        const old = releasing[i];
+        if (old && holders[i] === p.id) released.push(old);
+      });
+      job = { ...job, next: job.next + 1 };
+      ops.push(
+        // (a key this batch hands to another member is overwritten, not removed)
+        { op: 'hDel', key: keys.memberByExternalKey(domain), fields: released.filter((old) => claimed[old] === undefined) },
+        { op: 'hSet', key: keys.memberByExternalKey(domain), fields: claimed },
+        { op: 'del', key: batchKey },
+        job.next < job.batches ? { op: 'set', key: keys.externalKeyImportJob(domain), value: JSON.stringify(job) } : { op: 'del', key: keys.externalKeyImportJob(domain) },
+      );
+      await lock.assertHeld();
+      await store.atomic(ops);
+      await this.deps.afterApplyBatch?.(domain, job.next - 1);
+    }
+    // A job whose last batch was applied is gone with that batch; this only clears an empty one.
+    if (start.next >= start.batches) await store.del(keys.externalKeyImportJob(domain));
+  }
+}
+
+function withExternalKey(member: Member, key: string | null): Member {
+  const { externalKey: _old, ...rest } = member;
+  return key === null ? rest : { ...rest, externalKey: key };
+}
+
+function listItem(m: Member): ExternalKeyListItem {
+  return { id: m.id, account: m.account, name: m.name, externalKey: m.externalKey ?? null };
+}
+
+function encodeListCursor(scan: string, after: string | null): string {
+  return Buffer.from(after === null ? scan : `${scan}\n${after}`, 'utf8').toString('base64url');
+}
+
+function decodeListCursor(cursor: string | undefined, storeKind: KeyValueStore['kind']): { scan: string; after: string | null } {
+  if (cursor === undefined || cursor === '0') return { scan: '0', after: null };
+  const raw = /^[A-Za-z0-9_-]{1,400}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+  const [scan, after, extra] = raw.split('\n');
+  // Redis SSCAN cursors are unsigned 64-bit numbers (19 digits stay below 2^64); the memory store's are base64url.
+  const scanRe = storeKind === 'redis' ? /^\d{1,19}$/ : /^[A-Za-z0-9_-]{1,300}$/;
+  if (!scan || !scanRe.test(scan) || extra !== undefined || (after !== undefined && !MEMBER_ID_RE.test(after))) {
+    throw new AppError('validation_failed', { details: [{ path: 'cursor', message: 'not a cursor this API returned' }] });
+  }
+  return { scan, after: after ?? null };
+}
