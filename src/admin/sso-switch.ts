@@ -20,11 +20,12 @@ export type EffectName = (typeof EFFECT_NAMES)[number];
 export type Effects = Record<EffectName, number>;
 
 /**
- * Ends a member's sessions of one kind (web sessions here; OP grants and mobile sessions register
- * their own with the OpenID Provider). Must be idempotent: a resumed switch calls it again.
+ * Ends the sessions of one kind of a batch of members (web sessions here; OP grants and mobile
+ * sessions register their own with the OpenID Provider). Must be idempotent: a resumed switch calls
+ * it again for the batch it was in.
  */
 export interface MemberSessionEnder {
-  endMemberSessions(domain: string, memberId: string): Promise<number>;
+  endSessionsOfMembers(domain: string, memberIds: string[]): Promise<number>;
 }
 
 /** Revokes every access and refresh token issued for a tenant (the OpenID Provider registers one). */
@@ -63,15 +64,16 @@ export interface SwitchResult {
   effects: Effects;
 }
 
-const LOCK_TTL_MS = 30_000;
+const LOCK_TTL_MS = 15_000;
 const zeroEffects = (): Effects => Object.fromEntries(EFFECT_NAMES.map((n) => [n, 0])) as Effects;
 
 /**
  * Switching SSO on or off (S-21, S-22), with the care of a migration:
  * - the intent is written first (a job record), then the tenant flips, so a crash at any point
  *   leaves a job that the next call of the same switch resumes;
- * - members are streamed with SSCAN in batches (never all in memory), each member's change and its
- *   effect counts are written in one MULTI, so a member is never half-changed and never counted twice;
+ * - members are streamed with SSCAN in batches (never all in memory); each batch's member changes,
+ *   effect counts and the advanced cursor are written in one MULTI, so a member is never half-changed
+ *   and never counted twice;
  * - one process at a time per tenant (a lock with a TTL);
  * - login transactions in flight are voided by bumping the tenant's ssoEpoch.
  */
@@ -96,34 +98,36 @@ export class SsoSwitch {
   async apply(tenant: Tenant, settings: SsoSettings): Promise<SwitchResult> {
     const { store } = this.deps;
     const domain = tenant.domain;
-    const rawJob = await store.get(keys.ssoSwitchJob(domain));
-    let job = rawJob === null ? null : (JSON.parse(rawJob) as SwitchJob);
-    if (job && job.target !== settings.enabled) {
-      // A newer intent replaces an unfinished switch the other way; what that switch did stays done.
-      await store.atomic([
-        { op: 'del', key: keys.ssoSwitchJob(domain) },
-        { op: 'del', key: keys.ssoSwitchCounts(domain) },
-      ]);
-      job = null;
-    }
-    if (!job && tenant.sso.enabled === settings.enabled) {
-      return { tenant: await this.deps.tenants.save({ ...tenant, sso: settings }), switched: false, effects: zeroEffects() };
-    }
-
+    // Everything — even deciding there is nothing to do — happens under the tenant's lock, on a fresh
+    // read of the tenant and the job: a refused concurrent call must not touch a running switch.
     const lockValue = randomBytes(8).toString('hex');
     if (!(await store.set(keys.ssoSwitchLock(domain), lockValue, { nx: true, ttlMs: LOCK_TTL_MS }))) {
       throw new AppError('sso_switch_in_progress');
     }
     try {
+      const current = (await this.deps.tenants.find(domain)) ?? tenant;
+      const rawJob = await store.get(keys.ssoSwitchJob(domain));
+      let job = rawJob === null ? null : (JSON.parse(rawJob) as SwitchJob);
+      if (job && job.target !== settings.enabled) {
+        // A newer intent replaces an unfinished switch the other way; what that switch did stays done.
+        await store.atomic([
+          { op: 'del', key: keys.ssoSwitchJob(domain) },
+          { op: 'del', key: keys.ssoSwitchCounts(domain) },
+        ]);
+        job = null;
+      }
+      if (!job && current.sso.enabled === settings.enabled) {
+        return { tenant: await this.deps.tenants.save({ ...current, sso: settings }), switched: false, effects: zeroEffects() };
+      }
       if (!job) {
-        job = { id: randomBytes(8).toString('hex'), target: settings.enabled, cursor: '0', tenantWideDone: false, ssoEpoch: tenant.ssoEpoch + 1, startedAt: this.deps.clock.now() };
+        job = { id: randomBytes(8).toString('hex'), target: settings.enabled, cursor: '0', tenantWideDone: false, ssoEpoch: current.ssoEpoch + 1, startedAt: this.deps.clock.now() };
         await store.atomic([
           { op: 'del', key: keys.ssoSwitchCounts(domain) },
           { op: 'set', key: keys.ssoSwitchJob(domain), value: JSON.stringify(job) },
         ]);
       }
       // New logins follow the new mode at once; logins in flight belong to the old epoch and are void.
-      const saved = await this.deps.tenants.save({ ...tenant, sso: settings, ssoEpoch: job.ssoEpoch });
+      const saved = await this.deps.tenants.save({ ...current, sso: settings, ssoEpoch: job.ssoEpoch });
 
       if (!job.tenantWideDone) {
         const ops: AtomicOp[] = [];
@@ -141,9 +145,8 @@ export class SsoSwitch {
       let done = 0;
       do {
         const [next, ids] = await store.sScan(keys.memberIds(domain), job.cursor, this.batchSize);
-        await Promise.all(ids.map((id) => this.switchMember(domain, id, job!.target)));
+        await this.switchBatch(domain, ids, job.target, { ...job, cursor: next });
         job = { ...job, cursor: next };
-        await store.set(keys.ssoSwitchJob(domain), JSON.stringify(job));
         await store.expire(keys.ssoSwitchLock(domain), LOCK_TTL_MS);
         done += ids.length;
         await this.deps.afterBatch?.(domain, done);
@@ -164,17 +167,20 @@ export class SsoSwitch {
   }
 
   /**
-   * One member, idempotently. Sessions end first (a crash after that only loses a count); then the
-   * member's own change and its counts go in one MULTI, so re-running finds nothing left to do.
+   * One batch of members, idempotently. Sessions end first (a crash after that only loses their
+   * count); then every member change of the batch, the batch's counts and the advanced cursor go in
+   * ONE MULTI on the tenant's slot — so a batch is applied exactly once, and a resumed switch finds
+   * nothing left to do in it.
    */
-  private async switchMember(domain: string, id: string, enabling: boolean): Promise<void> {
+  private async switchBatch(domain: string, ids: string[], enabling: boolean, advancedJob: SwitchJob): Promise<void> {
     const { store } = this.deps;
-    let sessionsEnded = 0;
-    for (const ender of this.deps.sessionEnders) sessionsEnded += await ender.endMemberSessions(domain, id);
-    const raw = await store.get(keys.member(domain, id));
-    const counts: Partial<Effects> = { sessionsEnded };
+    const counts: Effects = zeroEffects();
+    for (const ender of this.deps.sessionEnders) counts.sessionsEnded += ids.length ? await ender.endSessionsOfMembers(domain, ids) : 0;
     const ops: AtomicOp[] = [];
-    if (raw !== null) {
+    const raws = await store.mGet(ids.map((id) => keys.member(domain, id)));
+    raws.forEach((raw, i) => {
+      if (raw === null) return;
+      const id = ids[i]!;
       const member = JSON.parse(raw) as Member;
       if (enabling && member.status === 'unapproved') {
         ops.push(
@@ -183,25 +189,31 @@ export class SsoSwitch {
           { op: 'hDel', key: keys.memberByAccount(domain), fields: [member.account] },
           ...(member.externalKey ? [{ op: 'hDel' as const, key: keys.memberByExternalKey(domain), fields: [member.externalKey] }] : []),
         );
-        counts.unapprovedDeleted = 1;
-      } else {
-        const next: Member = { ...member };
-        if (enabling && member.status === 'pending') {
-          next.status = 'in_use';
-          counts.pendingActivated = 1;
-        }
-        if (enabling && member.appPasswords.length > 0) {
-          counts.appPasswordsDeleted = member.appPasswords.length;
-          next.appPasswords = [];
-        }
-        if (!enabling && member.passwordHash && member.role !== 'super_admin') {
-          delete next.passwordHash;
-          counts.passwordsDeleted = 1;
-        }
-        if (Object.keys(counts).length > 1) ops.push({ op: 'set', key: keys.member(domain, id), value: JSON.stringify(next) });
+        counts.unapprovedDeleted += 1;
+        counts.appPasswordsDeleted += member.appPasswords.length;
+        return;
       }
-    }
-    for (const [field, by] of Object.entries(counts)) if (by) ops.push({ op: 'hIncrBy', key: keys.ssoSwitchCounts(domain), field, by });
+      const next: Member = { ...member };
+      let changed = false;
+      if (enabling && member.status === 'pending') {
+        next.status = 'in_use';
+        counts.pendingActivated += 1;
+        changed = true;
+      }
+      if (enabling && member.appPasswords.length > 0) {
+        counts.appPasswordsDeleted += member.appPasswords.length;
+        next.appPasswords = [];
+        changed = true;
+      }
+      if (!enabling && member.passwordHash && member.role !== 'super_admin') {
+        delete next.passwordHash;
+        counts.passwordsDeleted += 1;
+        changed = true;
+      }
+      if (changed) ops.push({ op: 'set', key: keys.member(domain, id), value: JSON.stringify(next) });
+    });
+    for (const name of EFFECT_NAMES) if (counts[name]) ops.push({ op: 'hIncrBy', key: keys.ssoSwitchCounts(domain), field: name, by: counts[name] });
+    ops.push({ op: 'set', key: keys.ssoSwitchJob(domain), value: JSON.stringify(advancedJob) });
     await store.atomic(ops);
   }
 }

@@ -79,9 +79,13 @@ export class WebSessions implements MemberSessionEnder {
     return ended;
   }
 
-  /** MemberSessionEnder: the SSO switch ends web sessions through this. */
-  endMemberSessions(domain: string, memberId: string): Promise<number> {
-    return this.destroyAllOfMember(domain, memberId);
+  /** MemberSessionEnder: the SSO switch ends the web sessions of a batch of members through this. */
+  async endSessionsOfMembers(domain: string, memberIds: string[]): Promise<number> {
+    const indexKeys = memberIds.map((id) => keys.memberSessions(domain, id));
+    const digests = await this.store.sUnion(indexKeys);
+    const ended = await this.store.del(...digests.map((d) => keys.webSession(d)));
+    await this.store.del(...indexKeys);
+    return ended;
   }
 
   /** Ends every session of a member; returns how many were live. */

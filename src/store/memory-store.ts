@@ -169,6 +169,16 @@ export class MemoryStore implements KeyValueStore {
     return Promise.resolve([done ? '0' : Buffer.from(batch[batch.length - 1]!).toString('base64url'), batch]);
   }
 
+  async mGet(keys: string[]): Promise<Array<string | null>> {
+    return Promise.resolve(keys.map((k) => this.typed(k, 'string')?.value ?? null));
+  }
+
+  async sUnion(keys: string[]): Promise<string[]> {
+    const out = new Set<string>();
+    for (const k of keys) for (const m of this.typed(k, 'set')?.value ?? []) out.add(m);
+    return Promise.resolve([...out]);
+  }
+
   async sCard(key: string): Promise<number> {
     return Promise.resolve(this.typed(key, 'set')?.value.size ?? 0);
   }

@@ -27,7 +27,11 @@ export class RedisStore implements KeyValueStore {
       keyPrefix: options.keyPrefix || undefined,
       lazyConnect: true,
       enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
+      // A command in flight when the connection drops fails; it is never re-sent after reconnecting:
+      // Redis may already have run it (only the reply was lost), and a second HINCRBY, INCR, LPUSH or
+      // MULTI would apply twice.
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
       commandTimeout: options.commandTimeoutMs,
       connectTimeout: Math.max(1000, options.commandTimeoutMs),
       retryStrategy: (times) => Math.min(100 * times, 2000),
@@ -138,6 +142,16 @@ export class RedisStore implements KeyValueStore {
 
   sScan(key: string, cursor: string, count: number): Promise<[string, string[]]> {
     return this.run(() => this.client.sscan(key, cursor, 'COUNT', count));
+  }
+
+  mGet(keys: string[]): Promise<Array<string | null>> {
+    if (keys.length === 0) return Promise.resolve([]);
+    return this.run(() => this.client.mget(...keys));
+  }
+
+  sUnion(keys: string[]): Promise<string[]> {
+    if (keys.length === 0) return Promise.resolve([]);
+    return this.run(() => this.client.sunion(...keys));
   }
 
   sCard(key: string): Promise<number> {

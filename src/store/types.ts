@@ -52,6 +52,9 @@ export interface KeyValueStore {
    * callers must therefore be idempotent per member.
    */
   sScan(key: string, cursor: string, count: number): Promise<[string, string[]]>;
+  /** MGET / SUNION: on Redis Cluster the keys must share a hash slot (one tenant's keys). */
+  mGet(keys: string[]): Promise<Array<string | null>>;
+  sUnion(keys: string[]): Promise<string[]>;
   sCard(key: string): Promise<number>;
   hLen(key: string): Promise<number>;
   hIncrBy(key: string, field: string, by: number): Promise<number>;

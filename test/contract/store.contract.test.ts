@@ -419,6 +419,81 @@ function storeContract(name: string, makeStore: () => Promise<StoreFixture>): vo
       });
     });
 
+    describe('batch reads, scans and atomic writes (the SSO switch and imports rely on these)', () => {
+      // One hash tag, as the callers use them: on Redis Cluster these keys share a slot.
+      const tagged = (label: string): string => `contract:{t-${label}}:${randomBytes(6).toString('hex')}`;
+
+      it('mGet returns values in order with null for missing keys', async () => {
+        const [a, b, c] = [tagged('m'), tagged('m'), tagged('m')];
+        await store.set(a, '1');
+        await store.set(c, '3');
+        assert.deepEqual(await store.mGet([a, b, c]), ['1', null, '3']);
+        assert.deepEqual(await store.mGet([]), []);
+      });
+
+      it('sUnion merges sets and ignores missing ones', async () => {
+        const [a, b, c] = [tagged('u'), tagged('u'), tagged('u')];
+        await store.sAdd(a, 'x', 'y');
+        await store.sAdd(b, 'y', 'z');
+        assert.deepEqual((await store.sUnion([a, b, c])).sort(), ['x', 'y', 'z']);
+        assert.deepEqual(await store.sUnion([]), []);
+      });
+
+      it('sScan visits every member once overall even when members are removed mid-scan', async () => {
+        const key = k('scan');
+        const all = Array.from({ length: 1200 }, (_, i) => `m${String(i).padStart(5, '0')}`);
+        await store.sAdd(key, ...all);
+        const seen = new Set<string>();
+        const removed = new Set<string>();
+        let cursor = '0';
+        let rounds = 0;
+        do {
+          const [next, batch] = await store.sScan(key, cursor, 100);
+          for (const m of batch) seen.add(m);
+          // Remove some of what was just visited (as the switch deletes unapproved members).
+          const drop = batch.slice(0, 10);
+          if (drop.length) await store.sRem(key, ...drop);
+          for (const m of drop) removed.add(m);
+          cursor = next;
+          rounds++;
+        } while (cursor !== '0' && rounds < 10_000);
+        assert.equal(seen.size, all.length, 'no member skipped');
+        assert.equal(await store.sCard(key), all.length - removed.size, 'sCard counts what is left');
+      });
+
+      it('hLen and hIncrBy count', async () => {
+        const key = k('hinc');
+        assert.equal(await store.hLen(key), 0);
+        assert.equal(await store.hIncrBy(key, 'n', 5), 5);
+        assert.equal(await store.hIncrBy(key, 'n', -2), 3);
+        await store.hSet(key, { other: 'x' });
+        assert.equal(await store.hLen(key), 2);
+      });
+
+      it('atomic applies every kind of write together', async () => {
+        const [str, gone, hash, set, counts] = [tagged('a'), tagged('a'), tagged('a'), tagged('a'), tagged('a')];
+        await store.set(gone, 'old');
+        await store.hSet(hash, { keep: '1', drop: '2' });
+        await store.sAdd(set, 'out');
+        await store.atomic([
+          { op: 'set', key: str, value: 'v', ttlMs: 60_000 },
+          { op: 'del', key: gone },
+          { op: 'hSet', key: hash, fields: { added: '3' } },
+          { op: 'hDel', key: hash, fields: ['drop'] },
+          { op: 'hIncrBy', key: counts, field: 'n', by: 7 },
+          { op: 'sAdd', key: set, members: ['in'] },
+          { op: 'sRem', key: set, members: ['out'] },
+        ]);
+        assert.equal(await store.get(str), 'v');
+        assert.ok((await store.pttl(str)) > 0);
+        assert.equal(await store.get(gone), null);
+        assert.deepEqual(await store.hGetAll(hash), { keep: '1', added: '3' });
+        assert.deepEqual(await store.hGetAll(counts), { n: '7' });
+        assert.deepEqual(await store.sMembers(set), ['in']);
+        await store.atomic([]);
+      });
+    });
+
     it('close resolves', async () => {
       const other = await makeStore();
       await other.store.set(k('close'), 'v');
