@@ -30,6 +30,7 @@ USER node
 EXPOSE 3000
 # Production refuses to start without REDIS_URL, an https PUBLIC_URL and real SECRET_KEYS (see README).
 # To sign SAML requests and enable single logout, mount a key pair and set SP_SIGNING_KEY_FILE/SP_SIGNING_CERT_FILE.
+# The OpenID Provider needs its RSA signing key (shared by every instance): mount it and set OIDC_SIGNING_KEY_FILE.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM

@@ -5,8 +5,11 @@ import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { readCookie } from './http/cookies.js';
 import { requestContext, securityHeaders } from './http/request-context.js';
 import { adminRouter } from './http/routes/admin/index.js';
+import { interactionRoutes } from './provider/interaction-routes.js';
+import { OP_PATH } from './provider/provider.js';
 import { healthRoutes } from './http/routes/health-routes.js';
 import { logoutRoutes } from './http/routes/logout-routes.js';
+import { mobileRoutes } from './http/routes/mobile-routes.js';
 import { passwordRoutes } from './http/routes/password-routes.js';
 import { serviceRoutes } from './http/routes/service-routes.js';
 import { sessionRoutes } from './http/routes/session-routes.js';
@@ -41,7 +44,11 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   app.use(serviceRoutes(services));
   app.use(sessionRoutes(services));
   app.use(logoutRoutes(services));
+  app.use(mobileRoutes(services));
   app.use('/admin/v1', adminRouter(services));
+  // O-1: the OpenID Provider. Our interaction pages first; everything else under /oidc is oidc-provider's.
+  app.use(interactionRoutes(services, services.provider));
+  app.use(OP_PATH, services.provider.callback());
 
   const demoMounted = Boolean(demo && config.demo.enabled && config.env !== 'production');
   if (demo && demoMounted) {

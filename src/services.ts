@@ -1,4 +1,7 @@
 import type { Strategy } from 'passport';
+import type Provider from 'oidc-provider';
+import { OpRevocation } from './provider/op-revocation.js';
+import { createProvider } from './provider/provider.js';
 import { AdminKeys } from './admin/api-keys.js';
 import { MemberDirectory } from './admin/member-directory.js';
 import { SsoSwitch } from './admin/sso-switch.js';
@@ -9,6 +12,8 @@ import { SecretBox } from './domain/secret-box.js';
 import { TenantRepository } from './domain/tenants.js';
 import type { Tenant } from './domain/tenant.js';
 import type { AccessUrlPolicy } from './domain/access-url.js';
+import { MdmCheck } from './mdm/mdm-check.js';
+import { MdmKeys } from './mdm/mdm-keys.js';
 import { AuditLog } from './observability/audit.js';
 import type { Logger } from './observability/logger.js';
 import { AppLoginChecks } from './sso/app-login-checks.js';
@@ -46,6 +51,10 @@ export interface Services extends AppDeps {
   adminKeys: AdminKeys;
   memberDirectory: MemberDirectory;
   ssoSwitch: SsoSwitch;
+  mdmKeys: MdmKeys;
+  mdmCheck: MdmCheck;
+  provider: Provider;
+  opRevocation: OpRevocation;
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
   defaultServiceUrl(tenant: Tenant): string;
@@ -65,6 +74,8 @@ export function buildServices(deps: AppDeps): Services {
     signing: privateKey && certificate ? { privateKey, certificate, nextCertificate } : undefined,
   };
   const sessions = new WebSessions(store, clock);
+  const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys });
+  const opRevocation = new OpRevocation(store);
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
   const outbound = new OutboundHttp({ ...config.oauth, allowHttp });
@@ -94,12 +105,17 @@ export function buildServices(deps: AppDeps): Services {
     appLoginChecks: new AppLoginChecks(store),
     adminKeys: new AdminKeys(store, clock, config.adminApiKey),
     memberDirectory: new MemberDirectory(members, sessions, store, clock),
-    ssoSwitch: new SsoSwitch({ store, tenants, clock, sessionEnders: [sessions], tokenRevokers: [] }),
+    ssoSwitch: new SsoSwitch({ store, tenants, clock, sessionEnders: [sessions, opRevocation], tokenRevokers: [opRevocation] }),
+    provider: createProvider({ config, store, members, logger }),
+    opRevocation,
+    mdmKeys,
+    mdmCheck: new MdmCheck({ store, clock, tenants, mdmKeys, audit: new AuditLog(store, clock, logger) }),
     samlLogout: new SamlLogout({ tenants, members, sessions, store, clock, sp, clockSkewMs: config.saml.clockSkewSeconds * 1000 }),
     accessUrlPolicy: (tenant) => ({
       allowedOrigins: [...config.serviceOrigins, ...tenant.serviceOrigins],
       allowHttp: config.publicUrl.startsWith('http://'),
       defaultServiceUrl: defaultServiceUrl(tenant),
+      internalPrefixes: [`${config.publicUrl}/oidc/interaction/`],
     }),
     defaultServiceUrl,
   };

@@ -77,6 +77,7 @@ const ENV_MAP: Record<string, { path: string[]; parse?: (v: string) => unknown }
   SERVICE_ORIGINS: { path: ['serviceOrigins'], parse: list },
   DEFAULT_SERVICE_URL: { path: ['defaultServiceUrl'] },
   SP_ENTITY_ID: { path: ['saml', 'spEntityId'] },
+  OIDC_SIGNING_KEY_FILE: { path: ['oidc', 'signingKeyFile'] },
   SP_SIGNING_KEY_FILE: { path: ['saml', 'signing', 'keyFile'], parse: (v) => (v === '' ? undefined : v) },
   SP_SIGNING_CERT_FILE: { path: ['saml', 'signing', 'certFile'], parse: (v) => (v === '' ? undefined : v) },
   SP_SIGNING_NEXT_CERT_FILE: { path: ['saml', 'signing', 'nextCertFile'], parse: (v) => (v === '' ? undefined : v) },
@@ -162,6 +163,16 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const warnings: string[] = [];
   const isProd = config.env === 'production';
   loadSigningFiles(config, cwd);
+  if (!config.oidc.signingKey && config.oidc.signingKeyFile) {
+    try {
+      config.oidc.signingKey = readFileSync(resolve(cwd, config.oidc.signingKeyFile), 'utf8');
+    } catch (err) {
+      throw new ConfigError(`Invalid configuration:\n  - oidc.signingKeyFile: cannot read ${config.oidc.signingKeyFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  if (isProd && config.oidc.signingKeyFile?.includes('dev-only')) {
+    throw new ConfigError('Invalid configuration:\n  - oidc.signingKeyFile: the dev-only OP key cannot be used in production; set OIDC_SIGNING_KEY_FILE');
+  }
   const signing = config.saml.signing;
   if (isProd && [signing.keyFile, signing.certFile].some((f) => f?.includes('dev-only'))) {
     throw new ConfigError('Invalid configuration:\n  - saml.signing: the dev-only SP signing key cannot be used in production; set SP_SIGNING_KEY_FILE and SP_SIGNING_CERT_FILE (or "" to sign nothing)');

@@ -65,6 +65,27 @@ export const configSchema = z.strictObject({
     /** Largest IdP answer read (token, user info, discovery, JWKS). */
     maxResponseBytes: z.number().int().min(1024).max(10_000_000).default(1_000_000),
   }),
+  oidc: z
+    .strictObject({
+      /** RSA private key (PEM) the OP signs ID tokens with; all gateway processes must share it. */
+      signingKeyFile: z.string().optional(),
+      signingKey: z.string().optional(),
+      /** OP clients (O-1): confidential web services with exact redirect URIs, and the public mobile app. */
+      clients: z
+        .array(
+          z.strictObject({
+            client_id: z.string().min(1).max(200),
+            client_secret: z.string().min(16).optional(),
+            redirect_uris: z.array(z.string().min(1)).min(1),
+            post_logout_redirect_uris: z.array(z.string().url()).optional(),
+            grant_types: z.array(z.enum(['authorization_code', 'refresh_token'])).default(['authorization_code', 'refresh_token']),
+            token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none']).optional(),
+            application_type: z.enum(['web', 'native']).optional(),
+          }),
+        )
+        .default([]),
+    })
+    .default({ clients: [] }),
   admin: z
     .strictObject({
       /** IdP metadata may be fetched from private, loopback or link-local addresses (tests only: an SSRF guard). */

@@ -7,6 +7,8 @@ export interface AccessUrlPolicy {
   allowHttp: boolean;
   /** Used when accessUrl is missing; a path target is resolved against its origin. */
   defaultServiceUrl: string;
+  /** URL prefixes of the gateway itself that may be targets (the OP's interaction pages). */
+  internalPrefixes?: readonly string[];
 }
 
 const MAX_LENGTH = 2048;
@@ -47,6 +49,7 @@ export function checkAccessUrl(raw: unknown, policy: AccessUrlPolicy): string {
     throw refuse('accessUrl is not a URL');
   }
   if (url.username || url.password) throw refuse('accessUrl holds userinfo');
+  if (policy.internalPrefixes?.some((p) => url.href.startsWith(p))) return url.href;
   if (!policy.allowedOrigins.includes(url.origin)) throw refuse(`accessUrl origin not allowed: ${url.origin}`);
   return url.href;
 }

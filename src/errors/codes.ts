@@ -69,6 +69,18 @@ export const ERROR_CODES = {
     status: 400,
     message: 'This invitation link is not valid: it was already used, has expired or was withdrawn. Please ask your administrator for a new one.',
   },
+  // MDM sync and MDM keys (M-1 … M-14)
+  plan_required: { status: 403, message: 'This feature needs the Standard or Advanced plan.' },
+  mdm_external_required: { status: 409, message: 'This is only available while 3rd-party MDM sync is on.' },
+  mdm_key_not_unique: {
+    status: 409,
+    message: 'This key value is not unique: restricting logins with other-domain accounts needs a key value no other organisation uses.',
+  },
+  mdm_key_limit: { status: 409, message: 'An organisation can hold at most 5 active MDM keys. Revoke one first.' },
+  mdm_key_not_found: { status: 404, message: 'No such MDM key in this organisation.' },
+  mdm_code_required: { status: 403, message: 'This app must be installed through your organisation\'s device management to sign in.' },
+  mdm_code_mismatch: { status: 403, message: 'This device is not managed by your organisation\'s device management, so the app cannot sign in here.' },
+  mdm_other_domain_restricted: { status: 403, message: 'This managed device may only be used with accounts of the organisation that manages it.' },
   // mapping (S-1 … S-3)
   member_not_found: { status: 403, message: 'Your account is not registered in this organisation.' },
   member_not_active: { status: 403, message: 'Your account is not active. Please contact your administrator.' },

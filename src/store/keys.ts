@@ -65,8 +65,40 @@ export const keys = {
   externalKeyImportBatch: (domain: string, jobId: string, n: number): string => `${tag(domain)}:ext-key-import:${jobId}:${n}`,
   /** Lock held by the request changing a tenant's external keys in bulk (S-27, S-28). TTL: 30 s, renewed every 10 s while held. */
   externalKeysLock: (domain: string): string => `${tag(domain)}:ext-keys:lock`,
+  /** MDM settings of a tenant (JSON: mode, restrictOtherDomains). No TTL. */
+  mdmSettings: (domain: string): string => `${tag(domain)}:mdm`,
+  /** Hash MDM key id → key record (JSON; the value sealed, never plain). No TTL; ended keys beyond the kept history are deleted. */
+  mdmKeys: (domain: string): string => `${tag(domain)}:mdm:keys`,
+  /** Hash MDM key id → when it last passed a check (ms). No TTL; deleted with the key. */
+  mdmKeyLastPresented: (domain: string): string => `${tag(domain)}:mdm:last-presented`,
+  /** Hash grant id → {deviceId, expiresAt} of the mobile sessions one MDM key admitted. No TTL: expired entries are pruned when counted; deleted when the sessions end. */
+  mdmKeyAdmissions: (domain: string, keyId: string): string => `${tag(domain)}:mdm:admissions:${keyId}`,
+  /** Hash grant id → the MDM key id that admitted it. No TTL; cleaned with the admissions. */
+  mdmAdmittedBy: (domain: string): string => `${tag(domain)}:mdm:admitted-by`,
+  /** Hash id → built-in MDM exception setting (JSON). No TTL; deleted when 3rd-party MDM sync is switched on. */
+  mdmBuiltinExceptions: (domain: string): string => `${tag(domain)}:mdm:builtin-exceptions`,
+  /** Lock held while a tenant's MDM settings or keys change. TTL: 10 s. */
+  mdmLock: (domain: string): string => `${tag(domain)}:mdm:lock`,
+  /** Set of domains holding an active MDM key with this keyed digest (HMAC) of its value (M-7). No TTL; entries are verified on read and stale ones dropped. */
+  mdmKeyDigest: (digest: string): string => `idpb:mdm-key-digest:${digest}`,
+  /** Lock serialising uniqueness checks of custom MDM key values across tenants. TTL: 10 s. */
+  mdmKeyIndexLock: (): string => 'idpb:mdm-key-digest-lock',
   /** Failed password logins of one account (lockout). TTL: the lockout window. */
   passwordFailures: (domain: string, accountDigest: string): string => `${tag(domain)}:pw-fail:${accountDigest}`,
+  /** An oidc-provider model (AccessToken, RefreshToken, Grant, Session, Interaction …). TTL: the model's expiresIn. */
+  opModel: (model: string, id: string): string => `idpb:op:${model}:${id}`,
+  /** Keys of every model row of one OP grant (revokeByGrantId). TTL: the longest row's. */
+  opGrantRows: (grantId: string): string => `idpb:op:grant-rows:${grantId}`,
+  /** OP session uid → session id. TTL: the session's. */
+  opSessionUid: (uid: string): string => `idpb:op:session-uid:${uid}`,
+  /** OP user code → device code id. TTL: the code's. */
+  opUserCode: (userCode: string): string => `idpb:op:user-code:${userCode}`,
+  /** Set of OP grant ids of one member (O-4 revocation). No TTL; stale ids are harmless. */
+  opMemberGrants: (domain: string, memberId: string): string => `${tag(domain)}:op-grants:${memberId}`,
+  /** Set of OP grant ids of a tenant (O-4: revoke every token of the tenant). No TTL. */
+  opTenantGrants: (domain: string): string => `${tag(domain)}:op-grants`,
+  /** Set of OP session ids of one member. No TTL; stale ids are harmless. */
+  opMemberSessions: (domain: string, memberId: string): string => `${tag(domain)}:op-sessions:${memberId}`,
   /** Audit trail of a tenant (capped list, newest first). No TTL. */
   audit: (domain: string): string => `${tag(domain)}:audit`,
   /** Audit trail of events with no tenant (unknown domain probes …). */

@@ -122,8 +122,15 @@ export async function createGateway(options: GatewayOptions = {}): Promise<Gatew
     },
   });
   const logger = createLogger({ level: 'info', destination });
-  const created = createApp({ config, store, logger, clock });
-  if (!options.store) await seedStandardTenants(created.services);
+  let created: CreatedApp;
+  try {
+    created = createApp({ config, store, logger, clock });
+    if (!options.store) await seedStandardTenants(created.services);
+  } catch (err) {
+    // Never leave a Redis connection open behind a failed setup: the test process would not exit.
+    if (owned) await owned.cleanup();
+    throw err;
+  }
   return {
     ...created,
     store,

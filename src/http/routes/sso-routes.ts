@@ -1,14 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import { checkAccessUrl } from '../../domain/access-url.js';
 import { AppError } from '../../errors/index.js';
 import { SESSION_KEY_RE } from '../../sso/app-login-checks.js';
-import { buildSamlOptions } from '../../sso/saml/options.js';
-import { samlAuthorizeUrl } from '../../sso/saml/strategy.js';
 import { buildSpMetadata } from '../../sso/saml/sp-metadata.js';
 import type { ClientKind } from '../../sso/transactions.js';
 import type { Services } from '../../services.js';
 import { auditRefusedLogin, completeLogin } from '../complete-login.js';
+import { startLogin } from '../start-login.js';
 import { rateLimit } from '../rate-limit.js';
 import { browserRoute } from '../request-context.js';
 
@@ -33,20 +31,7 @@ export function ssoRoutes(s: Services): Router {
     // App logins (the mobile or desktop app's in-app browser) carry the sessionKey they later check (S-18).
     const sessionKey = optionalParam(req.query.sessionKey, SESSION_KEY_RE, 'sessionKey');
     const clientKind: ClientKind = sessionKey ? 'app' : 'web';
-    if (!tenant.sso.enabled) {
-      const q = new URLSearchParams({ accessUrl: target });
-      res.redirect(302, `/d/password-login/${tenant.domain}?${q.toString()}`);
-      return;
-    }
-    if (tenant.sso.type === 'oauth') {
-      res.redirect(302, await s.oauthLogin.start(tenant, { target, clientKind, sessionKey, worksId }));
-      return;
-    }
-    const requestId = `_${randomBytes(20).toString('hex')}`;
-    // Build the options first: a misconfigured tenant must not leave transactions behind.
-    const options = buildSamlOptions({ tenant, sp: s.sp, clientKind, requestId, worksId });
-    const txn = await s.transactions.create(tenant, { ssoType: 'saml', target, clientKind, requestId, sessionKey });
-    res.redirect(302, await samlAuthorizeUrl(s.samlStrategy, options, txn.id));
+    res.redirect(302, await startLogin(s, tenant, { target, clientKind, sessionKey, worksId }));
   });
 
   // S-8: the SAML assertion consumer.

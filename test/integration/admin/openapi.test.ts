@@ -18,7 +18,8 @@ function routesOf(router: Router): string[] {
   const walk = (stack: Layer[]): void => {
     for (const layer of stack) {
       if (layer.route) {
-        const path = layer.route.path.replace(/:(\w+)/g, '{$1}');
+        // `:name` is a parameter; a backslash-escaped colon is literal (`…/mdm/keys:reissue`).
+        const path = layer.route.path.replace(/(?<!\\):(\w+)/g, '{$1}').replace(/\\:/g, ':');
         for (const m of Object.keys(layer.route.methods)) if (m !== '_all') out.push(`${m} ${path}`);
       } else if (layer.handle?.stack) walk(layer.handle.stack);
     }

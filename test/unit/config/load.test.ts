@@ -62,7 +62,7 @@ describe('configuration (SPEC §3)', () => {
   });
 
   it('refuses dev placeholders, the in-process store and http in production, and never mounts demos there', () => {
-    const noKey = { SP_SIGNING_KEY_FILE: '', SP_SIGNING_CERT_FILE: '', ADMIN_API_KEY: '' };
+    const noKey = { SP_SIGNING_KEY_FILE: '', SP_SIGNING_CERT_FILE: '', ADMIN_API_KEY: '', OIDC_SIGNING_KEY_FILE: 'test/fixtures/keys/idp-b.key.pem' };
     assert.throws(() => loadConfig({ env: { ...noKey, NODE_ENV: 'production', REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example' } }), /secretKeys/);
     assert.throws(() => loadConfig({ env: { ...noKey, NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, PUBLIC_URL: 'https://sso.example' } }), /redisUrl/);
     assert.throws(() => loadConfig({ env: { ...noKey, NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379' } }), /publicUrl/);
@@ -72,9 +72,14 @@ describe('configuration (SPEC §3)', () => {
       'the DEV-ONLY admin key is refused in production',
     );
     assert.throws(
-      () => loadConfig({ env: { NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example', ADMIN_API_KEY: '' } }),
+      () => loadConfig({ env: { NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example', ADMIN_API_KEY: '', OIDC_SIGNING_KEY_FILE: noKey.OIDC_SIGNING_KEY_FILE } }),
       /saml\.signing/,
       'the dev-only SP signing key is refused in production',
+    );
+    assert.throws(
+      () => loadConfig({ env: { ...noKey, OIDC_SIGNING_KEY_FILE: 'config/dev-only/op-signing.key.pem', NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example' } }),
+      /oidc\.signingKeyFile/,
+      'the dev-only OP key is refused in production',
     );
     const { config } = loadConfig({ env: { ...noKey, NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example', DEMO: 'true' } });
     assert.equal(config.demo.enabled, false);

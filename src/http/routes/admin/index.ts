@@ -5,6 +5,7 @@ import { rateLimit } from '../../rate-limit.js';
 import { principalOf } from './context.js';
 import { domainRoutes } from './domains.js';
 import { externalKeyRoutes } from './external-keys.js';
+import { mdmAdminRoutes } from './mdm.js';
 import { memberRoutes } from './members.js';
 import { buildOpenApi } from './openapi.js';
 import { ssoAdminRoutes } from './sso.js';
@@ -50,6 +51,7 @@ export function adminRouter(s: Services, extra: Array<(s: Services) => Router> =
   router.use(ssoAdminRoutes(s));
   router.use(memberRoutes(s));
   router.use(externalKeyRoutes(s));
+  router.use(mdmAdminRoutes(s));
   for (const make of extra) router.use(make(s));
   return router;
 }

@@ -1,6 +1,6 @@
 /**
- * The small part of oidc-provider v9 the tests use. The package ships no types and @types/oidc-provider
- * follows an older major, so the test helpers declare what they call.
+ * The part of oidc-provider v9 idp-bridge and its tests use. The package ships no types and
+ * @types/oidc-provider follows an older major, so we declare what we call.
  */
 declare module 'oidc-provider' {
   import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -22,7 +22,19 @@ declare module 'oidc-provider' {
 
   export interface Grant {
     addOIDCScope(scope: string): void;
+    addOIDCClaims(claims: string[]): void;
+    addResourceScope(resource: string, scope: string): void;
     save(): Promise<string>;
+  }
+
+  export interface KoaContextLike {
+    path: string;
+    method: string;
+    status: number;
+    body: unknown;
+    headers: Record<string, string | string[] | undefined>;
+    req: IncomingMessage;
+    oidc?: { params?: Record<string, unknown>; client?: { clientId: string }; entities?: Record<string, unknown> };
   }
 
   export interface Account {
@@ -33,7 +45,11 @@ declare module 'oidc-provider' {
   export class Provider {
     constructor(issuer: string, configuration?: Record<string, unknown>);
     readonly issuer: string;
-    readonly Grant: new (properties: { accountId: string; clientId: string }) => Grant;
+    readonly Grant: (new (properties: { accountId: string; clientId: string }) => Grant) & { find(id: string): Promise<Grant | undefined> };
+    readonly AuthorizationCode: { find(code: string): Promise<{ accountId: string; grantId: string; clientId: string } | undefined> };
+    readonly RefreshToken: { find(token: string): Promise<{ accountId: string; grantId: string; clientId: string } | undefined> };
+    proxy: boolean;
+    use(middleware: (ctx: KoaContextLike, next: () => Promise<void>) => Promise<void>): void;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
     interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
     interactionFinished(req: IncomingMessage, res: ServerResponse, result: InteractionResults, options?: { mergeWithLastSubmission?: boolean }): Promise<void>;

@@ -1,0 +1,235 @@
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import {
+  CUSTOM_KEY_MESSAGE,
+  CUSTOM_KEY_RE,
+  MDM_CONFIG_KEY,
+  MDM_MAX_GRACE_SECONDS,
+  MDM_VALUE_TYPE,
+  type IssuedKey,
+} from '../../../mdm/mdm-keys.js';
+import type { Services } from '../../../services.js';
+import { parseBody } from '../../validate.js';
+import { auditAdmin, scopedTenant } from './context.js';
+import { registerAdminOperations } from './openapi.js';
+
+const customValue = z.string().regex(CUSTOM_KEY_RE, CUSTOM_KEY_MESSAGE);
+
+const putSchema = z.strictObject({
+  /** M-1: `external` = 3rd-party MDM sync (plan standard or advanced); `builtin` = the suite's own MDM. */
+  mode: z.enum(['none', 'builtin', 'external']),
+  /** M-7: only with `external`, and only while every active key is unique across all tenants. */
+  restrictOtherDomains: z.boolean().optional(),
+  /** M-2: a custom key value instead of an automatic one (only with `external`; replaces the keys when already on). */
+  customKey: customValue.optional(),
+});
+
+const addKeySchema = z.strictObject({
+  /** A custom value; an automatic one (256 random bits, base64url) when left out. */
+  value: customValue.optional(),
+  /** M-14: ISO 8601 date-time with offset; the key is listed at once but admits no one before it. */
+  effectiveFrom: z.iso.datetime({ offset: true }).optional(),
+});
+
+const reissueSchema = z.strictObject({
+  /** M-6: the replaced keys keep admitting this long (PingID-style overlap); 0 or absent = they stop at once. */
+  graceSeconds: z.number().int().min(0).max(MDM_MAX_GRACE_SECONDS).optional(),
+  /** A custom value for the new key; an automatic one when left out. */
+  value: customValue.optional(),
+});
+
+const exceptionSchema = z.strictObject({
+  account: z.string().min(3).max(254).regex(/^[^\s@]+@[^\s@]+$/, 'must be an account such as user@example.com'),
+  note: z.string().max(500).optional(),
+});
+
+registerAdminOperations([
+  { method: 'get', path: '/domains/{domain}/mdm', summary: 'MDM settings: mode, restrictOtherDomains, the managed-app-config key name and type, active key count', success: 200 },
+  {
+    method: 'put',
+    path: '/domains/{domain}/mdm',
+    summary:
+      'Set the MDM mode (M-1): `external` needs plan standard/advanced, deletes built-in MDM exceptions (count returned), issues a key (auto or `customKey`, M-2) and names it for the MDM console (M-3); `none` stops checks and keeps keys inactive (M-9); `restrictOtherDomains` needs unique keys (M-7)',
+    body: putSchema,
+    success: 200,
+    errors: ['plan_required', 'mdm_key_not_unique', 'conflict'],
+  },
+  { method: 'get', path: '/domains/{domain}/mdm/keys', summary: 'List MDM keys, masked, with status, effectiveFrom, lastPresentedAt and liveSessions (M-13)', success: 200 },
+  {
+    method: 'post',
+    path: '/domains/{domain}/mdm/keys',
+    summary: 'Add a key, auto or custom, optionally effective later (M-12, M-14); at most 5 active keys (M-11)',
+    body: addKeySchema,
+    success: 201,
+    errors: ['mdm_external_required', 'mdm_key_limit', 'mdm_key_not_unique', 'conflict'],
+  },
+  {
+    method: 'post',
+    path: '/domains/{domain}/mdm/keys:reissue',
+    summary: 'Reissue (M-6): a new key replaces every active key; `graceSeconds` keeps the replaced keys valid that long',
+    body: reissueSchema,
+    success: 201,
+    errors: ['mdm_external_required', 'mdm_key_limit', 'mdm_key_not_unique', 'conflict'],
+  },
+  {
+    method: 'delete',
+    path: '/domains/{domain}/mdm/keys/{id}',
+    summary: 'Revoke a key and end the mobile sessions it admitted (M-12); revoking the last active key issues a replacement at once',
+    success: 200,
+    errors: ['mdm_external_required', 'mdm_key_not_found', 'conflict'],
+  },
+  { method: 'get', path: '/domains/{domain}/mdm/keys/{id}/value', summary: 'Read a key value back, to paste into the MDM console (M-2; audited as mdm_key.revealed)', success: 200, errors: ['mdm_key_not_found', 'conflict'] },
+  { method: 'get', path: '/domains/{domain}/mdm/builtin-exceptions', summary: 'Built-in MDM exception settings', success: 200 },
+  {
+    method: 'post',
+    path: '/domains/{domain}/mdm/builtin-exceptions',
+    summary: 'Add a built-in MDM exception setting (refused while 3rd-party MDM sync is on, M-1)',
+    body: exceptionSchema,
+    success: 201,
+    errors: ['conflict'],
+  },
+]);
+
+/** What the admin pastes into the MDM console (M-3). */
+const managedAppConfig = { configKey: MDM_CONFIG_KEY, valueType: MDM_VALUE_TYPE } as const;
+
+const keyIdParam = (req: Request): string => String(req.params.id).slice(0, 100);
+
+/**
+ * 3rd-party MDM sync settings and MDM keys (SPEC §8, §9, §11). Key values appear only in the answer that
+ * issues them and in the audited read-back; lists show masks. Audit events never carry a value.
+ */
+export function mdmAdminRoutes(s: Services): Router {
+  const router = Router();
+  const base = '/domains/:domain/mdm';
+
+  router.get(base, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const settings = await s.mdmKeys.settings(tenant.domain);
+    const keys = await s.mdmKeys.list(tenant.domain);
+    res.json({
+      mode: settings.mode,
+      restrictOtherDomains: settings.restrictOtherDomains,
+      ...managedAppConfig,
+      activeKeys: keys.filter((k) => k.status === 'active').length,
+      updatedAt: settings.updatedAt === null ? null : new Date(settings.updatedAt).toISOString(),
+    });
+  });
+
+  router.put(base, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const body = parseBody(putSchema, req.body);
+    const result = await s.mdmKeys.configure(tenant, body);
+    const { settings, previousMode } = result;
+    const switchedOn = settings.mode === 'external' && previousMode !== 'external';
+    const switchedOff = settings.mode !== 'external' && previousMode === 'external';
+    await auditAdmin(s, req, res, {
+      type: switchedOn ? 'mdm.enabled' : switchedOff ? 'mdm.disabled' : 'mdm.updated',
+      domain: tenant.domain,
+      data: {
+        mode: settings.mode,
+        previousMode,
+        restrictOtherDomains: settings.restrictOtherDomains,
+        builtinExceptionsDeleted: result.builtinExceptionsDeleted,
+        keysDeactivated: result.keysDeactivated,
+        keysReplaced: result.keysReplaced.length,
+        mobileSessionsEnded: result.mobileSessionsEnded,
+        keyId: result.key?.id ?? null,
+        keySource: result.key ? (body.customKey === undefined ? 'auto' : 'custom') : null,
+      },
+    });
+    if (result.builtinExceptionsDeleted > 0) {
+      await auditAdmin(s, req, res, { type: 'mdm_builtin_exceptions.deleted', domain: tenant.domain, data: { count: result.builtinExceptionsDeleted } });
+    }
+    const warnings: string[] = [];
+    if (switchedOn || result.key) {
+      warnings.push('Mobile sessions not admitted by the new key have ended; the app signs in only where the MDM delivers this key value.');
+    }
+    if (switchedOff) warnings.push('Checks stopped. Values already pushed by the MDM stay on devices; the keys are kept inactive.');
+    res.json({
+      ...managedAppConfig,
+      ...(result.key ? { key: result.key } : {}),
+      mode: settings.mode,
+      restrictOtherDomains: settings.restrictOtherDomains,
+      builtinExceptionsDeleted: result.builtinExceptionsDeleted,
+      keysDeactivated: result.keysDeactivated,
+      keysReplaced: result.keysReplaced,
+      mobileSessionsEnded: result.mobileSessionsEnded,
+      warnings,
+    });
+  });
+
+  router.get(`${base}/keys`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    res.json({ ...managedAppConfig, keys: await s.mdmKeys.list(tenant.domain) });
+  });
+
+  router.post(`${base}/keys`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const body = parseBody(addKeySchema, req.body);
+    const created = await s.mdmKeys.add(tenant, { value: body.value, effectiveFrom: body.effectiveFrom === undefined ? undefined : Date.parse(body.effectiveFrom) });
+    await auditAdmin(s, req, res, {
+      type: 'mdm_key.added',
+      domain: tenant.domain,
+      data: { keyId: created.id, source: body.value === undefined ? 'auto' : 'custom', effectiveFrom: new Date(created.effectiveFrom).toISOString() },
+    });
+    res.status(201).json({ id: created.id, value: created.value, effectiveFrom: new Date(created.effectiveFrom).toISOString(), ...managedAppConfig });
+  });
+
+  // The path has a literal colon (`keys:reissue`), escaped for Express.
+  router.post(`${base}/keys\\:reissue`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const body = parseBody(reissueSchema, req.body);
+    const result = await s.mdmKeys.reissue(tenant, body);
+    const graceUntil = result.graceUntil === null ? null : new Date(result.graceUntil).toISOString();
+    await auditAdmin(s, req, res, {
+      type: 'mdm_key.reissued',
+      domain: tenant.domain,
+      data: { keyId: result.id, source: body.value === undefined ? 'auto' : 'custom', replaced: result.replaced.length, graceUntil, mobileSessionsEnded: result.mobileSessionsEnded },
+    });
+    const issued: IssuedKey = { id: result.id, value: result.value };
+    res.status(201).json({ ...issued, ...managedAppConfig, replaced: result.replaced, graceUntil, mobileSessionsEnded: result.mobileSessionsEnded });
+  });
+
+  router.delete(`${base}/keys/:id`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const result = await s.mdmKeys.revoke(tenant, keyIdParam(req));
+    await auditAdmin(s, req, res, {
+      type: 'mdm_key.revoked',
+      domain: tenant.domain,
+      data: { keyId: result.revoked, mobileSessionsEnded: result.mobileSessionsEnded, replacementKeyId: result.replacement?.id ?? null },
+    });
+    const body: Record<string, unknown> = { revoked: result.revoked, mobileSessionsEnded: result.mobileSessionsEnded };
+    if (result.replacement) {
+      body.replacement = { ...result.replacement, ...managedAppConfig };
+      body.warning = 'That was the last active key: a replacement was issued, and every device is blocked until the MDM delivers the new value.';
+    } else if (result.blockedUntil !== null) {
+      body.warning = `No remaining key admits devices until ${new Date(result.blockedUntil).toISOString()}.`;
+    }
+    res.json(body);
+  });
+
+  router.get(`${base}/keys/:id/value`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const revealed = await s.mdmKeys.reveal(tenant.domain, keyIdParam(req));
+    await auditAdmin(s, req, res, { type: 'mdm_key.revealed', domain: tenant.domain, data: { keyId: revealed.id } });
+    res.json({ id: revealed.id, value: revealed.value, status: revealed.status, ...managedAppConfig });
+  });
+
+  router.get(`${base}/builtin-exceptions`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    res.json({ exceptions: await s.mdmKeys.listBuiltinExceptions(tenant.domain) });
+  });
+
+  router.post(`${base}/builtin-exceptions`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const body = parseBody(exceptionSchema, req.body);
+    const created = await s.mdmKeys.addBuiltinException(tenant.domain, body);
+    await auditAdmin(s, req, res, { type: 'mdm_builtin_exception.created', domain: tenant.domain, data: { id: created.id } });
+    res.status(201).json(created);
+  });
+
+  return router;
+}
+
+export const mdmBodies = { put: putSchema, addKey: addKeySchema, reissue: reissueSchema, builtinException: exceptionSchema };

@@ -1,0 +1,195 @@
+import type { Clock } from '../domain/clock.js';
+import type { TenantRepository } from '../domain/tenants.js';
+import { AppError } from '../errors/index.js';
+import type { AuditLog } from '../observability/audit.js';
+import { digestForKey, keys, type KeyValueStore } from '../store/index.js';
+import { DEVICE_ID_RE, type MdmKeys } from './mdm-keys.js';
+
+/** Why a mobile request was refused (each is a public error code, docs/errors.md). */
+export type MdmRefusal = 'mdm_code_required' | 'mdm_code_mismatch' | 'mdm_other_domain_restricted' | 'rate_limited';
+
+export interface MdmCheckInput {
+  /** The member's tenant. */
+  domain: string;
+  /** The member's tenant group; read from the tenant when left out. */
+  memberGroup?: string | null;
+  /** Header X-MDM-Auth-Code as received (undefined/null/'' = missing). */
+  presentedCode?: string | null;
+  /** Header X-Device-Id as received. */
+  deviceId?: string | null;
+  /** Defaults to the injected clock. */
+  now?: number;
+  /** For the per-IP failure limit and the audit trail. */
+  clientIp?: string;
+  requestId?: string;
+  /** Audit actor: `member:<id>` when known; `anonymous` otherwise. */
+  actor?: string;
+}
+
+export type MdmCheckResult =
+  | {
+      ok: true;
+      /** False when the tenant has no 3rd-party MDM sync (nothing was checked but M-7). */
+      enforced: boolean;
+      /** The key that admitted the request (null when not enforced): give it to MdmKeys.recordAdmission. */
+      keyId: string | null;
+      /**
+       * M-7 (b)–(d): the device presents the key of this tenant, which restricts other-domain logins, and
+       * the account belongs to it or its group. The OP ends other-group sessions on this device.
+       */
+      restrictedBy: { domain: string; group: string | null } | null;
+    }
+  | {
+      ok: false;
+      reason: MdmRefusal;
+      /** The key the device presented, when it is one of the tenant's keys (never the value). */
+      keyId: string | null;
+      /** Set when reason is rate_limited. */
+      retryAfterSeconds?: number;
+    };
+
+export interface MdmCheckLimits {
+  /** Failed checks counted per device and per client IP in fixed windows of this length. */
+  windowMs: number;
+  perDevice: number;
+  perIp: number;
+}
+
+export const DEFAULT_MDM_CHECK_LIMITS: MdmCheckLimits = { windowMs: 5 * 60_000, perDevice: 10, perIp: 100 };
+const MAX_CODE_LENGTH = 256;
+const PRINTABLE_RE = /^[\x21-\x7e]+$/;
+
+export interface MdmCheckDeps {
+  store: KeyValueStore;
+  clock: Clock;
+  tenants: TenantRepository;
+  mdmKeys: MdmKeys;
+  audit: AuditLog;
+  limits?: Partial<MdmCheckLimits>;
+}
+
+/**
+ * The MDM check of a mobile request (M-5, M-7 (a), M-10, M-11, M-14), framework-free: the OpenID
+ * Provider calls it on every mobile token request (code exchange and refresh), and
+ * `POST /mobile/mdm/check` lets the app ask before it opens the browser. The steps, in order:
+ * 1. over the failure limit of this device or IP → rate_limited (even a right code: no guessing on);
+ * 2. tenant without 3rd-party MDM sync → ok, unless step 5 refuses;
+ * 3. no code or no device id → mdm_code_required;
+ * 4. the code equals no key that admits now (constant time) → mdm_code_mismatch;
+ * 5. the code is the key of another tenant restricting other-domain logins, and the account is outside
+ *    that tenant's group → mdm_other_domain_restricted.
+ * Every failure counts toward the limits and is audited (`mdm_check.failed`) with the key id tried or
+ * null — never the value. A success records when the key was last presented.
+ */
+export class MdmCheck {
+  private readonly limits: MdmCheckLimits;
+
+  constructor(private readonly deps: MdmCheckDeps) {
+    this.limits = { ...DEFAULT_MDM_CHECK_LIMITS, ...deps.limits };
+  }
+
+  /** Whether mobile token requests of this tenant's members need the MDM headers (M-5). */
+  isMdmEnforced(domain: string): Promise<boolean> {
+    return this.deps.mdmKeys.isMdmEnforced(domain);
+  }
+
+  async check(input: MdmCheckInput): Promise<MdmCheckResult> {
+    const now = input.now ?? this.deps.clock.now();
+    const domain = input.domain;
+    const settings = await this.deps.mdmKeys.settings(domain);
+    const enforced = settings.mode === 'external';
+    const code = input.presentedCode ?? '';
+    const deviceId = input.deviceId ?? '';
+    if (!enforced && code === '') return { ok: true, enforced: false, keyId: null, restrictedBy: null };
+
+    const limited = await this.overLimit(deviceId, input.clientIp, now);
+    if (limited !== null) {
+      await this.audit(input, domain, { reason: 'rate_limited', keyId: null, detail: limited.subject });
+      return { ok: false, reason: 'rate_limited', keyId: null, retryAfterSeconds: limited.retryAfterSeconds };
+    }
+
+    const wellFormed = code.length > 0 && code.length <= MAX_CODE_LENGTH && PRINTABLE_RE.test(code);
+    let keyId: string | null = null;
+    if (enforced) {
+      if (code === '') return this.fail(input, domain, now, 'mdm_code_required', null, 'code_missing');
+      if (!DEVICE_ID_RE.test(deviceId)) return this.fail(input, domain, now, 'mdm_code_required', null, deviceId === '' ? 'device_id_missing' : 'device_id_invalid');
+      if (!wellFormed) return this.fail(input, domain, now, 'mdm_code_mismatch', null, 'code_malformed');
+      const match = await this.deps.mdmKeys.match(domain, code, now);
+      if (!match.admitted) return this.fail(input, domain, now, 'mdm_code_mismatch', match.keyId, match.state);
+      keyId = match.keyId;
+    }
+
+    // M-7 (a): a device managed with a restricting tenant's key admits only that tenant's group.
+    let restrictedBy: { domain: string; group: string | null } | null = null;
+    if (wellFormed) {
+      const memberGroup = input.memberGroup !== undefined ? input.memberGroup : ((await this.deps.tenants.find(domain))?.group ?? null);
+      if (enforced && settings.restrictOtherDomains) restrictedBy = { domain, group: memberGroup };
+      for (const holder of await this.deps.mdmKeys.holdersOf(code, now, domain)) {
+        const holderSettings = await this.deps.mdmKeys.settings(holder);
+        if (!holderSettings.restrictOtherDomains) continue;
+        const holderGroup = (await this.deps.tenants.find(holder))?.group ?? null;
+        if (holderGroup === null || holderGroup !== memberGroup) {
+          await this.deps.audit.record({
+            type: 'mdm_check.other_domain_refused',
+            domain: holder,
+            actor: 'anonymous',
+            requestId: input.requestId,
+            ip: input.clientIp,
+            reason: 'mdm_other_domain_restricted',
+            data: { deviceId: deviceId.slice(0, 200) || null },
+          });
+          return this.fail(input, domain, now, 'mdm_other_domain_restricted', null, 'restricting_tenant_key');
+        }
+        restrictedBy = { domain: holder, group: holderGroup };
+      }
+    }
+
+    if (keyId !== null) await this.deps.mdmKeys.notePresented(domain, keyId, now);
+    return { ok: true, enforced, keyId, restrictedBy };
+  }
+
+  /** Throws the refusal as an AppError (for routes). */
+  static toError(result: Extract<MdmCheckResult, { ok: false }>): AppError {
+    return new AppError(result.reason, { detail: `mdm check refused${result.keyId ? ` (key ${result.keyId})` : ''}` });
+  }
+
+  private windowOf(now: number): number {
+    return Math.floor(now / this.limits.windowMs);
+  }
+
+  private counterKeys(deviceId: string, ip: string | undefined, now: number): Array<{ key: string; limit: number; subject: string }> {
+    const w = this.windowOf(now);
+    const out: Array<{ key: string; limit: number; subject: string }> = [];
+    if (deviceId) out.push({ key: keys.rateLimit('mdm-fail-device', digestForKey(`${w}:${deviceId}`)), limit: this.limits.perDevice, subject: 'device' });
+    if (ip) out.push({ key: keys.rateLimit('mdm-fail-ip', digestForKey(`${w}:${ip}`)), limit: this.limits.perIp, subject: 'ip' });
+    return out;
+  }
+
+  private async overLimit(deviceId: string, ip: string | undefined, now: number): Promise<{ subject: string; retryAfterSeconds: number } | null> {
+    for (const c of this.counterKeys(deviceId, ip, now)) {
+      if (Number((await this.deps.store.get(c.key)) ?? 0) >= c.limit) {
+        const windowEnd = (this.windowOf(now) + 1) * this.limits.windowMs;
+        return { subject: `${c.subject}_limit`, retryAfterSeconds: Math.max(1, Math.ceil((windowEnd - now) / 1000)) };
+      }
+    }
+    return null;
+  }
+
+  private async fail(input: MdmCheckInput, domain: string, now: number, reason: Exclude<MdmRefusal, 'rate_limited'>, keyId: string | null, detail: string): Promise<MdmCheckResult> {
+    for (const c of this.counterKeys(input.deviceId ?? '', input.clientIp, now)) await this.deps.store.incr(c.key, this.limits.windowMs);
+    await this.audit(input, domain, { reason, keyId, detail });
+    return { ok: false, reason, keyId };
+  }
+
+  private audit(input: MdmCheckInput, domain: string, what: { reason: MdmRefusal; keyId: string | null; detail: string }): Promise<void> {
+    return this.deps.audit.record({
+      type: 'mdm_check.failed',
+      domain,
+      actor: input.actor ?? 'anonymous',
+      requestId: input.requestId,
+      ip: input.clientIp,
+      reason: what.reason,
+      data: { keyId: what.keyId, detail: what.detail, deviceId: (input.deviceId ?? '').slice(0, 200) || null },
+    });
+  }
+}

@@ -1,0 +1,56 @@
+import type { MemberSessionEnder, TenantTokenRevoker } from '../admin/sso-switch.js';
+import { keys, type KeyValueStore } from '../store/index.js';
+
+/**
+ * O-4: the revocations of §6 and §8 reach every grant, token and OP session. Registered with the SSO
+ * switch (members' OP sessions and grants end; every token of the tenant is revoked) and used by the
+ * MDM rules for mobile grants.
+ */
+export class OpRevocation implements MemberSessionEnder, TenantTokenRevoker {
+  constructor(private readonly store: KeyValueStore) {}
+
+  /** Deletes a grant and every token row issued under it; returns how many access/refresh tokens died. */
+  async revokeGrant(grantId: string): Promise<number> {
+    const rows = keys.opGrantRows(grantId);
+    const members = await this.store.sMembers(rows);
+    await this.store.del(...members, rows, keys.opModel('Grant', grantId));
+    return members.filter((k) => k.includes(':AccessToken:') || k.includes(':RefreshToken:')).length;
+  }
+
+  async revokeMember(domain: string, memberId: string): Promise<{ grants: number; sessions: number; tokens: number }> {
+    const grantsKey = keys.opMemberGrants(domain, memberId);
+    const sessionsKey = keys.opMemberSessions(domain, memberId);
+    const grantIds = await this.store.sMembers(grantsKey);
+    let tokens = 0;
+    for (const g of grantIds) tokens += await this.revokeGrant(g);
+    const sessionIds = await this.store.sMembers(sessionsKey);
+    const sessions = await this.store.del(...sessionIds.map((id) => keys.opModel('Session', id)));
+    await this.store.del(grantsKey, sessionsKey);
+    if (grantIds.length) await this.store.sRem(keys.opTenantGrants(domain), ...grantIds);
+    return { grants: grantIds.length, sessions, tokens };
+  }
+
+  /** MemberSessionEnder: OP sessions and grants (web services and the mobile app) of a batch of members. */
+  async endSessionsOfMembers(domain: string, memberIds: string[]): Promise<number> {
+    let ended = 0;
+    for (const id of memberIds) {
+      const r = await this.revokeMember(domain, id);
+      ended += r.sessions + r.grants;
+    }
+    return ended;
+  }
+
+  /** TenantTokenRevoker: every grant of the tenant; returns the number of tokens revoked. */
+  async revokeTenantTokens(domain: string): Promise<number> {
+    const key = keys.opTenantGrants(domain);
+    let tokens = 0;
+    let cursor = '0';
+    do {
+      const [next, ids] = await this.store.sScan(key, cursor, 500);
+      for (const g of ids) tokens += await this.revokeGrant(g);
+      cursor = next;
+    } while (cursor !== '0');
+    await this.store.del(key);
+    return tokens;
+  }
+}

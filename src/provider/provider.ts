@@ -1,0 +1,83 @@
+import { createPrivateKey } from 'node:crypto';
+import Provider from 'oidc-provider';
+import type { Config } from '../config/index.js';
+import type { MemberRepository } from '../domain/members.js';
+import type { Logger } from '../observability/logger.js';
+import type { KeyValueStore } from '../store/index.js';
+import { fromAccountId } from './account-id.js';
+import { storeAdapterFactory } from './store-adapter.js';
+
+export interface ProviderDeps {
+  config: Config;
+  store: KeyValueStore;
+  members: MemberRepository;
+  logger: Logger;
+}
+
+/** M-4: access tokens of public (mobile) clients live at most 10 minutes; refresh tokens keep the app signed in. */
+export const MOBILE_ACCESS_TOKEN_TTL_S = 600;
+
+export const OP_PATH = '/oidc';
+
+/**
+ * The bridge as OpenID Provider (O-1 … O-3): oidc-provider mounted at /oidc, its storage on the
+ * project's store, clients from config, interactions handled by our own routes (which sign the member
+ * in through the tenant's IdP or password login), tokens that carry `sub`, `domain` and `account`.
+ */
+export function createProvider(deps: ProviderDeps): Provider {
+  const { config, members } = deps;
+  if (!config.oidc.signingKey) throw new Error('oidc.signingKey is not configured');
+  const jwk = { ...createPrivateKey(config.oidc.signingKey).export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid: 'idpb-op-1' };
+
+  const accountClaims = async (accountId: string): Promise<Record<string, unknown> | undefined> => {
+    const parsed = fromAccountId(accountId);
+    const member = parsed ? await members.findById(parsed.domain, parsed.memberId) : null;
+    if (!parsed || !member || member.status !== 'in_use') return undefined;
+    return { sub: accountId, domain: parsed.domain, account: member.account, name: member.name };
+  };
+
+  const provider = new Provider(`${config.publicUrl}${OP_PATH}`, {
+    adapter: storeAdapterFactory(deps.store),
+    clients: config.oidc.clients.map((c) => ({ ...c, response_types: ['code'] })),
+    jwks: { keys: [jwk] },
+    cookies: { keys: [...config.secretKeys], long: { signed: true }, short: { signed: true } },
+    claims: { openid: ['sub', 'domain', 'account'], profile: ['name'] },
+    extraParams: ['domain'],
+    // Only members still in_use have an account: a suspended or deleted member's tokens stop working.
+    findAccount: async (_ctx: unknown, sub: string) => {
+      const claims = await accountClaims(sub);
+      return claims ? { accountId: sub, claims: () => claims } : undefined;
+    },
+    // O-3: access tokens (introspection, JWT access tokens) name the tenant and the account too.
+    extraTokenClaims: async (_ctx: unknown, token: { accountId?: string }) => {
+      const claims = token.accountId ? await accountClaims(token.accountId) : undefined;
+      return claims ? { domain: claims.domain, account: claims.account } : undefined;
+    },
+    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `${OP_PATH}/interaction/${interaction.uid}` },
+    features: {
+      devInteractions: { enabled: false },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+    },
+    // Refresh tokens for every client allowed the refresh_token grant (the mobile app), rotating for public clients.
+    issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(g: string): boolean }) => client.grantTypeAllowed('refresh_token'),
+    ttl: {
+      AccessToken: (_ctx: unknown, _token: unknown, client: { clientAuthMethod?: string } | undefined) =>
+        client?.clientAuthMethod === 'none' ? MOBILE_ACCESS_TOKEN_TTL_S : 3600,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      Interaction: 1800,
+      Session: config.session.webTtlSeconds,
+      Grant: config.session.appTtlSeconds,
+      RefreshToken: config.session.appTtlSeconds,
+    },
+    renderError: (ctx: { type: string; body: string }, out: Record<string, string>) => {
+      ctx.type = 'html';
+      ctx.body = `<!doctype html><meta charset="utf-8"><title>Sign-in problem</title><h1>We could not complete this request</h1><p>Error code: <code>${String(out.error).replace(/[^a-z_]/g, '')}</code></p>`;
+    },
+  });
+  provider.proxy = config.trustProxy !== false;
+  provider.on('server_error', (...args: unknown[]) => deps.logger.error({ err: args[1] }, 'oidc-provider server error'));
+  return provider;
+}
