@@ -6,6 +6,7 @@ import { readCookie } from './http/cookies.js';
 import { requestContext, securityHeaders } from './http/request-context.js';
 import { adminRouter } from './http/routes/admin/index.js';
 import { interactionRoutes } from './provider/interaction-routes.js';
+import { mobileTokenGuard } from './provider/mobile-token-guard.js';
 import { OP_PATH } from './provider/provider.js';
 import { healthRoutes } from './http/routes/health-routes.js';
 import { logoutRoutes } from './http/routes/logout-routes.js';
@@ -48,6 +49,7 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   app.use('/admin/v1', adminRouter(services));
   // O-1: the OpenID Provider. Our interaction pages first; everything else under /oidc is oidc-provider's.
   app.use(interactionRoutes(services, services.provider));
+  app.use(mobileTokenGuard(services, services.provider));
   app.use(OP_PATH, services.provider.callback());
 
   const demoMounted = Boolean(demo && config.demo.enabled && config.env !== 'production');

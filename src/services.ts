@@ -1,5 +1,6 @@
 import type { Strategy } from 'passport';
 import type Provider from 'oidc-provider';
+import { mobileSessionEnder } from './provider/mobile-token-guard.js';
 import { OpRevocation } from './provider/op-revocation.js';
 import { createProvider } from './provider/provider.js';
 import { AdminKeys } from './admin/api-keys.js';
@@ -79,7 +80,7 @@ export function buildServices(deps: AppDeps): Services {
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
   const outbound = new OutboundHttp({ ...config.oauth, allowHttp });
-  return {
+  const services: Services = {
     ...deps,
     tenants,
     members,
@@ -119,4 +120,7 @@ export function buildServices(deps: AppDeps): Services {
     }),
     defaultServiceUrl,
   };
+  // M-4 / M-12: key changes end the mobile grants they no longer admit.
+  mdmKeys.registerSessionEnder(mobileSessionEnder(services, opRevocation));
+  return services;
 }

@@ -180,6 +180,78 @@ describe('the bridge as OpenID Provider', () => {
     assert.equal((await client.tokenIntrospection(web, tokens.access_token)).active, false);
   });
 
+  describe('mobile token requests under 3rd-party MDM sync (M-4, M-5)', () => {
+    let mdmKey: string;
+    const tokenRequest = async (form: Record<string, string>, headers: Record<string, string> = {}) => {
+      const res = await fetch(`${base}/oidc/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(form).toString() });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const mobileCode = async () => {
+      const { callback, verifier } = await authorize(mobile, MOBILE_REDIRECT, { domain: 'a.example' });
+      return { code: callback.searchParams.get('code')!, verifier };
+    };
+    const exchange = (c: { code: string; verifier: string }, headers: Record<string, string> = {}) =>
+      tokenRequest({ grant_type: 'authorization_code', code: c.code, code_verifier: c.verifier, redirect_uri: MOBILE_REDIRECT, client_id: 'mobile' }, headers);
+
+    before(async () => {
+      const res = await fetch(`${base}/admin/v1/domains/a.example/mdm`, { method: 'PUT', headers: { authorization: OPERATOR, 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'external' }) });
+      const body = (await res.json()) as { key: { value: string } };
+      assert.equal(res.status, 200, JSON.stringify(body));
+      mdmKey = body.key.value;
+    });
+    after(async () => {
+      // M-9: switching MDM sync off stops the checks at once (the O-4 test below uses the mobile client bare).
+      const res = await fetch(`${base}/admin/v1/domains/a.example/mdm`, { method: 'PUT', headers: { authorization: OPERATOR, 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'none' }) });
+      assert.equal(res.status, 200);
+    });
+
+    it('refuses a code exchange without the MDM headers (invalid_grant, mdm_code_required) and ends that grant', async () => {
+      const c = await mobileCode();
+      const res = await exchange(c);
+      assert.equal(res.status, 400);
+      assert.equal(res.body.error, 'invalid_grant');
+      assert.match(String(res.body.error_description), /^mdm_code_required/);
+      const retry = await exchange(c, { 'x-mdm-auth-code': mdmKey, 'x-device-id': 'device-1' });
+      assert.equal(retry.status, 400, 'the grant ended: the same code no longer works');
+    });
+
+    it('refuses a wrong code (mdm_code_mismatch)', async () => {
+      const res = await exchange(await mobileCode(), { 'x-mdm-auth-code': 'not-the-key-0000000000', 'x-device-id': 'device-1' });
+      assert.equal(res.status, 400);
+      assert.match(String(res.body.error_description), /^mdm_code_mismatch/);
+    });
+
+    it('admits the right code; refresh needs it too; a refresh without it ends the device session; reissue ends old sessions', async () => {
+      const headers = { 'x-mdm-auth-code': mdmKey, 'x-device-id': 'device-2' };
+      const ok = await exchange(await mobileCode(), headers);
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.ok(Number(ok.body.expires_in) <= 600);
+      const refreshed = await tokenRequest({ grant_type: 'refresh_token', refresh_token: String(ok.body.refresh_token), client_id: 'mobile' }, headers);
+      assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+      const bare = await tokenRequest({ grant_type: 'refresh_token', refresh_token: String(refreshed.body.refresh_token), client_id: 'mobile' });
+      assert.equal(bare.status, 400);
+      assert.match(String(bare.body.error_description), /^mdm_code_required/);
+      const after = await tokenRequest({ grant_type: 'refresh_token', refresh_token: String(refreshed.body.refresh_token), client_id: 'mobile' }, headers);
+      assert.equal(after.status, 400, 'that device session ended');
+
+      // A new session admitted by the current key, then a reissue without grace: it ends at once (M-4).
+      const again = await exchange(await mobileCode(), { ...headers, 'x-device-id': 'device-3' });
+      assert.equal(again.status, 200);
+      const reissue = await fetch(`${base}/admin/v1/domains/a.example/mdm/keys:reissue`, { method: 'POST', headers: { authorization: OPERATOR, 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(reissue.status, 201);
+      const newKey = ((await reissue.json()) as { value: string }).value;
+      const stale = await tokenRequest({ grant_type: 'refresh_token', refresh_token: String(again.body.refresh_token), client_id: 'mobile' }, { 'x-mdm-auth-code': newKey, 'x-device-id': 'device-3' });
+      assert.equal(stale.status, 400, 'the session admitted by the replaced key ended');
+      mdmKey = newKey;
+    });
+
+    it('leaves web clients alone', async () => {
+      const { callback, verifier, state } = await authorize(web, WEB_REDIRECT, { domain: 'a.example' });
+      const tokens = await client.authorizationCodeGrant(web, callback, { pkceCodeVerifier: verifier, expectedState: state });
+      assert.ok(tokens.access_token);
+    });
+  });
+
   it('O-4: switching SSO off revokes every token and grant of the tenant', async () => {
     const { callback, verifier, state } = await authorize(mobile, MOBILE_REDIRECT, { domain: 'a.example' });
     const tokens = await client.authorizationCodeGrant(mobile, callback, { pkceCodeVerifier: verifier, expectedState: state });

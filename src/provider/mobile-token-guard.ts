@@ -1,0 +1,96 @@
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import type Provider from 'oidc-provider';
+import type { MdmAdmission, MdmSessionEnder } from '../mdm/mdm-keys.js';
+import type { Services } from '../services.js';
+import { keys } from '../store/index.js';
+import { fromAccountId } from './account-id.js';
+import type { OpRevocation } from './op-revocation.js';
+import { OP_PATH } from './provider.js';
+
+/** The public clients (no client authentication): the mobile app. */
+function publicClientIds(s: Services): Set<string> {
+  return new Set(s.config.oidc.clients.filter((c) => c.token_endpoint_auth_method === 'none').map((c) => c.client_id));
+}
+
+/**
+ * M-5: every mobile token request (authorization-code exchange and refresh) of a member whose tenant
+ * has 3rd-party MDM sync must carry X-MDM-Auth-Code (an admitting key) and X-Device-Id. Missing or
+ * wrong → OAuth `invalid_grant` with the reason first in error_description, and that device's grant
+ * ends. A pass records which key admitted the grant (M-13 live sessions, M-12 revocation).
+ * Runs in front of oidc-provider's token endpoint; web clients are not affected.
+ */
+export function mobileTokenGuard(s: Services, provider: Provider): Router {
+  const router = Router();
+  const mobileClients = publicClientIds(s);
+
+  router.post(`${OP_PATH}/token`, express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 }), async (req: Request, res: Response, next: NextFunction) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const grantType = body.grant_type;
+    const presented =
+      grantType === 'authorization_code' && typeof body.code === 'string'
+        ? await provider.AuthorizationCode.find(body.code)
+        : grantType === 'refresh_token' && typeof body.refresh_token === 'string'
+          ? await provider.RefreshToken.find(body.refresh_token)
+          : undefined;
+    // Unknown codes/tokens and confidential clients: oidc-provider answers as usual.
+    if (!presented || !mobileClients.has(presented.clientId)) return next();
+    const account = fromAccountId(presented.accountId);
+    if (!account) return next();
+    const tenant = await s.tenants.find(account.domain);
+    const result = await s.mdmCheck.check({
+      domain: account.domain,
+      memberGroup: tenant?.group ?? null,
+      presentedCode: req.get('x-mdm-auth-code') ?? null,
+      deviceId: req.get('x-device-id') ?? null,
+      clientIp: req.ip,
+      requestId: res.locals.requestId,
+      actor: `member:${account.memberId}`,
+    });
+    if (!result.ok) {
+      // That device's session ends: its grant (and every token under it) is revoked.
+      await s.opRevocation.revokeGrant(presented.grantId);
+      await s.mdmKeys.forgetAdmission(account.domain, presented.grantId);
+      if (result.reason === 'rate_limited' && result.retryAfterSeconds) res.setHeader('Retry-After', String(result.retryAfterSeconds));
+      res.status(400).json({ error: 'invalid_grant', error_description: `${result.reason}: the mobile app must present this organisation's MDM auth code` });
+      return;
+    }
+    if (result.keyId) await s.mdmKeys.recordAdmission(account.domain, result.keyId, { deviceId: req.get('x-device-id')!, grantId: presented.grantId });
+    next();
+  });
+
+  return router;
+}
+
+/** M-4 / M-12: ends mobile grants when MDM keys change. */
+export function mobileSessionEnder(s: Services, revocation: OpRevocation): MdmSessionEnder {
+  const mobileClients = publicClientIds(s);
+  return {
+    async endMobileSessions(_domain: string, admissions: readonly MdmAdmission[]): Promise<number> {
+      let ended = 0;
+      for (const a of admissions) {
+        await revocation.revokeGrant(a.grantId);
+        ended++;
+      }
+      return ended;
+    },
+    async endMobileSessionsExcept(domain: string, keepKeyIds: readonly string[]): Promise<number> {
+      let ended = 0;
+      let cursor = '0';
+      do {
+        const [next, grantIds] = await s.store.sScan(keys.opTenantGrants(domain), cursor, 500);
+        for (const grantId of grantIds) {
+          const raw = await s.store.get(keys.opModel('Grant', grantId));
+          const clientId = raw === null ? null : (JSON.parse(raw) as { clientId?: string }).clientId;
+          if (!clientId || !mobileClients.has(clientId)) continue;
+          const admittedBy = await s.mdmKeys.admittedKeyOf(domain, grantId);
+          if (admittedBy && keepKeyIds.includes(admittedBy)) continue;
+          await revocation.revokeGrant(grantId);
+          await s.mdmKeys.forgetAdmission(domain, grantId);
+          ended++;
+        }
+        cursor = next;
+      } while (cursor !== '0');
+      return ended;
+    },
+  };
+}
