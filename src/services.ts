@@ -77,6 +77,7 @@ export function buildServices(deps: AppDeps): Services {
   const sessions = new WebSessions(store, clock);
   const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys });
   const opRevocation = new OpRevocation(store);
+  const audit = new AuditLog(store, clock, logger);
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
   const outbound = new OutboundHttp({ ...config.oauth, allowHttp });
@@ -86,7 +87,7 @@ export function buildServices(deps: AppDeps): Services {
     members,
     transactions,
     sessions,
-    audit: new AuditLog(store, clock, logger),
+    audit,
     samlStrategy,
     sp,
     acs: new SamlAcs({
@@ -110,7 +111,7 @@ export function buildServices(deps: AppDeps): Services {
     provider: createProvider({ config, store, members, logger }),
     opRevocation,
     mdmKeys,
-    mdmCheck: new MdmCheck({ store, clock, tenants, mdmKeys, audit: new AuditLog(store, clock, logger) }),
+    mdmCheck: new MdmCheck({ store, clock, tenants, mdmKeys, audit }),
     samlLogout: new SamlLogout({ tenants, members, sessions, store, clock, sp, clockSkewMs: config.saml.clockSkewSeconds * 1000 }),
     accessUrlPolicy: (tenant) => ({
       allowedOrigins: [...config.serviceOrigins, ...tenant.serviceOrigins],

@@ -13,6 +13,8 @@ import { idps, type TestIdpKeys } from './keys.js';
 import { createTestRedisStore } from './redis.js';
 
 export const PUBLIC_URL = 'https://sso.bridge.test';
+/** The operator's admin API key of the test (and demo) config: config/default.json's DEV-ONLY value. */
+export const OPERATOR_AUTH = 'Bearer DEV-ONLY-admin-api-key-change-me-000000000000000';
 export const SERVICE_ORIGIN = 'https://board.example.net';
 export const SP_ENTITY_ID = `${PUBLIC_URL}/saml/metadata`;
 export const acsUrlOf = (domain: string): string => `${PUBLIC_URL}/acs/${domain}`;
@@ -231,4 +233,11 @@ export function sessionCookieOf(res: { headers: Record<string, unknown> }): stri
   const cookies = (res.headers['set-cookie'] as string[] | undefined) ?? [];
   const c = cookies.find((x) => x.startsWith('idpb_session=') && !x.startsWith('idpb_session=;'));
   return c?.split(';')[0];
+}
+
+/** Creates a tenant-scoped admin API key through the API; returns its Authorization header value. */
+export async function tenantKeyAuth(gw: Gateway, domain: string, name = 'tenant-admin'): Promise<string> {
+  const created = await gw.http.post(`/admin/v1/domains/${domain}/api-keys`).set('Authorization', OPERATOR_AUTH).send({ name });
+  if (created.status !== 201) throw new Error(`api key creation answered ${created.status}: ${created.text}`);
+  return `Bearer ${created.body.key as string}`;
 }

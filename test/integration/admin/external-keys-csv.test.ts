@@ -6,9 +6,9 @@ import { ExternalKeys } from '../../../src/admin/external-keys.js';
 import type { NewMember } from '../../../src/domain/members.js';
 import type { TenantInput } from '../../../src/domain/tenant.js';
 import { keys } from '../../../src/store/index.js';
-import { createGateway, type Gateway } from '../../helpers/gateway.js';
+import { createGateway, type Gateway, OPERATOR_AUTH as OPERATOR } from '../../helpers/gateway.js';
+import { assertExternalKeyIndexConsistent, externalKeyOf, memberSnapshot } from '../../helpers/members.js';
 
-const OPERATOR = 'Bearer DEV-ONLY-admin-api-key-change-me-000000000000000';
 const DOMAIN = 'csv.example';
 const URL_OF = (domain: string): string => `/admin/v1/domains/${domain}/external-keys.csv`;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
@@ -36,28 +36,6 @@ async function resetTenant(gw: Gateway): Promise<void> {
   for (const id of await gw.store.sMembers(keys.memberIds(DOMAIN))) await gw.services.members.delete(DOMAIN, id);
   await gw.services.tenants.save(plainTenant(DOMAIN));
   for (const m of MEMBERS) await gw.services.members.save(DOMAIN, m);
-}
-
-async function snapshot(gw: Gateway, domain = DOMAIN): Promise<string> {
-  const ids = (await gw.store.sMembers(keys.memberIds(domain))).sort();
-  const members = await Promise.all(ids.map((id) => gw.store.get(keys.member(domain, id))));
-  const index = await gw.store.hGetAll(keys.memberByExternalKey(domain));
-  return JSON.stringify({ members, index: Object.entries(index).sort() });
-}
-
-async function keyOf(gw: Gateway, id: string, domain = DOMAIN): Promise<string | null> {
-  return (await gw.services.members.findById(domain, id))?.externalKey ?? null;
-}
-
-/** Member key → id, from the member records; must equal the index. */
-async function assertIndexConsistent(gw: Gateway, domain = DOMAIN): Promise<void> {
-  const index = await gw.store.hGetAll(keys.memberByExternalKey(domain));
-  const fromMembers: Record<string, string> = {};
-  for (const id of await gw.store.sMembers(keys.memberIds(domain))) {
-    const key = await keyOf(gw, id, domain);
-    if (key !== null) fromMembers[key] = id;
-  }
-  assert.deepEqual(index, fromMembers);
 }
 
 function upload(gw: Gateway, body: string | Buffer, type = 'text/csv', domain = DOMAIN) {
@@ -440,3 +418,15 @@ describe('S-28: external keys as CSV', () => {
     });
   });
 });
+
+function snapshot(gw: Gateway, domain = DOMAIN): Promise<string> {
+  return memberSnapshot(gw, domain);
+}
+
+function keyOf(gw: Gateway, id: string, domain = DOMAIN): Promise<string | null> {
+  return externalKeyOf(gw, domain, id);
+}
+
+function assertIndexConsistent(gw: Gateway, domain = DOMAIN): Promise<void> {
+  return assertExternalKeyIndexConsistent(gw, domain);
+}

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TenantInput } from '../../../src/domain/tenant.js';
 import { keys } from '../../../src/store/index.js';
-import { createGateway, type Gateway } from '../../helpers/gateway.js';
+import { createGateway, type Gateway, OPERATOR_AUTH as OPERATOR, tenantKeyAuth } from '../../helpers/gateway.js';
+import { assertExternalKeyIndexConsistent, externalKeyOf, memberSnapshot } from '../../helpers/members.js';
 
-const OPERATOR = 'Bearer DEV-ONLY-admin-api-key-change-me-000000000000000';
 const DOMAIN = 'keys.example';
 
 const plainTenant = (domain: string): TenantInput => ({
@@ -16,30 +16,6 @@ const plainTenant = (domain: string): TenantInput => ({
   logoutRedirectDomains: [],
   thirdPartyAppPasswordsAllowed: false,
 });
-
-/** Every member record and the external-key index of a tenant, to prove nothing changed. */
-async function snapshot(gw: Gateway, domain: string): Promise<string> {
-  const ids = (await gw.store.sMembers(keys.memberIds(domain))).sort();
-  const members = await Promise.all(ids.map((id) => gw.store.get(keys.member(domain, id))));
-  const index = await gw.store.hGetAll(keys.memberByExternalKey(domain));
-  return JSON.stringify({ members, index: Object.entries(index).sort() });
-}
-
-async function keyOf(gw: Gateway, id: string, domain = DOMAIN): Promise<string | null> {
-  return (await gw.services.members.findById(domain, id))?.externalKey ?? null;
-}
-
-/** The index and the member records agree, for every member of the tenant. */
-async function assertIndexConsistent(gw: Gateway, domain = DOMAIN): Promise<void> {
-  const index = await gw.store.hGetAll(keys.memberByExternalKey(domain));
-  const ids = await gw.store.sMembers(keys.memberIds(domain));
-  const fromMembers: Record<string, string> = {};
-  for (const id of ids) {
-    const key = await keyOf(gw, id, domain);
-    if (key !== null) fromMembers[key] = id;
-  }
-  assert.deepEqual(index, fromMembers);
-}
 
 describe('S-26: an external key per member (PATCH …/members/{id})', () => {
   let gw: Gateway;
@@ -339,9 +315,7 @@ describe('external keys: tenant isolation', () => {
   let keyA: string;
   before(async () => {
     gw = await createGateway();
-    const created = await gw.http.post('/admin/v1/domains/a.example/api-keys').set('Authorization', OPERATOR).send({ name: 'a-admin' });
-    assert.equal(created.status, 201, created.text);
-    keyA = `Bearer ${created.body.key as string}`;
+    keyA = await tenantKeyAuth(gw, 'a.example', 'a-admin');
   });
   after(async () => gw.close());
 
@@ -370,3 +344,15 @@ describe('external keys: tenant isolation', () => {
     assert.equal(csv.status, 200);
   });
 });
+
+function snapshot(gw: Gateway, domain = DOMAIN): Promise<string> {
+  return memberSnapshot(gw, domain);
+}
+
+function keyOf(gw: Gateway, id: string, domain = DOMAIN): Promise<string | null> {
+  return externalKeyOf(gw, domain, id);
+}
+
+function assertIndexConsistent(gw: Gateway, domain = DOMAIN): Promise<void> {
+  return assertExternalKeyIndexConsistent(gw, domain);
+}

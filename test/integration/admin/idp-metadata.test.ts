@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { isPrivateAddress } from '../../../src/admin/metadata-fetch.js';
-import { createGateway, type Gateway } from '../../helpers/gateway.js';
+import { createGateway, type Gateway, OPERATOR_AUTH as OPERATOR } from '../../helpers/gateway.js';
 import { idps } from '../../helpers/keys.js';
 
-const OPERATOR = 'Bearer DEV-ONLY-admin-api-key-change-me-000000000000000';
 const body = (pem: string): string => pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, '');
 const METADATA = `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.meta.test/entity"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>${body(idps.a.certificate)}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.meta.test/slo"/><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.meta.test/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>`;
 

@@ -19,6 +19,7 @@ import {
   validResponse,
   type Gateway,
   type StartedLogin,
+  OPERATOR_AUTH as OPERATOR,
 } from '../../helpers/gateway.js';
 import { idps } from '../../helpers/keys.js';
 import { redisUrl } from '../../helpers/redis.js';
@@ -30,7 +31,6 @@ import { redisUrl } from '../../helpers/redis.js';
  * a later call finishes, ending in exactly the state and counts of an uninterrupted switch.
  */
 
-const OPERATOR = 'Bearer DEV-ONLY-admin-api-key-change-me-000000000000000';
 const PASSWORD = 'Correct-horse-42';
 const HOUR = 3600_000;
 

@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { adminOperations } from '../../../src/http/routes/admin/openapi.js';
 import '../../../src/http/routes/admin/all-routes.js';
-import { createGateway, type Gateway } from '../../helpers/gateway.js';
+import { createGateway, type Gateway, OPERATOR_AUTH as OPERATOR, tenantKeyAuth } from '../../helpers/gateway.js';
 
-const OPERATOR = 'Bearer DEV-ONLY-admin-api-key-change-me-000000000000000';
 
 /**
  * §11: a tenant key reaches only its tenant; every path of another tenant answers 404 as if it did not
@@ -16,9 +15,7 @@ describe('tenant isolation of the admin API', () => {
   let keyA: string;
   before(async () => {
     gw = await createGateway();
-    const created = await gw.http.post('/admin/v1/domains/a.example/api-keys').set('Authorization', OPERATOR).send({ name: 'a-admin' });
-    assert.equal(created.status, 201, created.text);
-    keyA = `Bearer ${created.body.key as string}`;
+    keyA = await tenantKeyAuth(gw, 'a.example', 'a-admin');
   });
   after(async () => gw.close());
 

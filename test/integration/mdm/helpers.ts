@@ -3,7 +3,9 @@ import type { MdmAdmission, MdmSessionEnder } from '../../../src/mdm/mdm-keys.js
 import { RedisStore } from '../../../src/store/index.js';
 import type { Gateway } from '../../helpers/gateway.js';
 
-export const OPERATOR = 'Bearer DEV-ONLY-admin-api-key-change-me-000000000000000';
+import { OPERATOR_AUTH } from '../../helpers/gateway.js';
+
+export const OPERATOR = OPERATOR_AUTH;
 
 export const tenant = (domain: string, plan: 'free' | 'standard' | 'advanced', group?: string): TenantInput => ({
   domain,

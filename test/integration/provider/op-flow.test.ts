@@ -6,7 +6,7 @@ import { createApp, type CreatedApp } from '../../../src/app.js';
 import { loadConfig } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { FakeClock } from '../../helpers/clock.js';
-import { seedStandardTenants, signed, b64, responseSpec, type Gateway } from '../../helpers/gateway.js';
+import { seedStandardTenants, signed, b64, responseSpec, type Gateway, OPERATOR_AUTH as OPERATOR } from '../../helpers/gateway.js';
 import { idps } from '../../helpers/keys.js';
 import { createTestRedisStore, freePort } from '../../helpers/redis.js';
 import { buildSamlResponseXml } from '../../../src/demo/saml-response.js';
@@ -15,7 +15,6 @@ import { inflateRawSync } from 'node:zlib';
 const MOBILE_REDIRECT = 'idpbridge.mobile:/oauth2redirect';
 const WEB_REDIRECT = 'https://board.example.net/oidc/callback';
 const WEB_SECRET = 'web-service-secret-0123456789abcdef';
-const OPERATOR = 'Bearer DEV-ONLY-admin-api-key-change-me-000000000000000';
 
 /** A browser: follows redirects by hand, keeps cookies by name, stops at a URL outside the gateway. */
 class Browser {
