@@ -13,6 +13,7 @@ import { SecretBox } from './domain/secret-box.js';
 import { TenantRepository } from './domain/tenants.js';
 import type { Tenant } from './domain/tenant.js';
 import type { AccessUrlPolicy } from './domain/access-url.js';
+import { DeviceSessions } from './mdm/device-sessions.js';
 import { MdmCheck } from './mdm/mdm-check.js';
 import { MdmKeys } from './mdm/mdm-keys.js';
 import { AuditLog } from './observability/audit.js';
@@ -26,7 +27,7 @@ import type { SpContext } from './sso/saml/options.js';
 import { createSamlStrategy } from './sso/saml/strategy.js';
 import { WebSessions } from './sso/sessions.js';
 import { LoginTransactions } from './sso/transactions.js';
-import type { KeyValueStore } from './store/index.js';
+import { keys, type KeyValueStore } from './store/index.js';
 
 /** What the composition root hands to createApp(). Tests build these with a real Redis and a fake clock. */
 export interface AppDeps {
@@ -54,6 +55,7 @@ export interface Services extends AppDeps {
   ssoSwitch: SsoSwitch;
   mdmKeys: MdmKeys;
   mdmCheck: MdmCheck;
+  deviceSessions: DeviceSessions;
   provider: Provider;
   opRevocation: OpRevocation;
   sp: SpContext;
@@ -76,6 +78,7 @@ export function buildServices(deps: AppDeps): Services {
   };
   const sessions = new WebSessions(store, clock);
   const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys });
+  const deviceSessions = new DeviceSessions({ store, isLive: async (grantId) => (await store.get(keys.opModel('Grant', grantId))) !== null });
   const opRevocation = new OpRevocation(store);
   const audit = new AuditLog(store, clock, logger);
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
@@ -111,7 +114,8 @@ export function buildServices(deps: AppDeps): Services {
     provider: createProvider({ config, store, members, logger }),
     opRevocation,
     mdmKeys,
-    mdmCheck: new MdmCheck({ store, clock, tenants, mdmKeys, audit }),
+    mdmCheck: new MdmCheck({ store, clock, tenants, mdmKeys, deviceSessions, audit }),
+    deviceSessions,
     samlLogout: new SamlLogout({ tenants, members, sessions, store, clock, sp, clockSkewMs: config.saml.clockSkewSeconds * 1000 }),
     accessUrlPolicy: (tenant) => ({
       allowedOrigins: [...config.serviceOrigins, ...tenant.serviceOrigins],

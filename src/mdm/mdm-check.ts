@@ -3,6 +3,7 @@ import type { TenantRepository } from '../domain/tenants.js';
 import { AppError } from '../errors/index.js';
 import type { AuditLog } from '../observability/audit.js';
 import { digestForKey, keys, type KeyValueStore } from '../store/index.js';
+import { sameGroup, type DeviceSession, type DeviceSessions } from './device-sessions.js';
 import { DEVICE_ID_RE, type MdmKeys } from './mdm-keys.js';
 
 /** Why a mobile request was refused (each is a public error code, docs/errors.md). */
@@ -17,6 +18,10 @@ export interface MdmCheckInput {
   presentedCode?: string | null;
   /** Header X-Device-Id as received. */
   deviceId?: string | null;
+  /** A login (code exchange, or the app asking first) or a refresh of an existing session: M-7 (a) vs (c)/(d). Default login. */
+  kind?: 'login' | 'refresh';
+  /** The OP grant of the request, when there is one (left out of the device's other sessions). */
+  grantId?: string;
   /** Defaults to the injected clock. */
   now?: number;
   /** For the per-IP failure limit and the audit trail. */
@@ -38,6 +43,8 @@ export type MdmCheckResult =
        * the account belongs to it or its group. The OP ends other-group sessions on this device.
        */
       restrictedBy: { domain: string; group: string | null } | null;
+      /** M-7 (b): sessions of other groups on the device, to end now (a login of the restricting group). */
+      endOnDevice: DeviceSession[];
     }
   | {
       ok: false;
@@ -64,20 +71,24 @@ export interface MdmCheckDeps {
   clock: Clock;
   tenants: TenantRepository;
   mdmKeys: MdmKeys;
+  deviceSessions: DeviceSessions;
   audit: AuditLog;
   limits?: Partial<MdmCheckLimits>;
 }
 
 /**
- * The MDM check of a mobile request (M-5, M-7 (a), M-10, M-11, M-14), framework-free: the OpenID
- * Provider calls it on every mobile token request (code exchange and refresh), and
+ * The MDM check of a mobile request (M-5, M-7, M-10, M-11, M-14), framework-free: the OpenID
+ * Provider calls it on every mobile token request (code exchange = login, refresh), and
  * `POST /mobile/mdm/check` lets the app ask before it opens the browser. The steps, in order:
  * 1. over the failure limit of this device or IP → rate_limited (even a right code: no guessing on);
- * 2. tenant without 3rd-party MDM sync → ok, unless step 5 refuses;
+ * 2. tenant without 3rd-party MDM sync → no code needed, but step 5 still applies;
  * 3. no code or no device id → mdm_code_required;
  * 4. the code equals no key that admits now (constant time) → mdm_code_mismatch;
- * 5. the code is the key of another tenant restricting other-domain logins, and the account is outside
- *    that tenant's group → mdm_other_domain_restricted.
+ * 5. M-7: a tenant restricting other-domain logins covers the device (its key is presented, or a
+ *    session it admitted lives on the device) and the account is outside its group →
+ *    mdm_other_domain_restricted for a login (a), and for a refresh when an account of that group is
+ *    logged in on the device (c); otherwise the refresh passes (d). A login of the group's own
+ *    accounts returns the other-group sessions on the device, which the OP ends at once (b).
  * Every failure counts toward the limits and is audited (`mdm_check.failed`) with the key id tried or
  * null — never the value. A success records when the key was last presented.
  */
@@ -100,9 +111,11 @@ export class MdmCheck {
     const enforced = settings.mode === 'external';
     const code = input.presentedCode ?? '';
     const deviceId = input.deviceId ?? '';
-    if (!enforced && code === '') return { ok: true, enforced: false, keyId: null, restrictedBy: null };
+    const kind = input.kind ?? 'login';
+    const deviceKnown = DEVICE_ID_RE.test(deviceId);
+    if (!enforced && code === '' && !deviceKnown) return { ok: true, enforced: false, keyId: null, restrictedBy: null, endOnDevice: [] };
 
-    const limited = await this.overLimit(deviceId, input.clientIp, now);
+    const limited = enforced || code !== '' ? await this.overLimit(deviceId, input.clientIp, now) : null;
     if (limited !== null) {
       await this.audit(input, domain, { reason: 'rate_limited', keyId: null, detail: limited.subject });
       return { ok: false, reason: 'rate_limited', keyId: null, retryAfterSeconds: limited.retryAfterSeconds };
@@ -119,33 +132,56 @@ export class MdmCheck {
       keyId = match.keyId;
     }
 
-    // M-7 (a): a device managed with a restricting tenant's key admits only that tenant's group.
+    // M-7: tenants restricting other-domain logins whose reach covers this device.
+    const memberGroup = input.memberGroup !== undefined ? input.memberGroup : ((await this.deps.tenants.find(domain))?.group ?? null);
+    const member = { domain, group: memberGroup };
+    const onDevice = deviceKnown ? (await this.deps.deviceSessions.list(deviceId)).filter((d) => d.grantId !== input.grantId) : [];
     let restrictedBy: { domain: string; group: string | null } | null = null;
-    if (wellFormed) {
-      const memberGroup = input.memberGroup !== undefined ? input.memberGroup : ((await this.deps.tenants.find(domain))?.group ?? null);
-      if (enforced && settings.restrictOtherDomains) restrictedBy = { domain, group: memberGroup };
-      for (const holder of await this.deps.mdmKeys.holdersOf(code, now, domain)) {
-        const holderSettings = await this.deps.mdmKeys.settings(holder);
-        if (!holderSettings.restrictOtherDomains) continue;
-        const holderGroup = (await this.deps.tenants.find(holder))?.group ?? null;
-        if (holderGroup === null || holderGroup !== memberGroup) {
-          await this.deps.audit.record({
-            type: 'mdm_check.other_domain_refused',
-            domain: holder,
-            actor: 'anonymous',
-            requestId: input.requestId,
-            ip: input.clientIp,
-            reason: 'mdm_other_domain_restricted',
-            data: { deviceId: deviceId.slice(0, 200) || null },
-          });
-          return this.fail(input, domain, now, 'mdm_other_domain_restricted', null, 'restricting_tenant_key');
-        }
-        restrictedBy = { domain: holder, group: holderGroup };
+    for (const restrictor of await this.restrictorsOf(member, enforced && settings.restrictOtherDomains ? member : null, wellFormed ? code : null, onDevice, now)) {
+      if (sameGroup(member, restrictor)) {
+        restrictedBy = restrictor;
+        continue;
+      }
+      // (a) no new login of an account outside the group; (c) an existing session ends at its next
+      // refresh once an account of the group is logged in on the device; (d) until then it stays.
+      const groupLoggedIn = onDevice.some((d) => sameGroup(d, restrictor));
+      if (kind === 'login' || groupLoggedIn) {
+        await this.deps.audit.record({
+          type: 'mdm_check.other_domain_refused',
+          domain: restrictor.domain,
+          actor: 'anonymous',
+          requestId: input.requestId,
+          ip: input.clientIp,
+          reason: 'mdm_other_domain_restricted',
+          data: { deviceId: deviceId.slice(0, 200) || null, kind, accountDomain: domain },
+        });
+        return this.fail(input, domain, now, 'mdm_other_domain_restricted', null, kind === 'login' ? 'restricting_tenant_device' : 'restricting_group_logged_in_on_device');
       }
     }
+    // (b) a login of an account of the restricting group ends the other-group sessions on the device.
+    const endOnDevice = kind === 'login' && restrictedBy !== null ? onDevice.filter((d) => !sameGroup(d, restrictedBy)) : [];
 
     if (keyId !== null) await this.deps.mdmKeys.notePresented(domain, keyId, now);
-    return { ok: true, enforced, keyId, restrictedBy };
+    return { ok: true, enforced, keyId, restrictedBy, endOnDevice };
+  }
+
+  /**
+   * The restricting tenants (external MDM sync with restrictOtherDomains) that cover this request: the
+   * member's own tenant, the tenants whose key the device presents, and the tenants whose restricted
+   * sessions live on the device.
+   */
+  private async restrictorsOf(member: { domain: string; group: string | null }, own: { domain: string; group: string | null } | null, code: string | null, onDevice: DeviceSession[], now: number): Promise<Array<{ domain: string; group: string | null }>> {
+    const found = new Map<string, { domain: string; group: string | null }>();
+    if (own) found.set(own.domain, own);
+    const candidates = new Set<string>(onDevice.flatMap((d) => (d.restrictedBy ? [d.restrictedBy] : [])));
+    if (code !== null) for (const holder of await this.deps.mdmKeys.holdersOf(code, now, member.domain)) candidates.add(holder);
+    for (const domain of candidates) {
+      if (found.has(domain)) continue;
+      const settings = await this.deps.mdmKeys.settings(domain);
+      if (settings.mode !== 'external' || !settings.restrictOtherDomains) continue;
+      found.set(domain, { domain, group: (await this.deps.tenants.find(domain))?.group ?? null });
+    }
+    return [...found.values()];
   }
 
   /** Throws the refusal as an AppError (for routes). */

@@ -1,6 +1,6 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type Provider from 'oidc-provider';
-import type { MdmAdmission, MdmSessionEnder } from '../mdm/mdm-keys.js';
+import { DEVICE_ID_RE, type MdmAdmission, type MdmSessionEnder } from '../mdm/mdm-keys.js';
 import type { Services } from '../services.js';
 import { keys } from '../store/index.js';
 import { fromAccountId } from './account-id.js';
@@ -37,28 +37,60 @@ export function mobileTokenGuard(s: Services, provider: Provider): Router {
     const account = fromAccountId(presented.accountId);
     if (!account) return next();
     const tenant = await s.tenants.find(account.domain);
+    const group = tenant?.group ?? null;
+    const deviceId = req.get('x-device-id') ?? null;
     const result = await s.mdmCheck.check({
       domain: account.domain,
-      memberGroup: tenant?.group ?? null,
+      memberGroup: group,
       presentedCode: req.get('x-mdm-auth-code') ?? null,
-      deviceId: req.get('x-device-id') ?? null,
+      deviceId,
+      kind: grantType === 'authorization_code' ? 'login' : 'refresh',
+      grantId: presented.grantId,
       clientIp: req.ip,
       requestId: res.locals.requestId,
       actor: `member:${account.memberId}`,
     });
     if (!result.ok) {
       // That device's session ends: its grant (and every token under it) is revoked.
-      await s.opRevocation.revokeGrant(presented.grantId);
-      await s.mdmKeys.forgetAdmission(account.domain, presented.grantId);
+      await endDeviceSession(s, { domain: account.domain, grantId: presented.grantId, deviceId });
       if (result.reason === 'rate_limited' && result.retryAfterSeconds) res.setHeader('Retry-After', String(result.retryAfterSeconds));
-      res.status(400).json({ error: 'invalid_grant', error_description: `${result.reason}: the mobile app must present this organisation's MDM auth code` });
+      res.status(400).json({ error: 'invalid_grant', error_description: `${result.reason}: ${REFUSAL_HINT[result.reason]}` });
       return;
     }
-    if (result.keyId) await s.mdmKeys.recordAdmission(account.domain, result.keyId, { deviceId: req.get('x-device-id')!, grantId: presented.grantId });
+    if (deviceId !== null && DEVICE_ID_RE.test(deviceId)) {
+      if (result.keyId) await s.mdmKeys.recordAdmission(account.domain, result.keyId, { deviceId, grantId: presented.grantId });
+      await s.deviceSessions.record(deviceId, { grantId: presented.grantId, domain: account.domain, group, restrictedBy: result.restrictedBy?.domain ?? null });
+      // M-7 (b): an account of the restricting group logged in; other-group sessions on the device end now.
+      for (const other of result.endOnDevice) await endDeviceSession(s, { ...other, deviceId });
+      if (result.endOnDevice.length > 0) {
+        await s.audit.record({
+          type: 'mdm.other_domain_sessions_ended',
+          domain: result.restrictedBy!.domain,
+          actor: `member:${account.memberId}`,
+          requestId: res.locals.requestId,
+          ip: req.ip,
+          data: { count: result.endOnDevice.length, domains: [...new Set(result.endOnDevice.map((d) => d.domain))].join(' ') },
+        });
+      }
+    }
     next();
   });
 
   return router;
+}
+
+const REFUSAL_HINT: Record<string, string> = {
+  mdm_code_required: "the mobile app must present this organisation's MDM auth code and a device id",
+  mdm_code_mismatch: "the MDM auth code is not this organisation's current one",
+  mdm_other_domain_restricted: 'this device is managed by an organisation that allows only its own accounts',
+  rate_limited: 'too many failed MDM checks from this device or network; wait and retry',
+};
+
+/** Ends one mobile session: the grant and its tokens, its MDM admission and its device entry. */
+async function endDeviceSession(s: Services, session: { domain: string; grantId: string; deviceId: string | null }): Promise<void> {
+  await s.opRevocation.revokeGrant(session.grantId);
+  await s.mdmKeys.forgetAdmission(session.domain, session.grantId);
+  if (session.deviceId !== null && DEVICE_ID_RE.test(session.deviceId)) await s.deviceSessions.forget(session.deviceId, session.grantId);
 }
 
 /** M-4 / M-12: ends mobile grants when MDM keys change. */

@@ -83,6 +83,8 @@ export const keys = {
   mdmKeyDigest: (digest: string): string => `idpb:mdm-key-digest:${digest}`,
   /** Lock serialising uniqueness checks of custom MDM key values across tenants. TTL: 10 s. */
   mdmKeyIndexLock: (): string => 'idpb:mdm-key-digest-lock',
+  /** Hash OP grant id → {domain, group, restrictedBy} of the mobile sessions on one device, across tenants (M-7 (b)–(d)), by SHA-256 of the device id. TTL: DEVICE_SESSIONS_TTL_MS, refreshed on write; ended grants are pruned on read. */
+  deviceSessions: (deviceIdDigest: string): string => `idpb:device:${deviceIdDigest}:sessions`,
   /** Failed password logins of one account (lockout). TTL: the lockout window. */
   passwordFailures: (domain: string, accountDigest: string): string => `${tag(domain)}:pw-fail:${accountDigest}`,
   /** An oidc-provider model (AccessToken, RefreshToken, Grant, Session, Interaction …). TTL: the model's expiresIn. */
@@ -107,6 +109,8 @@ export const keys = {
 
 export const APP_LOGIN_CHECK_TTL_MS = 10 * 60_000;
 export const LOGOUT_TRANSACTION_TTL_MS = 10 * 60_000;
+/** How long a device's session index outlives its last mobile token request (longer than any refresh token). */
+export const DEVICE_SESSIONS_TTL_MS = 90 * 24 * 3600_000;
 
 /** Capped size of each audit list. */
 export const AUDIT_MAX_ENTRIES = 100_000;

@@ -72,6 +72,18 @@ export function standardTenants(): Array<{ tenant: Tenant; members: NewMember[] 
   ];
 }
 
+/** A pino logger (the app's own, with its redaction) writing into memory, for tests that scan log lines. */
+export function capturedLogger(level = 'info'): { logger: ReturnType<typeof createLogger>; lines: string[]; text: () => string } {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
+  return { logger: createLogger({ level, destination }), lines, text: () => lines.join('') };
+}
+
 /** Writes the standard tenants and members through a gateway's repositories. */
 export async function seedStandardTenants(services: CreatedApp['services']): Promise<void> {
   for (const { tenant, members } of standardTenants()) {
@@ -116,14 +128,7 @@ export async function createGateway(options: GatewayOptions = {}): Promise<Gatew
   const owned = options.store ? null : await createTestRedisStore();
   const store = options.store ?? owned!.store;
   const clock = options.clock ?? new FakeClock();
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(chunk.toString('utf8'));
-      cb();
-    },
-  });
-  const logger = createLogger({ level: 'info', destination });
+  const { logger, lines } = capturedLogger();
   let created: CreatedApp;
   try {
     created = createApp({ config, store, logger, clock });

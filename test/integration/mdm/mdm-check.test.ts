@@ -94,7 +94,7 @@ describe('MDM check (service and POST /mobile/mdm/check)', () => {
 
   it('gives the OP the key that admitted the request, and records lastPresentedAt', async () => {
     const result = await gw.services.mdmCheck.check({ domain: 'mdm.example', presentedCode: mdmKey.value, deviceId: freshDevice() });
-    assert.deepEqual(result, { ok: true, enforced: true, keyId: mdmKey.id, restrictedBy: null });
+    assert.deepEqual(result, { ok: true, enforced: true, keyId: mdmKey.id, restrictedBy: null, endOnDevice: [] });
     const row = ((await api.list('mdm.example')).body.keys as Array<{ id: string; lastPresentedAt: string | null }>).find((k) => k.id === mdmKey.id);
     assert.ok(row?.lastPresentedAt, 'lastPresentedAt is set');
     assert.equal(await gw.services.mdmCheck.isMdmEnforced('mdm.example'), true);
@@ -119,7 +119,7 @@ describe('MDM check (service and POST /mobile/mdm/check)', () => {
 
   it('M-10: failures are limited per client IP, whatever device ids are sent', async () => {
     const s = gw.services;
-    const check = new MdmCheck({ store: s.store, clock: s.clock, tenants: s.tenants, mdmKeys: s.mdmKeys, audit: s.audit, limits: { perIp: 3 } });
+    const check = new MdmCheck({ store: s.store, clock: s.clock, tenants: s.tenants, mdmKeys: s.mdmKeys, deviceSessions: s.deviceSessions, audit: s.audit, limits: { perIp: 3 } });
     for (let i = 0; i < 3; i++) {
       const r = await check.check({ domain: 'mdm.example', presentedCode: 'not-the-key-value', deviceId: freshDevice(), clientIp: '203.0.113.7' });
       assert.equal(r.ok ? 'ok' : r.reason, 'mdm_code_mismatch');
@@ -138,12 +138,14 @@ describe('MDM check (service and POST /mobile/mdm/check)', () => {
       enforced: true,
       keyId: restrictedKey.id,
       restrictedBy: { domain: 'hq.example', group: 'acme' },
+      endOnDevice: [],
     });
     assert.deepEqual(await s.check({ domain: 'branch.example', presentedCode: restrictedKey.value, deviceId: freshDevice() }), {
       ok: true,
       enforced: false,
       keyId: null,
       restrictedBy: { domain: 'hq.example', group: 'acme' },
+      endOnDevice: [],
     });
     // Outside the group: refused, through the service and the route.
     const refused = await s.check({ domain: 'rival.example', presentedCode: restrictedKey.value, deviceId: freshDevice() });

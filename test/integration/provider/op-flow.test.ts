@@ -4,9 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import * as client from 'openid-client';
 import { createApp, type CreatedApp } from '../../../src/app.js';
 import { loadConfig } from '../../../src/config/index.js';
-import { createLogger } from '../../../src/observability/logger.js';
 import { FakeClock } from '../../helpers/clock.js';
-import { seedStandardTenants, signed, b64, responseSpec, type Gateway, OPERATOR_AUTH as OPERATOR } from '../../helpers/gateway.js';
+import { capturedLogger, seedStandardTenants, signed, b64, responseSpec, type Gateway, OPERATOR_AUTH as OPERATOR } from '../../helpers/gateway.js';
 import { idps } from '../../helpers/keys.js';
 import { createTestRedisStore, freePort } from '../../helpers/redis.js';
 import { buildSamlResponseXml } from '../../../src/demo/saml-response.js';
@@ -60,6 +59,9 @@ describe('the bridge as OpenID Provider', () => {
   let cleanup: () => Promise<void>;
   let mobile: client.Configuration;
   let web: client.Configuration;
+  const logs = capturedLogger('debug');
+  /** Every MDM key value seen in this suite: none may reach a log line. */
+  const mdmValues: string[] = [];
 
   before(async () => {
     const port = await freePort();
@@ -83,7 +85,7 @@ describe('the bridge as OpenID Provider', () => {
       },
     });
     const clock = new FakeClock();
-    created = createApp({ config, store: owned.store, logger: createLogger({ level: 'silent' }), clock });
+    created = createApp({ config, store: owned.store, logger: logs.logger, clock });
     gw = { clock, services: created.services };
     await seedStandardTenants(created.services);
     server = createServer(created.app);
@@ -98,7 +100,7 @@ describe('the bridge as OpenID Provider', () => {
     await cleanup();
   });
 
-  /** Runs a full authorization: OP → interaction → tenant SAML IdP (a signed response we build) → back. */
+  /** Runs a full authorization: OP → interaction → tenant SAML IdP (a signed response we build for emp-001 of the tenant named by domain=) → back. */
   async function authorize(config: client.Configuration, redirectUri: string, params: Record<string, string>, browser = new Browser(base)) {
     const verifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
@@ -116,9 +118,10 @@ describe('the bridge as OpenID Provider', () => {
       const idpUrl = new URL(out);
       const xml = inflateRawSync(Buffer.from(idpUrl.searchParams.get('SAMLRequest')!, 'base64')).toString();
       const requestId = /\sID="([^"]+)"/.exec(xml)![1]!;
-      const spec = { ...responseSpec(gw as unknown as Gateway, 'a.example', idps.a, requestId, 'emp-001'), destination: `${base}/acs/a.example`, recipient: `${base}/acs/a.example`, audience: `${base}/saml/metadata` };
+      const domain = params.domain ?? 'a.example';
+      const spec = { ...responseSpec(gw as unknown as Gateway, domain, idps.a, requestId, 'emp-001'), destination: `${base}/acs/${domain}`, recipient: `${base}/acs/${domain}`, audience: `${base}/saml/metadata` };
       const response = b64(signed(buildSamlResponseXml(spec), idps.a));
-      ({ url: out } = await browser.follow(`${base}/acs/a.example`, {
+      ({ url: out } = await browser.follow(`${base}/acs/${domain}`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ SAMLResponse: response, RelayState: idpUrl.searchParams.get('RelayState')! }).toString(),
@@ -126,6 +129,27 @@ describe('the bridge as OpenID Provider', () => {
     }
     return { callback: new URL(out), verifier, state, browser };
   }
+
+  const tokenRequest = async (form: Record<string, string>, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${base}/oidc/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(form).toString() });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const mobileCodeOf = async (domain: string) => {
+    const { callback, verifier } = await authorize(mobile, MOBILE_REDIRECT, { domain });
+    return { code: callback.searchParams.get('code')!, verifier };
+  };
+  const exchange = (c: { code: string; verifier: string }, headers: Record<string, string> = {}) =>
+    tokenRequest({ grant_type: 'authorization_code', code: c.code, code_verifier: c.verifier, redirect_uri: MOBILE_REDIRECT, client_id: 'mobile' }, headers);
+  const refresh = (refreshToken: unknown, headers: Record<string, string> = {}) => tokenRequest({ grant_type: 'refresh_token', refresh_token: String(refreshToken), client_id: 'mobile' }, headers);
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}/admin/v1${path}`, { method, headers: { authorization: OPERATOR, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, body: await res.json() };
+  };
+  const putMdm = (domain: string, body: Record<string, unknown>) => admin('PUT', `/domains/${domain}/mdm`, body);
+  const remember = (value: string): string => {
+    mdmValues.push(value);
+    return value;
+  };
 
   it('publishes discovery with PKCE S256, introspection and revocation', () => {
     const meta = mobile.serverMetadata();
@@ -181,27 +205,16 @@ describe('the bridge as OpenID Provider', () => {
 
   describe('mobile token requests under 3rd-party MDM sync (M-4, M-5)', () => {
     let mdmKey: string;
-    const tokenRequest = async (form: Record<string, string>, headers: Record<string, string> = {}) => {
-      const res = await fetch(`${base}/oidc/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(form).toString() });
-      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-    };
-    const mobileCode = async () => {
-      const { callback, verifier } = await authorize(mobile, MOBILE_REDIRECT, { domain: 'a.example' });
-      return { code: callback.searchParams.get('code')!, verifier };
-    };
-    const exchange = (c: { code: string; verifier: string }, headers: Record<string, string> = {}) =>
-      tokenRequest({ grant_type: 'authorization_code', code: c.code, code_verifier: c.verifier, redirect_uri: MOBILE_REDIRECT, client_id: 'mobile' }, headers);
+    const mobileCode = () => mobileCodeOf('a.example');
 
     before(async () => {
-      const res = await fetch(`${base}/admin/v1/domains/a.example/mdm`, { method: 'PUT', headers: { authorization: OPERATOR, 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'external' }) });
-      const body = (await res.json()) as { key: { value: string } };
-      assert.equal(res.status, 200, JSON.stringify(body));
-      mdmKey = body.key.value;
+      const res = await putMdm('a.example', { mode: 'external' });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      mdmKey = remember(res.body.key.value);
     });
     after(async () => {
       // M-9: switching MDM sync off stops the checks at once (the O-4 test below uses the mobile client bare).
-      const res = await fetch(`${base}/admin/v1/domains/a.example/mdm`, { method: 'PUT', headers: { authorization: OPERATOR, 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'none' }) });
-      assert.equal(res.status, 200);
+      assert.equal((await putMdm('a.example', { mode: 'none' })).status, 200);
     });
 
     it('refuses a code exchange without the MDM headers (invalid_grant, mdm_code_required) and ends that grant', async () => {
@@ -238,10 +251,57 @@ describe('the bridge as OpenID Provider', () => {
       assert.equal(again.status, 200);
       const reissue = await fetch(`${base}/admin/v1/domains/a.example/mdm/keys:reissue`, { method: 'POST', headers: { authorization: OPERATOR, 'content-type': 'application/json' }, body: '{}' });
       assert.equal(reissue.status, 201);
-      const newKey = ((await reissue.json()) as { value: string }).value;
+      const newKey = remember(((await reissue.json()) as { value: string }).value);
       const stale = await tokenRequest({ grant_type: 'refresh_token', refresh_token: String(again.body.refresh_token), client_id: 'mobile' }, { 'x-mdm-auth-code': newKey, 'x-device-id': 'device-3' });
       assert.equal(stale.status, 400, 'the session admitted by the replaced key ended');
       mdmKey = newKey;
+    });
+
+    it('M-6: a reissue with grace keeps the old code admitting on the token endpoint until the grace ends (injected clock)', async () => {
+      const old = { 'x-mdm-auth-code': mdmKey, 'x-device-id': 'device-grace' };
+      const session = await exchange(await mobileCode(), old);
+      assert.equal(session.status, 200, JSON.stringify(session.body));
+      const reissue = await admin('POST', '/domains/a.example/mdm/keys:reissue', { graceSeconds: 600 });
+      assert.equal(reissue.status, 201, JSON.stringify(reissue.body));
+      const fresh = { 'x-mdm-auth-code': remember(reissue.body.value), 'x-device-id': 'device-grace' };
+      const inGrace = await refresh(session.body.refresh_token, old);
+      assert.equal(inGrace.status, 200, 'the old code admits during the grace period');
+      const withNew = await refresh(inGrace.body.refresh_token, fresh);
+      assert.equal(withNew.status, 200, 'the MDM console may switch the device over at any time');
+      gw.clock.advance(601_000);
+      const late = await refresh(withNew.body.refresh_token, old);
+      assert.equal(late.status, 400);
+      assert.match(String(late.body.error_description), /^mdm_code_mismatch/, 'after the grace the old code fails');
+      assert.equal((await exchange(await mobileCode(), fresh)).status, 200);
+      mdmKey = fresh['x-mdm-auth-code'];
+    });
+
+    it('M-14: a key added with effectiveFrom in the future admits no login until the clock reaches it', async () => {
+      const from = new Date(gw.clock.now() + 3600_000).toISOString();
+      const added = await admin('POST', '/domains/a.example/mdm/keys', { effectiveFrom: from });
+      assert.equal(added.status, 201, JSON.stringify(added.body));
+      const later = { 'x-mdm-auth-code': remember(added.body.value), 'x-device-id': 'device-later' };
+      const early = await exchange(await mobileCode(), later);
+      assert.equal(early.status, 400);
+      assert.match(String(early.body.error_description), /^mdm_code_mismatch/);
+      gw.clock.advance(3600_000 + 1000);
+      assert.equal((await exchange(await mobileCode(), later)).status, 200, 'from effectiveFrom on it admits');
+      assert.equal((await exchange(await mobileCode(), { ...later, 'x-mdm-auth-code': mdmKey })).status, 200, 'and the earlier key still does');
+    });
+
+    it('M-9: disabling MDM sync keeps the mobile sessions it admitted, and their refresh needs no code any more', async () => {
+      const headers = { 'x-mdm-auth-code': mdmKey, 'x-device-id': 'device-off' };
+      const session = await exchange(await mobileCode(), headers);
+      assert.equal(session.status, 200);
+      assert.equal((await putMdm('a.example', { mode: 'none' })).status, 200);
+      const bare = await refresh(session.body.refresh_token);
+      assert.equal(bare.status, 200, JSON.stringify(bare.body));
+      // Back on (a new key): the session keeps going only with the new code.
+      const on = await putMdm('a.example', { mode: 'external' });
+      assert.equal(on.status, 200);
+      mdmKey = remember(on.body.key.value);
+      const stillBare = await refresh(bare.body.refresh_token);
+      assert.equal(stillBare.status, 400);
     });
 
     it('leaves web clients alone', async () => {
@@ -249,6 +309,98 @@ describe('the bridge as OpenID Provider', () => {
       const tokens = await client.authorizationCodeGrant(web, callback, { pkceCodeVerifier: verifier, expectedState: state });
       assert.ok(tokens.access_token);
     });
+  });
+
+  describe('M-7: restricting other-domain accounts, on a device with accounts of two groups', () => {
+    // hq.example ← rollover.example, restricting; its group "grp-a" also holds unsolicited.example (no MDM).
+    // sha1.example is in another group "grp-b" (no MDM). All log in through the same test IdP (emp-001).
+    const A = 'rollover.example';
+    const PEER = 'unsolicited.example';
+    const OTHER = 'sha1.example';
+    let keyA: string;
+    const login = async (domain: string, headers: Record<string, string>) => exchange(await mobileCodeOf(domain), headers);
+    const introspect = async (token: unknown) => (await client.tokenIntrospection(web, String(token))).active;
+
+    before(async () => {
+      for (const [domain, group] of [[A, 'grp-a'], [PEER, 'grp-a'], [OTHER, 'grp-b']] as const) {
+        const tenant = (await gw.services.tenants.find(domain))!;
+        await gw.services.tenants.save({ ...tenant, group });
+      }
+      const on = await putMdm(A, { mode: 'external' });
+      assert.equal(on.status, 200, JSON.stringify(on.body));
+      keyA = remember(on.body.key.value);
+    });
+
+    it('(c) with an A-group account logged in, an other-group session ends at its next refresh once the restriction is on', async () => {
+      const device = { 'x-mdm-auth-code': keyA, 'x-device-id': 'shared-device-c' };
+      assert.equal((await putMdm(A, { mode: 'external', restrictOtherDomains: false })).status, 200);
+      const a = await login(A, device);
+      const other = await login(OTHER, device);
+      assert.deepEqual([a.status, other.status], [200, 200], 'no restriction yet: both accounts sign in on the device');
+      const restrict = await putMdm(A, { mode: 'external', restrictOtherDomains: true });
+      assert.equal(restrict.status, 200, JSON.stringify(restrict.body));
+      assert.equal(await introspect(other.body.access_token), true, 'switching the restriction on ends nothing at once');
+
+      const refused = await refresh(other.body.refresh_token, device);
+      assert.equal(refused.status, 400);
+      assert.match(String(refused.body.error_description), /^mdm_other_domain_restricted/);
+      assert.equal(await introspect(other.body.access_token), false, 'the other-group session ended');
+      assert.equal((await refresh(other.body.refresh_token, device)).status, 400);
+      assert.equal((await refresh(a.body.refresh_token, device)).status, 200, "the A-group account's session goes on");
+      const trail = await gw.services.audit.list(A, 20);
+      assert.ok(trail.some((e) => e.type === 'mdm_check.other_domain_refused' && e.data?.kind === 'refresh'), "A's trail shows the refusal");
+    });
+
+    it('(a), (d), (b): other-group logins are refused; an existing other-group session stays until an account of the group (a group peer included) logs in, then ends at once', async () => {
+      assert.equal((await putMdm(A, { mode: 'external', restrictOtherDomains: true })).status, 200);
+      const deviceId = 'shared-device-abd';
+      // Before the MDM pushed A's key to the device, an account of another group signed in on it.
+      const other = await login(OTHER, { 'x-device-id': deviceId });
+      assert.equal(other.status, 200, JSON.stringify(other.body));
+      const managed = { 'x-mdm-auth-code': keyA, 'x-device-id': deviceId };
+
+      // (a) a new login of an account outside A's group is refused on the managed device.
+      const refused = await login(OTHER, managed);
+      assert.equal(refused.status, 400);
+      assert.match(String(refused.body.error_description), /^mdm_other_domain_restricted/);
+      // (d) no A-group account is logged in: the existing other-group session stays, refresh after refresh.
+      const stays = await refresh(other.body.refresh_token, managed);
+      assert.equal(stays.status, 200, JSON.stringify(stays.body));
+      const staysAgain = await refresh(stays.body.refresh_token, managed);
+      assert.equal(staysAgain.status, 200);
+
+      // (b) an account of A's group — here the group peer without MDM sync of its own — logs in: the
+      // other-group session on this device ends at once, before its next refresh.
+      const peer = await login(PEER, managed);
+      assert.equal(peer.status, 200, JSON.stringify(peer.body));
+      assert.equal(await introspect(staysAgain.body.access_token), false, 'ended at once');
+      assert.equal((await refresh(staysAgain.body.refresh_token, managed)).status, 400);
+      const ended = (await gw.services.audit.list(A, 20)).find((e) => e.type === 'mdm.other_domain_sessions_ended');
+      assert.equal(ended?.data?.count, 1);
+      assert.equal(ended?.data?.domains, OTHER);
+
+      // A's own account logs in too: same group, so the peer's session is left alone.
+      const a = await login(A, managed);
+      assert.equal(a.status, 200);
+      assert.equal(await introspect(peer.body.access_token), true, 'group peers are not ended');
+      assert.equal((await refresh(peer.body.refresh_token, managed)).status, 200);
+    });
+
+    it('(d) on another device: an other-group session where no A-group account is logged in is untouched by A-group logins elsewhere', async () => {
+      const other = await login(OTHER, { 'x-device-id': 'device-elsewhere' });
+      assert.equal(other.status, 200);
+      assert.equal((await login(A, { 'x-mdm-auth-code': keyA, 'x-device-id': 'device-a-only' })).status, 200);
+      assert.equal(await introspect(other.body.access_token), true);
+      assert.equal((await refresh(other.body.refresh_token, { 'x-device-id': 'device-elsewhere' })).status, 200);
+    });
+  });
+
+  it('never writes an MDM code, an authorization code or a token to a log line', () => {
+    const text = logs.text();
+    assert.ok(text.length > 0 && mdmValues.length >= 5, `scanned ${text.length} characters for ${mdmValues.length} MDM codes`);
+    for (const value of mdmValues) assert.ok(!text.includes(value), 'an MDM code reached the log');
+    assert.doesNotMatch(text, /x-mdm-auth-code"\s*:\s*"[^[]/i, 'the MDM header is never logged');
+    assert.doesNotMatch(text, /"(code|refresh_token|access_token|code_verifier)"\s*:\s*"[^[]/, 'no OAuth secret is logged');
   });
 
   it('O-4: switching SSO off revokes every token and grant of the tenant', async () => {
