@@ -203,6 +203,20 @@ describe('the bridge as OpenID Provider', () => {
     assert.equal((await client.tokenIntrospection(web, tokens.access_token)).active, false);
   });
 
+  it('M-4: enabling 3rd-party MDM sync ends the existing mobile sessions of the tenant at once, and leaves web sessions alone', async () => {
+    const mobileSession = await exchange(await mobileCodeOf('sha1.example'), { 'x-device-id': 'device-before-mdm' });
+    assert.equal(mobileSession.status, 200, JSON.stringify(mobileSession.body));
+    const { callback, verifier, state } = await authorize(web, WEB_REDIRECT, { domain: 'sha1.example' });
+    const webTokens = await client.authorizationCodeGrant(web, callback, { pkceCodeVerifier: verifier, expectedState: state });
+    const on = await putMdm('sha1.example', { mode: 'external' });
+    assert.equal(on.status, 200, JSON.stringify(on.body));
+    remember(on.body.key.value);
+    assert.equal((await client.tokenIntrospection(web, String(mobileSession.body.access_token))).active, false, 'the mobile session ended');
+    assert.equal((await refresh(mobileSession.body.refresh_token, { 'x-mdm-auth-code': on.body.key.value, 'x-device-id': 'device-before-mdm' })).status, 400);
+    assert.equal((await client.tokenIntrospection(web, webTokens.access_token)).active, true, 'web sessions are not MDM business');
+    assert.equal((await putMdm('sha1.example', { mode: 'none' })).status, 200);
+  });
+
   describe('mobile token requests under 3rd-party MDM sync (M-4, M-5)', () => {
     let mdmKey: string;
     const mobileCode = () => mobileCodeOf('a.example');
@@ -302,6 +316,26 @@ describe('the bridge as OpenID Provider', () => {
       mdmKey = remember(on.body.key.value);
       const stillBare = await refresh(bare.body.refresh_token);
       assert.equal(stillBare.status, 400);
+    });
+
+    it('M-12: rotation through the token endpoint — a second key is added, the old one revoked: its sessions end, the new key\'s go on', async () => {
+      const old = { 'x-mdm-auth-code': mdmKey, 'x-device-id': 'device-rot-1' };
+      const first = await exchange(await mobileCode(), old);
+      assert.equal(first.status, 200);
+      const before = (await admin('GET', '/domains/a.example/mdm/keys')).body.keys as Array<{ id: string; status: string }>;
+      const oldId = before.find((k) => k.status === 'active')!.id;
+      const added = await admin('POST', '/domains/a.example/mdm/keys', {});
+      assert.equal(added.status, 201, JSON.stringify(added.body));
+      const next = { 'x-mdm-auth-code': remember(added.body.value), 'x-device-id': 'device-rot-2' };
+      const second = await exchange(await mobileCode(), next);
+      assert.equal(second.status, 200, 'both keys admit during the rotation');
+      const revoked = await admin('DELETE', `/domains/a.example/mdm/keys/${oldId}`);
+      assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+      assert.ok(revoked.body.mobileSessionsEnded >= 1);
+      assert.equal((await client.tokenIntrospection(web, String(first.body.access_token))).active, false, "the old key's session ended at once");
+      assert.equal((await refresh(first.body.refresh_token, { ...old, 'x-mdm-auth-code': next['x-mdm-auth-code'] })).status, 400, 'even with the new code');
+      assert.equal((await refresh(second.body.refresh_token, next)).status, 200, "the new key's session goes on");
+      mdmKey = next['x-mdm-auth-code'];
     });
 
     it('leaves web clients alone', async () => {
