@@ -37,9 +37,9 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   app.set('trust proxy', config.trustProxy);
   app.set('query parser', 'simple');
 
-  app.use(requestContext(services.logger));
+  app.use(requestContext(services.logger, services.metrics));
   app.use(securityHeaders);
-  app.use(healthRoutes(services.store));
+  app.use(healthRoutes(services.store, services.metrics, config.metrics));
   app.use(ssoRoutes(services));
   app.use(passwordRoutes(services));
   app.use(serviceRoutes(services));

@@ -17,6 +17,7 @@ import { DeviceSessions } from './mdm/device-sessions.js';
 import { MdmCheck } from './mdm/mdm-check.js';
 import { MdmKeys } from './mdm/mdm-keys.js';
 import { AuditLog } from './observability/audit.js';
+import { Metrics } from './observability/metrics.js';
 import type { Logger } from './observability/logger.js';
 import { AppLoginChecks } from './sso/app-login-checks.js';
 import { OAuthLogin } from './sso/oauth/oauth-login.js';
@@ -56,6 +57,7 @@ export interface Services extends AppDeps {
   mdmKeys: MdmKeys;
   mdmCheck: MdmCheck;
   deviceSessions: DeviceSessions;
+  metrics: Metrics;
   provider: Provider;
   opRevocation: OpRevocation;
   sp: SpContext;
@@ -77,6 +79,8 @@ export function buildServices(deps: AppDeps): Services {
     signing: privateKey && certificate ? { privateKey, certificate, nextCertificate } : undefined,
   };
   const sessions = new WebSessions(store, clock);
+  // Process metrics (GC, event loop, memory) only where a scraper reads them; tests build many apps per process.
+  const metrics = new Metrics({ defaultMetrics: config.env !== 'test' });
   const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys });
   const deviceSessions = new DeviceSessions({ store, isLive: async (grantId) => (await store.get(keys.opModel('Grant', grantId))) !== null });
   const opRevocation = new OpRevocation(store);
@@ -114,8 +118,9 @@ export function buildServices(deps: AppDeps): Services {
     provider: createProvider({ config, store, members, logger }),
     opRevocation,
     mdmKeys,
-    mdmCheck: new MdmCheck({ store, clock, tenants, mdmKeys, deviceSessions, audit }),
+    mdmCheck: new MdmCheck({ store, clock, tenants, mdmKeys, deviceSessions, audit, metrics }),
     deviceSessions,
+    metrics,
     samlLogout: new SamlLogout({ tenants, members, sessions, store, clock, sp, clockSkewMs: config.saml.clockSkewSeconds * 1000 }),
     accessUrlPolicy: (tenant) => ({
       allowedOrigins: [...config.serviceOrigins, ...tenant.serviceOrigins],

@@ -27,6 +27,14 @@ export const configSchema = z.strictObject({
   secretKeys: z.array(z.string().min(32, 'each secret key must be at least 32 characters')).min(1),
   /** Operator key of the admin API (arrives with the admin API). Env: ADMIN_API_KEY. */
   adminApiKey: z.string().min(32).optional(),
+  /** Prometheus metrics at GET /metrics (SPEC §12). */
+  metrics: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** When set, scrapers must send `Authorization: Bearer <token>`. Env: METRICS_TOKEN. */
+      bearerToken: z.string().min(16).optional(),
+    })
+    .default({ enabled: true }),
   /** S-5: origins every tenant may use as accessUrl. Env: SERVICE_ORIGINS (comma-separated). */
   serviceOrigins: z.array(originSchema).default([]),
   /** S-5: where a login without accessUrl lands. */

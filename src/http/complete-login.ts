@@ -72,6 +72,7 @@ export async function completeLogin(s: Services, req: Request, res: Response, ou
     ip: req.ip,
     data: { method: outcome.method, solicited: transaction !== null, clientKind },
   });
+  s.metrics.recordLogin(tenant.domain, outcome.method, 'success');
   res.redirect(303, transaction?.target ?? s.defaultServiceUrl(tenant));
 }
 
@@ -79,6 +80,7 @@ export async function completeLogin(s: Services, req: Request, res: Response, ou
 export async function auditRefusedLogin(s: Services, req: Request, res: Response, err: unknown, type: string, domain?: string): Promise<void> {
   if (!(err instanceof AppError)) return;
   const tenantDomain = err.tenantDomain ?? domain;
+  s.metrics.recordLogin(tenantDomain, type.startsWith('oauth') ? 'oauth' : 'saml', 'failure');
   res.locals.domain = tenantDomain;
   // A fresh start is the way out of a failed sign-in; the page offers it (a link, never an automatic loop).
   if (tenantDomain) res.locals.retryUrl = `/d/login/${tenantDomain}`;

@@ -31,6 +31,7 @@ function toAppError(err: unknown): AppError {
 export function errorHandler() {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const appErr = toAppError(err);
+    res.locals.errorCode = appErr.code;
     const log = res.locals.log;
     const fields = {
       errorCode: appErr.code,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 
 declare module 'express-serve-static-core' {
   interface Locals {
@@ -21,7 +22,7 @@ const INCOMING_ID_RE = /^[A-Za-z0-9._-]{8,64}$/;
  * Gives every request an id (a safe incoming X-Request-Id is kept), a child logger, and one log line
  * when it ends: method, route template, status, duration. No headers, no query strings, no bodies.
  */
-export function requestContext(logger: Logger) {
+export function requestContext(logger: Logger, metrics?: Metrics) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const incoming = req.get('x-request-id');
     const requestId = incoming && INCOMING_ID_RE.test(incoming) ? incoming : randomUUID();
@@ -30,17 +31,15 @@ export function requestContext(logger: Logger) {
     res.setHeader('X-Request-Id', requestId);
     const started = process.hrtime.bigint();
     res.on('finish', () => {
-      const route = (req.route as { path?: string } | undefined)?.path;
-      res.locals.log.info(
-        {
-          method: req.method,
-          route: route ? `${req.baseUrl}${route}` : req.path.slice(0, 200),
-          status: res.statusCode,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-          domain: res.locals.domain,
-        },
-        'request',
-      );
+      const template = (req.route as { path?: string } | undefined)?.path;
+      const route = template ? `${req.baseUrl}${template}` : req.path.slice(0, 200);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      res.locals.log.info({ method: req.method, route, status: res.statusCode, ms: seconds * 1000, domain: res.locals.domain }, 'request');
+      if (metrics) {
+        // Unmatched paths (404s, probes) share one label: a scanner must not create a series per URL.
+        metrics.httpDuration.observe({ method: req.method, route: template ? route : 'unmatched', status_class: `${Math.floor(res.statusCode / 100)}xx` }, seconds);
+        if (res.locals.errorCode === 'store_unavailable') metrics.storeErrors.inc({ source: 'request' });
+      }
     });
     next();
   };

@@ -2,6 +2,7 @@ import type { Clock } from '../domain/clock.js';
 import type { TenantRepository } from '../domain/tenants.js';
 import { AppError } from '../errors/index.js';
 import type { AuditLog } from '../observability/audit.js';
+import type { Metrics } from '../observability/metrics.js';
 import { digestForKey, keys, type KeyValueStore } from '../store/index.js';
 import { sameGroup, type DeviceSession, type DeviceSessions } from './device-sessions.js';
 import { DEVICE_ID_RE, type MdmKeys } from './mdm-keys.js';
@@ -73,6 +74,8 @@ export interface MdmCheckDeps {
   mdmKeys: MdmKeys;
   deviceSessions: DeviceSessions;
   audit: AuditLog;
+  /** Counts results as idpb_mdm_checks_total. */
+  metrics?: Metrics;
   limits?: Partial<MdmCheckLimits>;
 }
 
@@ -105,6 +108,12 @@ export class MdmCheck {
   }
 
   async check(input: MdmCheckInput): Promise<MdmCheckResult> {
+    const result = await this.decide(input);
+    this.deps.metrics?.mdmChecks.inc({ domain: input.domain, result: result.ok ? (result.enforced ? 'ok' : 'not_enforced') : result.reason });
+    return result;
+  }
+
+  private async decide(input: MdmCheckInput): Promise<MdmCheckResult> {
     const now = input.now ?? this.deps.clock.now();
     const domain = input.domain;
     const settings = await this.deps.mdmKeys.settings(domain);

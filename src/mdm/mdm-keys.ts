@@ -1,4 +1,5 @@
-import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { sameSecret } from '../domain/secret-compare.js';
 import type { Clock } from '../domain/clock.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import type { Tenant } from '../domain/tenant.js';
@@ -177,14 +178,6 @@ const mdmKeyContext = (domain: string, keyId: string): string => `tenant:${domai
 const defaultSettings = (): MdmSettings => ({ mode: 'none', restrictOtherDomains: false, updatedAt: null });
 const iso = (ms: number | undefined | null): string | null => (ms === undefined || ms === null ? null : new Date(ms).toISOString());
 
-function sha256(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
-}
-
-/** Constant-time equality of two secrets (equal-length digests, whatever the inputs' lengths). */
-export function sameSecret(a: string, b: string): boolean {
-  return timingSafeEqual(sha256(a), sha256(b));
-}
 
 /** First 4 characters and an ellipsis: enough to tell keys apart in a list, far too little to use. */
 export function maskKey(value: string): string {

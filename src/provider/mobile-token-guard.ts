@@ -33,6 +33,9 @@ export function mobileTokenGuard(s: Services, provider: Provider): Router {
           ? await provider.RefreshToken.find(body.refresh_token)
           : undefined;
     // Unknown codes/tokens and confidential clients: oidc-provider answers as usual.
+    const stopTimer = s.metrics.tokenDuration.startTimer();
+    const mdm = presented && mobileClients.has(presented.clientId) ? 'checked' : 'not_checked';
+    res.on('finish', () => stopTimer({ grant_type: typeof grantType === 'string' && KNOWN_GRANTS.has(grantType) ? grantType : 'other', mdm, result: res.statusCode < 400 ? 'success' : 'failure' }));
     if (!presented || !mobileClients.has(presented.clientId)) return next();
     const account = fromAccountId(presented.accountId);
     if (!account) return next();
@@ -78,6 +81,9 @@ export function mobileTokenGuard(s: Services, provider: Provider): Router {
 
   return router;
 }
+
+/** Metric labels: a caller-chosen grant_type must not create new series. */
+const KNOWN_GRANTS = new Set(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code']);
 
 const REFUSAL_HINT: Record<string, string> = {
   mdm_code_required: "the mobile app must present this organisation's MDM auth code and a device id",

@@ -141,6 +141,7 @@ export function passwordRoutes(s: Services): Router {
             data: { method: 'password' },
           });
         }
+        s.metrics.recordLogin(tenant.domain, 'password', outcome.lockedNow ? 'locked' : 'failure');
         throw refusalError(tenant, outcome);
       }
 
@@ -167,6 +168,7 @@ export function passwordRoutes(s: Services): Router {
         ip: req.ip,
         data: { method: 'password', clientKind: 'web', ssoEnabled: tenant.sso.enabled },
       });
+      s.metrics.recordLogin(tenant.domain, 'password', 'success');
       res.redirect(303, target);
     },
   );

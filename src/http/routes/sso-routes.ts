@@ -40,6 +40,8 @@ export function ssoRoutes(s: Services): Router {
     browserRoute,
     express.urlencoded({ extended: false, limit: s.config.saml.maxResponseBytes, parameterLimit: 10 }),
     async (req: Request, res: Response) => {
+      const stopTimer = s.metrics.acsDuration.startTimer();
+      res.on('finish', () => stopTimer({ result: res.statusCode === 303 ? 'success' : 'failure' }));
       const body = (req.body ?? {}) as Record<string, unknown>;
       let result;
       try {

@@ -1,0 +1,100 @@
+import cluster from 'node:cluster';
+import { randomUUID } from 'node:crypto';
+import { AggregatorRegistry, Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** How a login ended, for `idpb_logins_total`. */
+export type LoginResult = 'success' | 'failure' | 'locked';
+export type LoginType = 'saml' | 'oauth' | 'password';
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/**
+ * The Prometheus metrics of one gateway process (SPEC §12), on a registry of its own so that several
+ * apps in one process (tests) never collide. Labels never carry secrets or member ids: only tenant
+ * domains, route templates, result codes.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly logins: Counter<'domain' | 'type' | 'result'>;
+  readonly httpDuration: Histogram<'method' | 'route' | 'status_class'>;
+  readonly acsDuration: Histogram<'result'>;
+  readonly tokenDuration: Histogram<'grant_type' | 'mdm' | 'result'>;
+  readonly mdmChecks: Counter<'domain' | 'result'>;
+  readonly storeErrors: Counter<'source'>;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.logins = new Counter({ name: 'idpb_logins_total', help: 'Logins by tenant, type (saml, oauth, password) and result (success, failure, locked).', labelNames: ['domain', 'type', 'result'], registers });
+    this.httpDuration = new Histogram({ name: 'idpb_http_request_duration_seconds', help: 'HTTP request latency by route template.', labelNames: ['method', 'route', 'status_class'], buckets: LATENCY_BUCKETS, registers });
+    this.acsDuration = new Histogram({ name: 'idpb_acs_duration_seconds', help: 'SAML ACS (POST /acs/{domain}) latency by result (success: a session was created).', labelNames: ['result'], buckets: LATENCY_BUCKETS, registers });
+    this.tokenDuration = new Histogram({ name: 'idpb_oidc_token_duration_seconds', help: 'OpenID Provider token endpoint latency (mobile refresh included) by grant type, whether the MDM check ran, and result.', labelNames: ['grant_type', 'mdm', 'result'], buckets: LATENCY_BUCKETS, registers });
+    this.mdmChecks = new Counter({ name: 'idpb_mdm_checks_total', help: 'MDM checks of mobile requests by tenant and result (ok or the refusal code).', labelNames: ['domain', 'result'], registers });
+    this.storeErrors = new Counter({ name: 'idpb_store_errors_total', help: 'Requests answered 503 store_unavailable, and failed readiness probes.', labelNames: ['source'], registers });
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'idpb_' });
+    // In a node:cluster worker, the primary collects this registry over IPC (see clusterMetricsText).
+    if (cluster.isWorker) AggregatorRegistry.setRegistries([this.registry]);
+  }
+
+  recordLogin(domain: string | undefined, type: LoginType, result: LoginResult): void {
+    this.logins.inc({ domain: domain ?? 'unknown', type, result });
+  }
+
+  /** The exposition text: this process's registry, or, in a cluster worker, every worker's summed by the primary. */
+  async text(): Promise<{ contentType: string; body: string }> {
+    if (cluster.isWorker && process.send) return { contentType: this.registry.contentType, body: await askPrimary() };
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+const REQUEST = 'idpb:metrics:request';
+const RESPONSE = 'idpb:metrics:response';
+const CLUSTER_TIMEOUT_MS = 3000;
+
+interface MetricsMessage {
+  type: typeof REQUEST | typeof RESPONSE;
+  id: string;
+  body?: string;
+  error?: string;
+}
+
+function isMetricsMessage(m: unknown): m is MetricsMessage {
+  return typeof m === 'object' && m !== null && ((m as MetricsMessage).type === REQUEST || (m as MetricsMessage).type === RESPONSE);
+}
+
+/** Worker side: asks the primary for the aggregated metrics of all workers. */
+function askPrimary(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const id = randomUUID();
+    const onMessage = (m: unknown): void => {
+      if (!isMetricsMessage(m) || m.type !== RESPONSE || m.id !== id) return;
+      done();
+      if (m.error !== undefined || m.body === undefined) reject(new Error(`cluster metrics: ${m.error ?? 'no body'}`));
+      else resolve(m.body);
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error('cluster metrics: the primary did not answer'));
+    }, CLUSTER_TIMEOUT_MS);
+    const done = (): void => {
+      clearTimeout(timer);
+      process.off('message', onMessage);
+    };
+    process.on('message', onMessage);
+    process.send!({ type: REQUEST, id } satisfies MetricsMessage);
+  });
+}
+
+/**
+ * Primary side (node:cluster): answers workers' requests with prom-client's aggregation of every
+ * worker's registry (counters and histograms summed), so a scrape of any worker sees the whole process group.
+ */
+export function servePrimaryMetrics(): void {
+  const aggregator = new AggregatorRegistry();
+  cluster.on('message', (worker, message: unknown) => {
+    if (!isMetricsMessage(message) || message.type !== REQUEST) return;
+    aggregator.clusterMetrics().then(
+      (body) => worker.send({ type: RESPONSE, id: message.id, body } satisfies MetricsMessage),
+      (err: unknown) => worker.send({ type: RESPONSE, id: message.id, error: err instanceof Error ? err.message : 'aggregation failed' } satisfies MetricsMessage),
+    );
+  });
+}
