@@ -46,6 +46,8 @@ export type MdmCheckResult =
       restrictedBy: { domain: string; group: string | null } | null;
       /** M-7 (b): sessions of other groups on the device, to end now (a login of the restricting group). */
       endOnDevice: DeviceSession[];
+      /** This grant's entry in the device index as it was read (null: not there yet). */
+      onDevice: DeviceSession | null;
     }
   | {
       ok: false;
@@ -116,37 +118,44 @@ export class MdmCheck {
   private async decide(input: MdmCheckInput): Promise<MdmCheckResult> {
     const now = input.now ?? this.deps.clock.now();
     const domain = input.domain;
-    const settings = await this.deps.mdmKeys.settings(domain);
-    const enforced = settings.mode === 'external';
     const code = input.presentedCode ?? '';
     const deviceId = input.deviceId ?? '';
     const kind = input.kind ?? 'login';
     const deviceKnown = DEVICE_ID_RE.test(deviceId);
-    if (!enforced && code === '' && !deviceKnown) return { ok: true, enforced: false, keyId: null, restrictedBy: null, endOnDevice: [] };
+    const wellFormed = code.length > 0 && code.length <= MAX_CODE_LENGTH && PRINTABLE_RE.test(code);
+    // Every read the decision may need, at once (ioredis pipelines them): this runs on every mobile refresh.
+    const [settings, memberGroup, deviceSessions, limitedIfChecked, match, holders] = await Promise.all([
+      this.deps.mdmKeys.settings(domain),
+      input.memberGroup !== undefined ? input.memberGroup : this.deps.tenants.find(domain).then((t) => t?.group ?? null),
+      deviceKnown ? this.deps.deviceSessions.list(deviceId) : [],
+      code !== '' || deviceKnown ? this.overLimit(deviceId, input.clientIp, now) : null,
+      wellFormed ? this.deps.mdmKeys.match(domain, code, now) : null,
+      wellFormed ? this.deps.mdmKeys.holdersOf(code, now, domain) : [],
+    ]);
+    const enforced = settings.mode === 'external';
+    if (!enforced && code === '' && !deviceKnown) return { ok: true, enforced: false, keyId: null, restrictedBy: null, endOnDevice: [], onDevice: null };
 
-    const limited = enforced || code !== '' ? await this.overLimit(deviceId, input.clientIp, now) : null;
+    const limited = enforced || code !== '' ? limitedIfChecked : null;
     if (limited !== null) {
       await this.audit(input, domain, { reason: 'rate_limited', keyId: null, detail: limited.subject });
       return { ok: false, reason: 'rate_limited', keyId: null, retryAfterSeconds: limited.retryAfterSeconds };
     }
 
-    const wellFormed = code.length > 0 && code.length <= MAX_CODE_LENGTH && PRINTABLE_RE.test(code);
     let keyId: string | null = null;
     if (enforced) {
       if (code === '') return this.fail(input, domain, now, 'mdm_code_required', null, 'code_missing');
       if (!DEVICE_ID_RE.test(deviceId)) return this.fail(input, domain, now, 'mdm_code_required', null, deviceId === '' ? 'device_id_missing' : 'device_id_invalid');
       if (!wellFormed) return this.fail(input, domain, now, 'mdm_code_mismatch', null, 'code_malformed');
-      const match = await this.deps.mdmKeys.match(domain, code, now);
+      if (match === null) return this.fail(input, domain, now, 'mdm_code_mismatch', null, 'code_malformed');
       if (!match.admitted) return this.fail(input, domain, now, 'mdm_code_mismatch', match.keyId, match.state);
       keyId = match.keyId;
     }
 
     // M-7: tenants restricting other-domain logins whose reach covers this device.
-    const memberGroup = input.memberGroup !== undefined ? input.memberGroup : ((await this.deps.tenants.find(domain))?.group ?? null);
     const member = { domain, group: memberGroup };
-    const onDevice = deviceKnown ? (await this.deps.deviceSessions.list(deviceId)).filter((d) => d.grantId !== input.grantId) : [];
+    const onDevice = deviceSessions.filter((d) => d.grantId !== input.grantId);
     let restrictedBy: { domain: string; group: string | null } | null = null;
-    for (const restrictor of await this.restrictorsOf(member, enforced && settings.restrictOtherDomains ? member : null, wellFormed ? code : null, onDevice, now)) {
+    for (const restrictor of await this.restrictorsOf(enforced && settings.restrictOtherDomains ? member : null, holders, onDevice)) {
       if (sameGroup(member, restrictor)) {
         restrictedBy = restrictor;
         continue;
@@ -171,7 +180,7 @@ export class MdmCheck {
     const endOnDevice = kind === 'login' && restrictedBy !== null ? onDevice.filter((d) => !sameGroup(d, restrictedBy)) : [];
 
     if (keyId !== null) await this.deps.mdmKeys.notePresented(domain, keyId, now);
-    return { ok: true, enforced, keyId, restrictedBy, endOnDevice };
+    return { ok: true, enforced, keyId, restrictedBy, endOnDevice, onDevice: deviceSessions.find((d) => d.grantId === input.grantId) ?? null };
   }
 
   /**
@@ -179,11 +188,10 @@ export class MdmCheck {
    * member's own tenant, the tenants whose key the device presents, and the tenants whose restricted
    * sessions live on the device.
    */
-  private async restrictorsOf(member: { domain: string; group: string | null }, own: { domain: string; group: string | null } | null, code: string | null, onDevice: DeviceSession[], now: number): Promise<Array<{ domain: string; group: string | null }>> {
+  private async restrictorsOf(own: { domain: string; group: string | null } | null, codeHolders: string[], onDevice: DeviceSession[]): Promise<Array<{ domain: string; group: string | null }>> {
     const found = new Map<string, { domain: string; group: string | null }>();
     if (own) found.set(own.domain, own);
-    const candidates = new Set<string>(onDevice.flatMap((d) => (d.restrictedBy ? [d.restrictedBy] : [])));
-    if (code !== null) for (const holder of await this.deps.mdmKeys.holdersOf(code, now, member.domain)) candidates.add(holder);
+    const candidates = new Set<string>([...onDevice.flatMap((d) => (d.restrictedBy ? [d.restrictedBy] : [])), ...codeHolders]);
     for (const domain of candidates) {
       if (found.has(domain)) continue;
       const settings = await this.deps.mdmKeys.settings(domain);
@@ -211,8 +219,10 @@ export class MdmCheck {
   }
 
   private async overLimit(deviceId: string, ip: string | undefined, now: number): Promise<{ subject: string; retryAfterSeconds: number } | null> {
-    for (const c of this.counterKeys(deviceId, ip, now)) {
-      if (Number((await this.deps.store.get(c.key)) ?? 0) >= c.limit) {
+    const counters = this.counterKeys(deviceId, ip, now);
+    const counts = await Promise.all(counters.map((c) => this.deps.store.get(c.key)));
+    for (const [i, c] of counters.entries()) {
+      if (Number(counts[i] ?? 0) >= c.limit) {
         const windowEnd = (this.windowOf(now) + 1) * this.limits.windowMs;
         return { subject: `${c.subject}_limit`, retryAfterSeconds: Math.max(1, Math.ceil((windowEnd - now) / 1000)) };
       }

@@ -44,6 +44,7 @@ export const MDM_MAX_GRACE_SECONDS = 30 * 86_400;
 export const MDM_MAX_EFFECTIVE_AHEAD_MS = 366 * 86_400_000;
 /** lastPresentedAt is rewritten at most this often per key (the check is on every mobile token request). */
 const LAST_PRESENTED_RESOLUTION_MS = 60_000;
+const PRESENTED_MEMO_MAX = 10_000;
 const LOCK_TTL_MS = 10_000;
 const LOCK_WAIT_MS = 3_000;
 
@@ -224,6 +225,8 @@ async function withLock<T>(store: KeyValueStore, key: string, fn: () => Promise<
 export class MdmKeys {
   private readonly peppers: Array<{ id: string; key: Buffer }>;
   private readonly sessionEnders: MdmSessionEnder[];
+  /** domain + key id → when this process last saw lastPresentedAt written (M-13 is kept to the minute). */
+  private readonly presentedMemo = new Map<string, number>();
 
   constructor(private readonly deps: MdmKeysDeps) {
     if (deps.secretKeys.length === 0) throw new Error('MdmKeys needs at least one secret key');
@@ -534,9 +537,14 @@ export class MdmKeys {
 
   /** Records when a key was last presented successfully (M-13), at most once a minute per key. */
   async notePresented(domain: string, keyId: string, now: number): Promise<void> {
+    // This process wrote it less than the resolution ago: nothing to read or write (the refresh hot path).
+    const memoKey = `${domain}\n${keyId}`;
+    if (now - (this.presentedMemo.get(memoKey) ?? -Infinity) < LAST_PRESENTED_RESOLUTION_MS) return;
     const key = keys.mdmKeyLastPresented(domain);
     const last = Number((await this.deps.store.hGet(key, keyId)) ?? 0);
     if (now - last >= LAST_PRESENTED_RESOLUTION_MS) await this.deps.store.hSet(key, { [keyId]: String(now) });
+    if (this.presentedMemo.size >= PRESENTED_MEMO_MAX) this.presentedMemo.clear();
+    this.presentedMemo.set(memoKey, Math.max(last, now));
   }
 
   // ---------------------------------------------------------------- admissions (called by the OpenID Provider)
@@ -547,6 +555,8 @@ export class MdmKeys {
    */
   async recordAdmission(domain: string, keyId: string, admission: { deviceId: string; grantId: string; expiresAt?: number }): Promise<void> {
     const previous = await this.deps.store.hGet(keys.mdmAdmittedBy(domain), admission.grantId);
+    // A refresh of a session the same key admitted before: already recorded (a grant stays on its device).
+    if (previous === keyId && admission.expiresAt === undefined) return;
     const entry = JSON.stringify({ deviceId: admission.deviceId, ...(admission.expiresAt === undefined ? {} : { expiresAt: admission.expiresAt }) });
     const ops: AtomicOp[] = [
       { op: 'hSet', key: keys.mdmKeyAdmissions(domain, keyId), fields: { [admission.grantId]: entry } },

@@ -386,7 +386,7 @@ describe('MDM settings and keys (admin API)', () => {
     assert.equal(off.body.key, undefined);
     assert.equal(ender.except.length, exceptBefore, 'existing mobile sessions stay');
     assert.equal(await gw.services.mdmCheck.isMdmEnforced('toggle.example'), false);
-    assert.deepEqual(await gw.services.mdmCheck.check({ domain: 'toggle.example' }), { ok: true, enforced: false, keyId: null, restrictedBy: null, endOnDevice: [] });
+    assert.deepEqual(await gw.services.mdmCheck.check({ domain: 'toggle.example' }), { ok: true, enforced: false, keyId: null, restrictedBy: null, endOnDevice: [], onDevice: null });
     const listed = (await api.list('toggle.example')).body.keys as Array<{ id: string; status: string; admitting: boolean }>;
     assert.deepEqual(
       listed.map((k) => [k.id, k.status, k.admitting]),

@@ -94,7 +94,7 @@ describe('MDM check (service and POST /mobile/mdm/check)', () => {
 
   it('gives the OP the key that admitted the request, and records lastPresentedAt', async () => {
     const result = await gw.services.mdmCheck.check({ domain: 'mdm.example', presentedCode: mdmKey.value, deviceId: freshDevice() });
-    assert.deepEqual(result, { ok: true, enforced: true, keyId: mdmKey.id, restrictedBy: null, endOnDevice: [] });
+    assert.deepEqual(result, { ok: true, enforced: true, keyId: mdmKey.id, restrictedBy: null, endOnDevice: [], onDevice: null });
     const row = ((await api.list('mdm.example')).body.keys as Array<{ id: string; lastPresentedAt: string | null }>).find((k) => k.id === mdmKey.id);
     assert.ok(row?.lastPresentedAt, 'lastPresentedAt is set');
     assert.equal(await gw.services.mdmCheck.isMdmEnforced('mdm.example'), true);
@@ -139,6 +139,7 @@ describe('MDM check (service and POST /mobile/mdm/check)', () => {
       keyId: restrictedKey.id,
       restrictedBy: { domain: 'hq.example', group: 'acme' },
       endOnDevice: [],
+      onDevice: null,
     });
     assert.deepEqual(await s.check({ domain: 'branch.example', presentedCode: restrictedKey.value, deviceId: freshDevice() }), {
       ok: true,
@@ -146,6 +147,7 @@ describe('MDM check (service and POST /mobile/mdm/check)', () => {
       keyId: null,
       restrictedBy: { domain: 'hq.example', group: 'acme' },
       endOnDevice: [],
+      onDevice: null,
     });
     // Outside the group: refused, through the service and the route.
     const refused = await s.check({ domain: 'rival.example', presentedCode: restrictedKey.value, deviceId: freshDevice() });
