@@ -19,20 +19,25 @@ export function storeAdapterFactory(store: KeyValueStore) {
     async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
       const ttlMs = expiresIn ? expiresIn * 1000 : undefined;
       const key = this.key(id);
-      await store.set(key, JSON.stringify(payload), { ttlMs });
+      // The row and its indexes are independent writes: sent together (ioredis pipelines them). The
+      // token endpoint writes rows on every refresh.
+      const writes: Array<Promise<unknown>> = [store.set(key, JSON.stringify(payload), { ttlMs })];
       if (payload.grantId) {
         const rows = keys.opGrantRows(payload.grantId);
-        await store.sAdd(rows, key);
-        if (ttlMs && (await store.pttl(rows)) < ttlMs) await store.expire(rows, ttlMs);
+        writes.push(
+          Promise.all([store.sAdd(rows, key), ttlMs ? store.pttl(rows) : Infinity]).then(async ([, pttl]) => {
+            if (ttlMs && pttl < ttlMs) await store.expire(rows, ttlMs);
+          }),
+        );
       }
-      if (this.model === 'Session' && payload.uid) await store.set(keys.opSessionUid(payload.uid), id, { ttlMs });
-      if (payload.userCode) await store.set(keys.opUserCode(payload.userCode), id, { ttlMs });
+      if (this.model === 'Session' && payload.uid) writes.push(store.set(keys.opSessionUid(payload.uid), id, { ttlMs }));
+      if (payload.userCode) writes.push(store.set(keys.opUserCode(payload.userCode), id, { ttlMs }));
       const account = fromAccountId(payload.accountId);
       if (account && this.model === 'Grant') {
-        await store.sAdd(keys.opMemberGrants(account.domain, account.memberId), id);
-        await store.sAdd(keys.opTenantGrants(account.domain), id);
+        writes.push(store.sAdd(keys.opMemberGrants(account.domain, account.memberId), id), store.sAdd(keys.opTenantGrants(account.domain), id));
       }
-      if (account && this.model === 'Session') await store.sAdd(keys.opMemberSessions(account.domain, account.memberId), id);
+      if (account && this.model === 'Session') writes.push(store.sAdd(keys.opMemberSessions(account.domain, account.memberId), id));
+      await Promise.all(writes);
     }
 
     async find(id: string): Promise<Payload | undefined> {
@@ -52,9 +57,8 @@ export function storeAdapterFactory(store: KeyValueStore) {
 
     async consume(id: string): Promise<void> {
       const key = this.key(id);
-      const raw = await store.get(key);
+      const [raw, ttl] = await Promise.all([store.get(key), store.pttl(key)]);
       if (raw === null) return;
-      const ttl = await store.pttl(key);
       const payload = { ...(JSON.parse(raw) as Payload), consumed: Math.floor(Date.now() / 1000) };
       await store.set(key, JSON.stringify(payload), { ttlMs: ttl > 0 ? ttl : undefined });
     }
@@ -66,7 +70,8 @@ export function storeAdapterFactory(store: KeyValueStore) {
     async revokeByGrantId(grantId: string): Promise<void> {
       const rows = keys.opGrantRows(grantId);
       const members = await store.sMembers(rows);
-      await store.del(...members, rows);
+      // One DEL per key: the rows of a grant live in different Redis Cluster slots.
+      await Promise.all([...members, rows].map((k) => store.del(k)));
     }
   };
 }
