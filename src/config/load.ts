@@ -71,6 +71,13 @@ const ENV_MAP: Record<string, { path: string[]; parse?: (v: string) => unknown }
   TRUST_PROXY: { path: ['trustProxy'], parse: (v) => (/^\d+$/.test(v) ? Number(v) : v === 'true') },
   LOG_LEVEL: { path: ['logLevel'] },
   REDIS_URL: { path: ['store', 'redisUrl'] },
+  REDIS_SENTINELS: { path: ['store', 'redisSentinels'], parse: (v) => (v.trim() === '' ? undefined : list(v)) },
+  REDIS_SENTINEL_NAME: { path: ['store', 'redisSentinelName'], parse: (v) => (v === '' ? undefined : v) },
+  REDIS_SENTINEL_PASSWORD: { path: ['store', 'redisSentinelPassword'], parse: (v) => (v === '' ? undefined : v) },
+  REDIS_CLUSTER_NODES: { path: ['store', 'redisClusterNodes'], parse: (v) => (v.trim() === '' ? undefined : list(v)) },
+  REDIS_USERNAME: { path: ['store', 'redisUsername'], parse: (v) => (v === '' ? undefined : v) },
+  REDIS_PASSWORD: { path: ['store', 'redisPassword'], parse: (v) => (v === '' ? undefined : v) },
+  REDIS_TLS: { path: ['store', 'redisTls'], parse: (v) => v === 'true' || v === '1' },
   REDIS_KEY_PREFIX: { path: ['store', 'keyPrefix'] },
   SECRET_KEYS: { path: ['secretKeys'], parse: list },
   ADMIN_API_KEY: { path: ['adminApiKey'], parse: (v) => (v === '' ? undefined : v) },
@@ -181,13 +188,14 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   if (!signing.privateKey) warnings.push('No SP signing key (saml.signing): AuthnRequests go unsigned and SAML single logout is off.');
   else if (signing.keyFile?.includes('dev-only')) warnings.push('saml.signing uses the DEV-ONLY SP key: set SP_SIGNING_KEY_FILE before real use.');
 
+  const usesRedis = Boolean(config.store.redisUrl ?? config.store.redisSentinels ?? config.store.redisClusterNodes);
   const devSecret = config.secretKeys.some((k) => k.includes(DEV_SECRET_MARKER));
   const devAdminKey = config.adminApiKey?.includes(DEV_SECRET_MARKER) ?? false;
   if (isProd) {
     if (devAdminKey) throw new ConfigError('Invalid configuration:\n  - adminApiKey: the DEV-ONLY placeholder cannot be used in production; set ADMIN_API_KEY (or leave it empty for tenant keys only)');
     if (config.admin.allowPrivateMetadataUrls) throw new ConfigError('Invalid configuration:\n  - admin.allowPrivateMetadataUrls: not in production');
     if (devSecret) throw new ConfigError('Invalid configuration:\n  - secretKeys: the DEV-ONLY placeholder cannot be used in production; set SECRET_KEYS');
-    if (!config.store.redisUrl) throw new ConfigError('Invalid configuration:\n  - store.redisUrl: production needs Redis; set REDIS_URL');
+    if (!usesRedis) throw new ConfigError('Invalid configuration:\n  - store.redisUrl: production needs Redis; set REDIS_URL, REDIS_SENTINELS and REDIS_SENTINEL_NAME, or REDIS_CLUSTER_NODES');
     if (!config.publicUrl.startsWith('https://')) throw new ConfigError('Invalid configuration:\n  - publicUrl: production needs an https PUBLIC_URL');
     config.demo.enabled = false;
   } else {
@@ -196,8 +204,8 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     if (devAdminKey) warnings.push('adminApiKey is the DEV-ONLY placeholder: set ADMIN_API_KEY before real use.');
     if (config.demo.enabled) warnings.push('Demo IdPs are mounted at /demo-idp (never in production).');
   }
-  if (!config.store.redisUrl) {
-    warnings.push('REDIS_URL is not set: using the IN-PROCESS store. State is lost on restart and not shared between processes. NOT FOR PRODUCTION.');
+  if (!usesRedis) {
+    warnings.push('No Redis is configured (REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES): using the IN-PROCESS store. State is lost on restart and not shared between processes. NOT FOR PRODUCTION.');
   }
   return { config: deepFreeze(config), warnings };
 }

@@ -1,6 +1,50 @@
 import { z } from 'zod';
 import { originSchema } from '../domain/tenant.js';
 
+/** A Redis node as "host:port" (host name, IPv4, or [IPv6]); parsed into {host, port}. */
+const redisNodeSchema = z.string().transform((value, ctx) => {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+)):(\d{1,5})$/.exec(value.trim());
+  const port = Number(m?.[3]);
+  if (!m || port < 1 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not host:port (e.g. 10.0.0.5:6379 or [::1]:6379)` });
+    return z.NEVER;
+  }
+  return { host: (m[1] ?? m[2])!, port };
+});
+
+interface StoreTargetInput {
+  redisUrl?: string;
+  redisSentinels?: unknown[];
+  redisSentinelName?: string;
+  redisSentinelPassword?: string;
+  redisClusterNodes?: unknown[];
+  redisUsername?: string;
+  redisPassword?: string;
+  redisTls: boolean;
+}
+
+/** One Redis target at most, with the settings that belong to it and no others. */
+function checkStoreTarget(store: StoreTargetInput, ctx: z.RefinementCtx): void {
+  const issue = (path: string, message: string): void => ctx.addIssue({ code: 'custom', path: [path], message });
+  const targets = [
+    store.redisUrl !== undefined && 'redisUrl (REDIS_URL)',
+    store.redisSentinels !== undefined && 'redisSentinels (REDIS_SENTINELS)',
+    store.redisClusterNodes !== undefined && 'redisClusterNodes (REDIS_CLUSTER_NODES)',
+  ].filter(Boolean);
+  if (targets.length > 1) ctx.addIssue({ code: 'custom', message: `set only one of ${targets.join(', ')}` });
+  if (store.redisSentinels && !store.redisSentinelName) issue('redisSentinelName', 'required with redisSentinels: the master name the sentinels monitor (REDIS_SENTINEL_NAME)');
+  if (!store.redisSentinels) {
+    if (store.redisSentinelName !== undefined) issue('redisSentinelName', 'only with redisSentinels (REDIS_SENTINELS)');
+    if (store.redisSentinelPassword !== undefined) issue('redisSentinelPassword', 'only with redisSentinels (REDIS_SENTINELS)');
+  }
+  if (!store.redisSentinels && !store.redisClusterNodes) {
+    const where = store.redisUrl !== undefined ? 'with redisUrl, put them in the URL (redis://user:password@host:port; rediss:// for TLS)' : 'only with redisSentinels or redisClusterNodes';
+    if (store.redisUsername !== undefined) issue('redisUsername', where);
+    if (store.redisPassword !== undefined) issue('redisPassword', where);
+    if (store.redisTls) issue('redisTls', where);
+  }
+}
+
 /**
  * The gateway's configuration. This file is the documentation of every key (see also
  * docs/configuration.md); defaults live here and in config/default.json, nowhere else.
@@ -15,14 +59,40 @@ export const configSchema = z.strictObject({
   /** Trust X-Forwarded-* from this many proxy hops (Express `trust proxy`). */
   trustProxy: z.union([z.boolean(), z.number().int().min(0)]).default(false),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  store: z.strictObject({
-    /** redis://… or rediss://…; unset = the in-process store (demo/dev only). Env: REDIS_URL. */
-    redisUrl: z.string().url().optional(),
-    /** Prefix for every key (lets several deployments or test runs share one Redis). */
-    keyPrefix: z.string().regex(/^[A-Za-z0-9:_-]*$/).default(''),
-    /** A command that takes longer fails with 503 store_unavailable instead of hanging. */
-    commandTimeoutMs: z.number().int().min(50).max(60_000).default(2000),
-  }),
+  /**
+   * HTTP worker processes (node:cluster): "auto" = one per CPU (os.availableParallelism()); 1 = no
+   * cluster, the gateway serves from the one process. Several need a shared store (Redis): with the
+   * in-process store the gateway runs one process and logs why. Env: WORKERS.
+   */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)], { error: 'a whole number from 1 to 256, or "auto"' }).default('auto'),
+  /**
+   * Where state lives (docs/redis.md): at most one of redisUrl (one server), redisSentinels (a master
+   * found through Sentinel) and redisClusterNodes (Redis Cluster); none = the in-process store
+   * (demo/dev only).
+   */
+  store: z
+    .strictObject({
+      /** One Redis server (or a proxy in front of Redis): redis://… or rediss://…. Env: REDIS_URL. */
+      redisUrl: z.string().url().optional(),
+      /** Redis Sentinel: the sentinels, "host:port" each; needs redisSentinelName. Env: REDIS_SENTINELS (comma-separated). */
+      redisSentinels: z.array(redisNodeSchema).min(1).optional(),
+      /** The master's name as the sentinels monitor it (`sentinel monitor <name> …`). Env: REDIS_SENTINEL_NAME. */
+      redisSentinelName: z.string().min(1).optional(),
+      /** Password of the sentinels themselves, when they require one. Env: REDIS_SENTINEL_PASSWORD. */
+      redisSentinelPassword: z.string().min(1).optional(),
+      /** Redis Cluster: seed nodes, "host:port" each (the rest is discovered). Env: REDIS_CLUSTER_NODES (comma-separated). */
+      redisClusterNodes: z.array(redisNodeSchema).min(1).optional(),
+      /** ACL user and password of the Sentinel or Cluster nodes (a REDIS_URL carries its own). Env: REDIS_USERNAME, REDIS_PASSWORD. */
+      redisUsername: z.string().min(1).optional(),
+      redisPassword: z.string().min(1).optional(),
+      /** TLS to the Sentinel or Cluster nodes and the sentinels (for one server use rediss://). Env: REDIS_TLS. */
+      redisTls: z.boolean().default(false),
+      /** Prefix for every key (lets several deployments or test runs share one Redis). No braces: keys' own hash tags pick their Cluster slot. */
+      keyPrefix: z.string().regex(/^[A-Za-z0-9:_-]*$/).default(''),
+      /** A command that takes longer fails with 503 store_unavailable instead of hanging. */
+      commandTimeoutMs: z.number().int().min(50).max(60_000).default(2000),
+    })
+    .superRefine(checkStoreTarget),
   /** Secrets for encrypting stored secrets (first one encrypts; all decrypt). Env: SECRET_KEYS (comma-separated). */
   secretKeys: z.array(z.string().min(32, 'each secret key must be at least 32 characters')).min(1),
   /** Operator key of the admin API (arrives with the admin API). Env: ADMIN_API_KEY. */

@@ -1,4 +1,6 @@
 export type { AtomicOp, KeyValueStore, SetOptions } from './types.js';
 export { MemoryStore } from './memory-store.js';
-export { RedisStore, type RedisStoreOptions } from './redis-store.js';
+export { RedisStore, type RedisMode, type RedisNodeAddress, type RedisStoreOptions, type RedisTarget } from './redis-store.js';
+export { buildRedisStoreOptions, createStoreFromConfig } from './create-store.js';
+export { CrossSlotError, hashedPartOf } from './hash-slot.js';
 export { keys, digestForKey, AUDIT_MAX_ENTRIES, APP_LOGIN_CHECK_TTL_MS, LOGOUT_TRANSACTION_TTL_MS } from './keys.js';

@@ -4,7 +4,10 @@ import { createHash } from 'node:crypto';
  * Every key idp-bridge writes is built here. Layout: `idpb:{<domain>}:<namespace>:<id>`. The braces
  * are a Redis Cluster hash tag, so all keys of one tenant live in one slot and multi-key operations
  * on a tenant work on Cluster. Keys that are looked up without knowing the tenant (web sessions by
- * cookie) carry no tag. Each namespace that expires names its TTL next to it.
+ * cookie) carry no tag, so they spread over the cluster; they never share a multi-key call (both
+ * stores enforce it, see hash-slot.ts). A builder's domain parameter comes first, so the tenant's tag
+ * is the first `{…}` whatever ids follow (test/integration/scale/store-config.test.ts checks every
+ * builder). Each namespace that expires names its TTL next to it.
  */
 const tag = (domain: string): string => `idpb:{${domain}}`;
 
@@ -57,6 +60,8 @@ export const keys = {
   ssoSwitchJob: (domain: string): string => `${tag(domain)}:sso-switch`,
   /** Hash of effect counts of the SSO switch in progress. */
   ssoSwitchCounts: (domain: string): string => `${tag(domain)}:sso-switch:counts`,
+  /** Set of member ids the SSO switch in progress has finished (a resumed switch skips them). No TTL; deleted with the job. */
+  ssoSwitchDone: (domain: string): string => `${tag(domain)}:sso-switch:done`,
   /** Lock held by the process running a tenant's SSO switch. TTL: 30 s, renewed per batch. */
   ssoSwitchLock: (domain: string): string => `${tag(domain)}:sso-switch:lock`,
   /** External-key CSV import being staged or applied (JSON job: state, batches, next batch, counts). No TTL: the next external-key request finishes (or, if never committed, discards) it. */

@@ -1,3 +1,4 @@
+import { assertSameSlot } from './hash-slot.js';
 import type { AtomicOp, KeyValueStore, SetOptions } from './types.js';
 
 type Entry =
@@ -14,7 +15,8 @@ class WrongTypeError extends Error {
 
 /**
  * In-process store for `npm start` without Redis and for unit tests of pure logic. Same semantics as
- * the Redis store (the contract suite proves it); single process only, nothing survives a restart.
+ * the Redis store (the contract suite proves it), including Redis Cluster's one-slot rule for
+ * multi-key calls; single process only, nothing survives a restart.
  */
 export class MemoryStore implements KeyValueStore {
   readonly kind = 'memory' as const;
@@ -170,10 +172,12 @@ export class MemoryStore implements KeyValueStore {
   }
 
   async mGet(keys: string[]): Promise<Array<string | null>> {
+    assertSameSlot('mGet', keys);
     return Promise.resolve(keys.map((k) => this.typed(k, 'string')?.value ?? null));
   }
 
   async sUnion(keys: string[]): Promise<string[]> {
+    assertSameSlot('sUnion', keys);
     const out = new Set<string>();
     for (const k of keys) for (const m of this.typed(k, 'set')?.value ?? []) out.add(m);
     return Promise.resolve([...out]);
@@ -196,6 +200,8 @@ export class MemoryStore implements KeyValueStore {
   }
 
   async atomic(ops: AtomicOp[]): Promise<void> {
+    // Redis Cluster's rule holds here too, so a cross-slot batch fails in every test.
+    assertSameSlot('atomic', ops.map((o) => o.key));
     // Single-threaded: check every op's type first, then apply, so a bad op applies nothing.
     for (const o of ops) {
       const want = o.op === 'set' || o.op === 'del' ? null : o.op.startsWith('h') ? 'hash' : 'set';

@@ -1,31 +1,72 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../errors/index.js';
+import { assertSameSlot, CrossSlotError } from './hash-slot.js';
 import type { AtomicOp, KeyValueStore, SetOptions } from './types.js';
 
-export interface RedisStoreOptions {
-  url: string;
-  keyPrefix?: string;
-  commandTimeoutMs: number;
+/** A Redis node (a Cluster seed node or a sentinel). */
+export interface RedisNodeAddress {
+  host: string;
+  port: number;
 }
 
-/** Errors Redis itself answered (a bug of ours, e.g. WRONGTYPE) are not "store unavailable". */
-function isReplyError(err: unknown): boolean {
+/** Where the data lives: one server (or a proxy) by URL, a master found through Sentinel, or a Cluster. */
+export type RedisTarget =
+  | { url: string }
+  | { sentinels: RedisNodeAddress[]; sentinelName: string; sentinelPassword?: string }
+  | { clusterNodes: RedisNodeAddress[] };
+
+export type RedisStoreOptions = RedisTarget & {
+  /** Prepended to every key by ioredis. No braces: the key's own `{domain}` tag must decide its slot. */
+  keyPrefix?: string;
+  commandTimeoutMs: number;
+  /** ACL user and password of the Sentinel-managed or Cluster nodes (a `url` carries its own). */
+  username?: string;
+  password?: string;
+  /** TLS to the nodes and sentinels of Sentinel or Cluster (for one server, use a `rediss://` url). */
+  tls?: boolean;
+};
+
+export type RedisMode = 'standalone' | 'sentinel' | 'cluster';
+
+/**
+ * Replies that say Redis cannot serve right now (a failover, a replica loading, a cluster missing a
+ * shard): the same as an unreachable store. Any other reply error (WRONGTYPE …) is a bug of ours.
+ */
+const TRANSIENT_REPLY_RE = /^(READONLY|LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
+
+function isReplyError(err: unknown): err is Error & { previousErrors?: unknown[] } {
   return err instanceof Error && err.name === 'ReplyError';
 }
 
+/** A reply error that is a bug of ours (e.g. WRONGTYPE), not "store unavailable". */
+function isBugReply(err: unknown): boolean {
+  if (!isReplyError(err)) return false;
+  const replies = [err, ...(err.previousErrors ?? [])];
+  return !replies.some((e) => e instanceof Error && TRANSIENT_REPLY_RE.test(e.message));
+}
+
+const reconnectDelay = (times: number): number => Math.min(100 * times, 2000);
+
 /**
- * The production store. Fails fast instead of queueing while Redis is away (no offline queue, a
- * per-command timeout, one retry), so callers get 503 `store_unavailable` at once, and reconnects
- * by itself when Redis returns.
+ * The production store, on one Redis server, a Sentinel-monitored master, or a Redis Cluster. Fails
+ * fast instead of queueing while Redis is away (no offline queue, a per-command timeout, no retry of
+ * a command once sent), so callers get 503 `store_unavailable` at once, and reconnects by itself when
+ * Redis returns.
  */
 export class RedisStore implements KeyValueStore {
   readonly kind = 'redis' as const;
-  readonly client: Redis;
+  readonly mode: RedisMode;
+  readonly keyPrefix: string;
+  readonly client: Redis | Cluster;
+  private readonly connectTimeoutMs: number;
+  /** Sentinel mode: subscriptions to the sentinels' `+switch-master`. */
+  private readonly failoverWatchers: Redis[] = [];
 
   constructor(options: RedisStoreOptions) {
-    const redisOptions: RedisOptions = {
-      keyPrefix: options.keyPrefix || undefined,
-      lazyConnect: true,
+    this.keyPrefix = options.keyPrefix ?? '';
+    this.connectTimeoutMs = Math.max(1000, options.commandTimeoutMs);
+    if (/[{}]/.test(this.keyPrefix)) throw new Error('keyPrefix may not contain braces: the key\'s own {domain} hash tag must decide its Cluster slot');
+    const perConnection: RedisOptions = {
       enableOfflineQueue: false,
       // A command in flight when the connection drops fails; it is never re-sent after reconnecting:
       // Redis may already have run it (only the reply was lost), and a second HINCRBY, INCR, LPUSH or
@@ -33,31 +74,115 @@ export class RedisStore implements KeyValueStore {
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
       commandTimeout: options.commandTimeoutMs,
-      connectTimeout: Math.max(1000, options.commandTimeoutMs),
-      retryStrategy: (times) => Math.min(100 * times, 2000),
+      connectTimeout: this.connectTimeoutMs,
       // Concurrent commands (a batch of members in the SSO switch, a CSV import) share round trips.
       enableAutoPipelining: true,
     };
-    this.client = new Redis(options.url, redisOptions);
+    const auth: RedisOptions = {
+      ...(options.username ? { username: options.username } : {}),
+      ...(options.password ? { password: options.password } : {}),
+      ...(options.tls ? { tls: {} } : {}),
+    };
+    if ('clusterNodes' in options) {
+      this.mode = 'cluster';
+      const clusterOptions: ClusterOptions = {
+        keyPrefix: this.keyPrefix || undefined,
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        enableAutoPipelining: true,
+        scaleReads: 'master',
+        // MOVED and ASK are followed (the command did not run). A closed connection or CLUSTERDOWN is
+        // not retried: the command may have run, and the caller should get its 503 now.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        clusterRetryStrategy: reconnectDelay,
+        slotsRefreshTimeout: Math.max(1000, options.commandTimeoutMs),
+        redisOptions: { ...perConnection, ...auth },
+      };
+      this.client = new Cluster(options.clusterNodes, clusterOptions);
+    } else {
+      const common: RedisOptions = { ...perConnection, keyPrefix: this.keyPrefix || undefined, lazyConnect: true, retryStrategy: reconnectDelay };
+      if ('url' in options) {
+        this.mode = 'standalone';
+        this.client = new Redis(options.url, common);
+      } else {
+        this.mode = 'sentinel';
+        this.client = new Redis({
+          ...common,
+          ...auth,
+          sentinels: options.sentinels,
+          name: options.sentinelName,
+          role: 'master',
+          ...(options.sentinelPassword ? { sentinelPassword: options.sentinelPassword } : {}),
+          ...(options.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+          sentinelRetryStrategy: reconnectDelay,
+          // A master demoted after a failover answers writes with READONLY: that command fails (503)
+          // and the connection asks the sentinels for the new master.
+          reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 1 : false),
+        });
+        this.watchFailovers(options.sentinels, options.sentinelName, { password: options.sentinelPassword, tls: options.tls });
+      }
+    }
     // Connection errors are reported through readiness and per-request 503s; without a listener
     // ioredis would print them as unhandled.
     this.client.on('error', () => undefined);
   }
 
-  /** Connects once; if Redis is not there yet, keeps retrying in the background. */
+  /**
+   * Sentinel mode: leaves the old master as soon as a sentinel announces a new one. A sentinel demotes
+   * a live old master only on its next check (seconds later), and until then writes sent there would
+   * succeed and be lost. (What ioredis's own `failoverDetector` does, but with its connection errors
+   * handled: that one's sentinel connections have no error listener.)
+   */
+  private watchFailovers(sentinels: RedisNodeAddress[], name: string, options: { password?: string; tls?: boolean }): void {
+    for (const sentinel of sentinels) {
+      const watcher = new Redis({
+        ...sentinel,
+        ...(options.password ? { password: options.password } : {}),
+        ...(options.tls ? { tls: {} } : {}),
+        lazyConnect: true,
+        connectTimeout: this.connectTimeoutMs,
+        retryStrategy: reconnectDelay,
+      });
+      watcher.on('error', () => undefined);
+      watcher.on('message', (_channel: string, message: string) => {
+        // "<master name> <old ip> <old port> <new ip> <new port>"
+        if (message.split(' ')[0] === name && this.client.status === 'ready') this.client.disconnect(true);
+      });
+      this.failoverWatchers.push(watcher);
+    }
+  }
+
+  /**
+   * Connects once, waiting at most the connect timeout; if Redis is not there yet, throws
+   * StoreUnavailableError and keeps trying in the background.
+   */
   async connect(): Promise<void> {
+    for (const watcher of this.failoverWatchers) watcher.subscribe('+switch-master').catch(() => undefined);
+    const attempt = this.client.connect();
+    attempt.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis (${this.mode}) not reachable within ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
+    });
     try {
-      await this.client.connect();
+      await Promise.race([attempt, limit]);
     } catch (err) {
       throw new StoreUnavailableError(err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   private async run<T>(op: () => Promise<T>): Promise<T> {
+    // A Cluster client that is not ready would hold auto-pipelined commands until it is: fail now.
+    if (this.client instanceof Cluster && this.client.status !== 'ready') {
+      throw new StoreUnavailableError(new Error(`Redis Cluster connection is ${this.client.status}`));
+    }
     try {
       return await op();
     } catch (err) {
-      if (isReplyError(err)) throw err;
+      if (err instanceof CrossSlotError || isBugReply(err)) throw err;
       throw new StoreUnavailableError(err);
     }
   }
@@ -83,12 +208,9 @@ export class RedisStore implements KeyValueStore {
 
   del(...keys: string[]): Promise<number> {
     if (keys.length === 0) return Promise.resolve(0);
-    // One DEL per key keeps this valid on Redis Cluster when the keys live in different slots.
-    return this.run(async () => {
-      if (keys.length === 1) return this.client.del(keys[0]!);
-      const results = await this.client.pipeline(keys.map((k) => ['del', k])).exec();
-      return (results ?? []).reduce((n, [err, v]) => (err ? n : n + Number(v)), 0);
-    });
+    // One DEL per key: valid on Redis Cluster whatever slots the keys hash to (auto-pipelining still
+    // sends them together). Any DEL that fails fails the call: "ended" must not be counted silently short.
+    return this.run(async () => (await Promise.all(keys.map((k) => this.client.del(k)))).reduce((n, v) => n + v, 0));
   }
 
   pttl(key: string): Promise<number> {
@@ -146,12 +268,18 @@ export class RedisStore implements KeyValueStore {
 
   mGet(keys: string[]): Promise<Array<string | null>> {
     if (keys.length === 0) return Promise.resolve([]);
-    return this.run(() => this.client.mget(...keys));
+    return this.run(() => {
+      assertSameSlot('mGet', keys);
+      return this.client.mget(...keys);
+    });
   }
 
   sUnion(keys: string[]): Promise<string[]> {
     if (keys.length === 0) return Promise.resolve([]);
-    return this.run(() => this.client.sunion(...keys));
+    return this.run(() => {
+      assertSameSlot('sUnion', keys);
+      return this.client.sunion(...keys);
+    });
   }
 
   sCard(key: string): Promise<number> {
@@ -169,6 +297,8 @@ export class RedisStore implements KeyValueStore {
   atomic(ops: AtomicOp[]): Promise<void> {
     if (ops.length === 0) return Promise.resolve();
     return this.run(async () => {
+      // MULTI/EXEC on Cluster: one slot per transaction.
+      assertSameSlot('atomic', ops.map((o) => o.key));
       const multi = this.client.multi();
       for (const o of ops) {
         switch (o.op) {
@@ -235,7 +365,11 @@ export class RedisStore implements KeyValueStore {
     try {
       await this.client.quit();
     } catch {
+      // already gone
+    } finally {
+      // Also stops what QUIT leaves behind: reconnect timers, sentinel and cluster-node connections.
       this.client.disconnect();
+      for (const watcher of this.failoverWatchers) watcher.disconnect();
     }
   }
 }

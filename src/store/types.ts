@@ -29,6 +29,7 @@ export interface KeyValueStore {
   set(key: string, value: string, options?: SetOptions): Promise<boolean>;
   /** Atomically reads and deletes (Redis GETDEL): the basis of single-use records. */
   getDel(key: string): Promise<string | null>;
+  /** Any keys, in any slots (one DEL per key); rejects if any DEL fails. */
   del(...keys: string[]): Promise<number>;
   /** Remaining time to live in ms; -1 when the key has none, -2 when it does not exist. */
   pttl(key: string): Promise<number>;
@@ -52,7 +53,10 @@ export interface KeyValueStore {
    * callers must therefore be idempotent per member.
    */
   sScan(key: string, cursor: string, count: number): Promise<[string, string[]]>;
-  /** MGET / SUNION: on Redis Cluster the keys must share a hash slot (one tenant's keys). */
+  /**
+   * MGET / SUNION. The keys must share a hash tag (one tenant's keys, `idpb:{domain}:…`), as Redis
+   * Cluster needs: both stores reject other calls with CrossSlotError, on every deployment.
+   */
   mGet(keys: string[]): Promise<Array<string | null>>;
   sUnion(keys: string[]): Promise<string[]>;
   sCard(key: string): Promise<number>;
@@ -62,8 +66,8 @@ export interface KeyValueStore {
   /**
    * Sends the writes as one MULTI/EXEC: a connection failure applies none of them, and no other
    * client sees a state in between. (A command Redis itself refuses — a bug — does not undo the
-   * others.) On Redis Cluster all keys of one batch must share a hash slot: use keys of one tenant
-   * (`idpb:{domain}:…`).
+   * others.) All keys of one batch must share a hash tag, as Redis Cluster needs: use keys of one
+   * tenant (`idpb:{domain}:…`); both stores reject other batches with CrossSlotError, applying nothing.
    */
   atomic(ops: AtomicOp[]): Promise<void>;
 

@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { StoreUnavailableError } from '../../src/errors/index.js';
-import { MemoryStore, type KeyValueStore } from '../../src/store/index.js';
+import { CrossSlotError, MemoryStore, type KeyValueStore } from '../../src/store/index.js';
 import { createTestRedisStore } from '../helpers/redis.js';
+import { createTestRedisClusterStore } from '../helpers/redis-cluster.js';
 
 interface StoreFixture {
   store: KeyValueStore;
@@ -17,8 +18,9 @@ function isWrongType(err: unknown): boolean {
 }
 
 /**
- * The KeyValueStore contract. Every assertion here holds for both implementations: the in-process
- * store must behave exactly like Redis wherever idp-bridge relies on it.
+ * The KeyValueStore contract. Every assertion here holds for every implementation — in-process, one
+ * Redis server, Redis Cluster: the in-process store must behave exactly like Redis wherever idp-bridge
+ * relies on it, and nothing may rely on keys sharing a server.
  */
 function storeContract(name: string, makeStore: () => Promise<StoreFixture>): void {
   describe(`KeyValueStore contract: ${name}`, () => {
@@ -470,6 +472,34 @@ function storeContract(name: string, makeStore: () => Promise<StoreFixture>): vo
         assert.equal(await store.hLen(key), 2);
       });
 
+      it('mGet, sUnion and atomic refuse keys of different hash tags (as Redis Cluster does), applying nothing', async () => {
+        const [a, b] = [tagged('x'), tagged('x')];
+        const otherTag = tagged('y');
+        const untagged = k('plain');
+        await store.set(a, '1');
+        await store.sAdd(b, 'm');
+        await assert.rejects(store.mGet([a, otherTag]), CrossSlotError);
+        await assert.rejects(store.sUnion([b, untagged]), CrossSlotError);
+        await assert.rejects(
+          store.atomic([
+            { op: 'set', key: a, value: '2' },
+            { op: 'sAdd', key: b, members: ['n'] },
+            { op: 'del', key: untagged },
+          ]),
+          CrossSlotError,
+        );
+        assert.equal(await store.get(a), '1', 'a refused batch writes nothing');
+        assert.deepEqual(await store.sMembers(b), ['m']);
+        assert.deepEqual(await store.mGet([a, a]), ['1', '1'], 'the same key twice is one slot');
+      });
+
+      it('del takes keys of any hash tags at once', async () => {
+        const keysOfManySlots = Array.from({ length: 12 }, (_, i) => (i % 2 ? tagged(`d${i}`) : k(`d${i}`)));
+        for (const key of keysOfManySlots) await store.set(key, 'v');
+        assert.equal(await store.del(...keysOfManySlots, k('missing')), keysOfManySlots.length);
+        assert.deepEqual(await Promise.all(keysOfManySlots.map((key) => store.get(key))), keysOfManySlots.map(() => null));
+      });
+
       it('atomic applies every kind of write together', async () => {
         const [str, gone, hash, set, counts] = [tagged('a'), tagged('a'), tagged('a'), tagged('a'), tagged('a')];
         await store.set(gone, 'old');
@@ -509,5 +539,10 @@ storeContract('MemoryStore', () => {
 
 storeContract('RedisStore', async () => {
   const { store, cleanup } = await createTestRedisStore();
+  return { store, cleanup };
+});
+
+storeContract('RedisStore on Redis Cluster (3 masters)', async () => {
+  const { store, cleanup } = await createTestRedisClusterStore();
   return { store, cleanup };
 });

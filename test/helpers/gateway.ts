@@ -10,7 +10,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { RedisStore, type KeyValueStore } from '../../src/store/index.js';
 import { FakeClock } from './clock.js';
 import { idps, type TestIdpKeys } from './keys.js';
-import { createTestRedisStore } from './redis.js';
+import { createTestRedisStore, scanKeys } from './redis.js';
 
 export const PUBLIC_URL = 'https://sso.bridge.test';
 /** The operator's admin API key of the test (and demo) config: config/default.json's DEV-ONLY value. */
@@ -149,15 +149,7 @@ export async function createGateway(options: GatewayOptions = {}): Promise<Gatew
     http: supertest(created.app),
     countKeys: async (pattern: string) => {
       if (!(store instanceof RedisStore)) throw new Error('countKeys needs the Redis store');
-      const prefix = store.client.options.keyPrefix ?? '';
-      let cursor = '0';
-      let n = 0;
-      do {
-        const [next, batch] = await store.client.scan(cursor, 'MATCH', `${prefix}${pattern}`, 'COUNT', 1000);
-        cursor = next;
-        n += batch.length;
-      } while (cursor !== '0');
-      return n;
+      return (await scanKeys(store, pattern)).length;
     },
     close: async () => {
       if (owned) await owned.cleanup();

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { RedisStore } from '../../src/store/index.js';
 
 /**
@@ -87,4 +87,19 @@ export async function createTestRedisStore(): Promise<{ store: RedisStore; prefi
     }
   };
   return { store, prefix, cleanup };
+}
+
+/** Every key of the store matching `pattern` (after its key prefix), full names, on each master of a Cluster. */
+export async function scanKeys(store: RedisStore, pattern: string): Promise<string[]> {
+  const nodes = store.client instanceof Cluster ? store.client.nodes('master') : [store.client];
+  const found: string[] = [];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', `${store.keyPrefix}${pattern}`, 'COUNT', 1000);
+      cursor = next;
+      found.push(...batch);
+    } while (cursor !== '0');
+  }
+  return found;
 }

@@ -1,6 +1,7 @@
 import type { TenantInput } from '../../../src/domain/tenant.js';
 import type { MdmAdmission, MdmSessionEnder } from '../../../src/mdm/mdm-keys.js';
 import { RedisStore } from '../../../src/store/index.js';
+import { scanKeys } from '../../helpers/redis.js';
 import type { Gateway } from '../../helpers/gateway.js';
 
 import { OPERATOR_AUTH } from '../../helpers/gateway.js';
@@ -49,23 +50,17 @@ export async function storeKeysHolding(gw: Gateway, needle: string): Promise<str
   const store = gw.store;
   if (!(store instanceof RedisStore)) throw new Error('needs the Redis store');
   const client = store.client;
-  const prefix = client.options.keyPrefix ?? '';
   const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    for (const full of batch) {
-      const key = full.slice(prefix.length);
-      const type = await client.type(key);
-      let content: unknown;
-      if (type === 'string') content = await client.get(key);
-      else if (type === 'hash') content = await client.hgetall(key);
-      else if (type === 'set') content = await client.smembers(key);
-      else if (type === 'list') content = await client.lrange(key, 0, -1);
-      if (key.includes(needle) || JSON.stringify(content ?? '').includes(needle)) found.push(key);
-    }
-  } while (cursor !== '0');
+  for (const full of await scanKeys(store, '*')) {
+    const key = full.slice(store.keyPrefix.length);
+    const type = await client.type(key);
+    let content: unknown;
+    if (type === 'string') content = await client.get(key);
+    else if (type === 'hash') content = await client.hgetall(key);
+    else if (type === 'set') content = await client.smembers(key);
+    else if (type === 'list') content = await client.lrange(key, 0, -1);
+    if (key.includes(needle) || JSON.stringify(content ?? '').includes(needle)) found.push(key);
+  }
   return found;
 }
 
