@@ -1,0 +1,105 @@
+/**
+ * The gateway's own services, built in the bench process from the gateway's config file (same Redis,
+ * same key prefix) through its composition root (buildServices), to prepare single-use state fast and
+ * exactly as the gateway itself writes it:
+ *
+ * - login transactions for the ACS pools: `LoginTransactions.create` with a fresh AuthnRequest ID, what
+ *   `GET /d/login/{domain}` stores (src/http/start-login.ts) before it builds the redirect;
+ * - refresh tokens of the mobile client. They rotate (single use), so every request needs its own. They
+ *   are made as oidc-provider's authorization-code grant makes them, through its own models: per token
+ *   one OP Session (as after a login), one Grant (openid) and one RefreshToken with the fields the code
+ *   exchange gives it (gty authorization_code, scope openid, bound to the session as a mobile login
+ *   without offline_access is). The gateway process then refreshes them through its real /oidc/token
+ *   endpoint, MDM guard included.
+ */
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { loadConfig } from '../../src/config/index.js';
+import { systemClock } from '../../src/domain/clock.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { toAccountId } from '../../src/provider/account-id.js';
+import { buildServices, type Services } from '../../src/services.js';
+import { RedisStore } from '../../src/store/index.js';
+import { inParallel, type StartedLogin } from './saml-pool.js';
+
+/** The part of oidc-provider's models this uses (src/types/oidc-provider.d.ts declares less). */
+interface OpModels {
+  Client: { find(id: string): Promise<unknown> };
+  Grant: new (p: { accountId: string; clientId: string }) => { addOIDCScope(s: string): void; save(): Promise<string> };
+  Session: new (p: Record<string, unknown>) => { uid: string; save(ttl: number): Promise<string> };
+  RefreshToken: new (p: Record<string, unknown>) => { save(): Promise<string> };
+}
+
+export const MOBILE_CLIENT_ID = 'mobile';
+
+export class InProcessGateway {
+  private constructor(
+    private readonly store: RedisStore,
+    private readonly services: Services,
+    private readonly op: OpModels,
+    private readonly client: unknown,
+    private readonly sessionTtlS: number,
+  ) {}
+
+  /** Builds the gateway's services from its own config file (same Redis, same prefix). */
+  static async open(configFile: string, repo: string): Promise<InProcessGateway> {
+    const { config } = loadConfig({ env: { NODE_ENV: 'development', IDPB_CONFIG: configFile }, cwd: repo });
+    if (!config.store.redisUrl) throw new Error('the bench gateway config has no Redis URL');
+    const store = new RedisStore({ url: config.store.redisUrl, keyPrefix: config.store.keyPrefix, commandTimeoutMs: 10_000 });
+    await store.connect();
+    const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+    const services = buildServices({ config, store, logger, clock: systemClock });
+    const op = services.provider as unknown as OpModels;
+    const client = await op.Client.find(MOBILE_CLIENT_ID);
+    if (!client) {
+      await store.close();
+      throw new Error(`the gateway config has no OP client "${MOBILE_CLIENT_ID}"`);
+    }
+    return new InProcessGateway(store, services, op, client, config.session.webTtlSeconds);
+  }
+
+  /** `count` SAML login transactions of `domain` landing on `target` (web logins). */
+  async beginLogins(domain: string, target: string, count: number, concurrency = 64): Promise<StartedLogin[]> {
+    const tenant = await this.services.tenants.find(domain);
+    if (!tenant) throw new Error(`tenant ${domain} is not in the store`);
+    return inParallel(count, concurrency, async () => {
+      const requestId = `_${randomBytes(20).toString('hex')}`;
+      const txn = await this.services.transactions.create(tenant, { ssoType: 'saml', target, clientKind: 'web', requestId });
+      return { relayState: txn.id, requestId };
+    });
+  }
+
+  /** One device's tokens: session, grant and refresh token; returns the refresh token value. */
+  async mintRefreshToken(domain: string, memberId: string): Promise<string> {
+    const accountId = toAccountId(domain, memberId);
+    const now = Math.floor(Date.now() / 1000);
+    const grant = new this.op.Grant({ accountId, clientId: MOBILE_CLIENT_ID });
+    grant.addOIDCScope('openid');
+    const grantId = await grant.save();
+    const sid = randomBytes(16).toString('base64url');
+    const session = new this.op.Session({ accountId, loginTs: now, authorizations: { [MOBILE_CLIENT_ID]: { sid, grantId, persistsLogin: true } } });
+    await session.save(this.sessionTtlS);
+    const token = new this.op.RefreshToken({
+      accountId,
+      authTime: now,
+      client: this.client,
+      expiresWithSession: true,
+      grantId,
+      gty: 'authorization_code',
+      rotations: 0,
+      scope: 'openid',
+      sessionUid: session.uid,
+      sid,
+    });
+    return token.save();
+  }
+
+  async mintRefreshTokens(domain: string, memberIds: string[], count: number, concurrency = 48): Promise<string[]> {
+    return inParallel(count, concurrency, (i) => this.mintRefreshToken(domain, memberIds[i % memberIds.length]!));
+  }
+
+  async close(): Promise<void> {
+    await this.services.outbound.close();
+    await this.store.close();
+  }
+}
