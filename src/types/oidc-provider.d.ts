@@ -47,7 +47,7 @@ declare module 'oidc-provider' {
     readonly issuer: string;
     readonly Grant: (new (properties: { accountId: string; clientId: string }) => Grant) & { find(id: string): Promise<Grant | undefined> };
     readonly AuthorizationCode: { find(code: string): Promise<{ accountId: string; grantId: string; clientId: string } | undefined> };
-    readonly RefreshToken: { find(token: string): Promise<{ accountId: string; grantId: string; clientId: string; iat?: number; exp?: number } | undefined> };
+    readonly RefreshToken: { find(token: string): Promise<{ accountId: string; grantId: string; clientId: string; iat?: number; exp?: number; expiresWithSession?: boolean } | undefined> };
     proxy: boolean;
     use(middleware: (ctx: KoaContextLike, next: () => Promise<void>) => Promise<void>): void;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;

@@ -172,6 +172,7 @@ describe('the bridge as OpenID Provider', () => {
     // S-10: the app session lasts appTtlSeconds (30 days), not as long as the OP's browser session (24 h).
     const stored = await gw.services.provider.RefreshToken.find(tokens.refresh_token!);
     assert.ok(stored && stored.exp! - stored.iat! >= 30 * 86400 - 60, `refresh token lifetime ${stored ? stored.exp! - stored.iat! : 'none'} s`);
+    assert.notEqual(stored.expiresWithSession, true, 'the refresh token does not end with the OP browser session');
 
     // Refresh rotates the refresh token; the old one no longer works.
     const refreshed = await client.refreshTokenGrant(mobile, tokens.refresh_token);
