@@ -13,7 +13,9 @@ import { keys, type AtomicOp, type KeyValueStore } from '../store/index.js';
  *
  * Every bulk change of a tenant's external keys runs under one tenant lock (`externalKeysLock`), so a
  * validation is never made stale by another bulk change. Single-member PATCH (S-26) goes through
- * MemberRepository.save and is not coordinated with the lock: a PATCH racing an import may lose to it.
+ * MemberRepository.save and is not coordinated with the lock: a PATCH racing an import — or landing
+ * while an interrupted import waits for the next request — loses to it (a key the import hands out is
+ * taken from the member the PATCH gave it to, in the same MULTI), so a key never has two holders.
  *
  * CSV import, all-or-nothing for up to 100,000 rows:
  *   1. validate the whole stream (nothing written); the plan — only rows that change something — is
@@ -248,7 +250,11 @@ class TenantLock {
 
 /** What validating a CSV produced: the changes (compact) and the counts. */
 interface ImportPlan {
-  /** One `${memberId}\t${release ? 1 : 0}\t${newKey}` per changed member (ids and keys hold no tab). */
+  /**
+   * One `${memberId}\t${release ? 1 : 0}\t${holder}\t${newKey}` per changed member (ids and keys hold
+   * no tab); `holder` is the member of the file who held `newKey` when the file was validated (a swap
+   * or a move), else empty.
+   */
   changes: string[];
   counts: ImportCounts;
 }
@@ -273,7 +279,7 @@ class CsvValidation {
   private readonly fileKeys = new Map<string, number>();
   /** Rows whose key another member holds now: a clash unless that member is in the file too. */
   private readonly clashes: Array<{ row: number; holder: string }> = [];
-  /** `${memberId}\t${newKey}` per changed member. */
+  /** `${memberId}\t${holder of newKey, or ''}\t${newKey}` per changed member. */
   private readonly changes: string[] = [];
   private readonly counts: ImportCounts = { updated: 0, removed: 0, unchanged: 0 };
   private columns: { account: number; externalKey: number; width: number } | null = null;
@@ -403,7 +409,7 @@ class CsvValidation {
       if (holder !== null) this.clashes.push({ row, holder });
       this.counts.updated++;
     }
-    if (this.errors.length === 0) this.changes.push(`${id}\t${key}`);
+    if (this.errors.length === 0) this.changes.push(`${id}\t${holder !== null && holder !== id ? holder : ''}\t${key}`);
   }
 
   /** After the last row: clashes with members outside the file, then the plan (or the errors). */
@@ -740,18 +746,39 @@ export class ExternalKeys {
   /**
    * Applies the committed job from its next batch. Each batch is one MULTI: the members, their index
    * entries, the batch's deletion and the job's progress — applied exactly once, even if resumed.
+   *
+   * A key the batch gives out may have been taken since the file was validated by a member outside the
+   * plan (a single-member PATCH is not held off by the lock, and an interrupted import waits for the
+   * next external-key request): the import wins, and that member loses the key in the same MULTI —
+   * so no two members ever hold one key.
    */
   private async applyJob(domain: string, start: ImportJob, lock: TenantLock): Promise<void> {
     const { store } = this.deps;
+    const index = keys.memberByExternalKey(domain);
     let job = start;
     while (job.next < job.batches) {
       const batchKey = keys.externalKeyImportBatch(domain, job.id, job.next);
-      const planned = Object.entries(await store.hGetAll(batchKey)).map(([id, value]) => ({ id, release: value[0] === '1', key: value.slice(2) }));
+      const planned = Object.entries(await store.hGetAll(batchKey)).map(([id, value]) => {
+        const parts = value.split('\t');
+        // (`release\tkey` is the layout of jobs staged before the holder was recorded)
+        return parts.length === 2 ? { id, release: parts[0] === '1', holder: '', key: parts[1]! } : { id, release: parts[0] === '1', holder: parts[1]!, key: parts[2]! };
+      });
+      const inBatch = new Set(planned.map((p) => p.id));
       const records = await Promise.all(planned.map((p) => store.get(keys.member(domain, p.id))));
       const members = records.map((r) => (r === null ? null : (JSON.parse(r) as Member)));
       // The member's current key leaves the index only if the entry still points at the member.
       const releasing = members.map((m, i) => (m?.externalKey && m.externalKey !== planned[i]!.key && planned[i]!.release ? m.externalKey : null));
-      const holders = await Promise.all(releasing.map((old) => (old === null ? NONE : store.hGet(keys.memberByExternalKey(domain), old))));
+      const [holders, claimHolders] = await Promise.all([
+        Promise.all(releasing.map((old) => (old === null ? NONE : store.hGet(index, old)))),
+        Promise.all(planned.map((p) => (p.key ? store.hGet(index, p.key) : NONE))),
+      ]);
+      // Who holds a key this batch claims, and is neither the claimant, nor the file's member it comes
+      // from, nor changed by this batch anyway: a member that took the key after validation.
+      const intruderIds = planned.map((p, i) => {
+        const h = claimHolders[i];
+        return h && h !== p.id && h !== p.holder && !inBatch.has(h) ? h : null;
+      });
+      const intruders = await Promise.all(intruderIds.map((h) => (h === null ? NONE : store.get(keys.member(domain, h)))));
       const ops: AtomicOp[] = [];
       const claimed: Record<string, string> = {};
       const released: string[] = [];
@@ -762,6 +789,8 @@ export class ExternalKeys {
         if (p.key) claimed[p.key] = p.id;
         const old = releasing[i];
         if (old && holders[i] === p.id) released.push(old);
+        const intruder = intruders[i] ? (JSON.parse(intruders[i]) as Member) : null;
+        if (intruder?.externalKey === p.key) ops.push({ op: 'set', key: keys.member(domain, intruder.id), value: JSON.stringify(withExternalKey(intruder, null)) });
       });
       job = { ...job, next: job.next + 1 };
       ops.push(

@@ -28,14 +28,51 @@ export function isPrivateAddress(address: string): boolean {
   return v6 === '::' || v6 === '::1' || /^f[cd]/.test(v6) || /^fe[89ab]/.test(v6) || v6.startsWith('ff');
 }
 
-function refuse(detail: string, message?: string): AppError {
-  return new AppError('metadata_fetch_failed', { detail, message: message ?? `The metadata URL could not be fetched: ${detail}.` });
+function refuse(detail: string, reason = 'refused'): AppError {
+  return new AppError('metadata_fetch_failed', { detail, reason, message: `The metadata URL could not be fetched: ${detail}.` });
+}
+
+/** Node's codes for a certificate the server presented that cannot be trusted (self-signed, expired, wrong name …). */
+const TLS_CERT_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** The first `code` along an error's cause chain (undici wraps socket and TLS errors). */
+function codeOf(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string') return e.code;
+  }
+  return undefined;
+}
+
+/** A failed fetch as a refusal that says what went wrong: time, TLS, or the connection. */
+function classify(err: unknown, timedOut: boolean): AppError {
+  const code = codeOf(err);
+  if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return refuse(`the server did not send the document within ${TIMEOUT_MS / 1000} seconds`, 'timeout');
+  }
+  if (code && (TLS_CERT_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))) {
+    return refuse(`the server's TLS certificate could not be verified (${code})`, 'tls');
+  }
+  if (code === 'ECONNREFUSED') return refuse('the server refused the connection', 'connection');
+  return refuse(`the connection failed${code ? ` (${code})` : ''}`, 'connection');
 }
 
 /**
  * Fetches IdP metadata from an admin-given URL (S-12) with an SSRF guard: https only (outside tests),
  * the host's addresses resolved and checked before connecting — and the connection made to the checked
- * address, so DNS rebinding cannot slip in — no redirects, 5 s, 1 MB.
+ * address, so DNS rebinding cannot slip in — no redirects, 5 s for the whole exchange, 1 MB. Every
+ * failure is 400 `metadata_fetch_failed` with a message saying which (a timeout, an untrusted TLS
+ * certificate, a refused connection, an HTTP status, a document too large) and the same as `reason`.
  */
 export async function fetchMetadata(rawUrl: string, options: { allowPrivate: boolean; allowHttp: boolean }): Promise<string> {
   let url: URL;
@@ -44,17 +81,17 @@ export async function fetchMetadata(rawUrl: string, options: { allowPrivate: boo
   } catch {
     throw refuse('not a URL');
   }
-  if (url.protocol !== 'https:' && !(options.allowHttp && url.protocol === 'http:')) throw refuse('only https URLs are accepted');
-  if (url.username || url.password) throw refuse('URLs with credentials are not accepted');
+  if (url.protocol !== 'https:' && !(options.allowHttp && url.protocol === 'http:')) throw refuse('only https URLs are accepted', 'scheme');
+  if (url.username || url.password) throw refuse('URLs with credentials are not accepted', 'credentials');
   const host = url.hostname.replace(/^\[|\]$/g, '');
   let addresses: string[];
   try {
     addresses = isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
   } catch {
-    throw refuse('the host name does not resolve');
+    throw refuse('the host name does not resolve', 'dns');
   }
-  if (addresses.length === 0) throw refuse('the host name does not resolve');
-  if (!options.allowPrivate && addresses.some(isPrivateAddress)) throw refuse('private, loopback and link-local addresses are not allowed');
+  if (addresses.length === 0) throw refuse('the host name does not resolve', 'dns');
+  if (!options.allowPrivate && addresses.some(isPrivateAddress)) throw refuse('private, loopback and link-local addresses are not allowed', 'private_address');
   const pinned = addresses[0]!;
   const agent = new Agent({
     connect: {
@@ -69,26 +106,38 @@ export async function fetchMetadata(rawUrl: string, options: { allowPrivate: boo
     headersTimeout: TIMEOUT_MS,
     bodyTimeout: TIMEOUT_MS,
   });
+  // One deadline for the whole exchange: connecting, the headers and every byte of the body (a server
+  // dripping its answer never holds the request longer).
+  const deadline = AbortSignal.timeout(TIMEOUT_MS);
   try {
-    const res = await request(url, { method: 'GET', dispatcher: agent, headers: { accept: 'application/samlmetadata+xml, application/xml, text/xml' }, signal: AbortSignal.timeout(TIMEOUT_MS) });
+    const res = await request(url, { method: 'GET', dispatcher: agent, headers: { accept: 'application/samlmetadata+xml, application/xml, text/xml' }, signal: deadline });
+    // Hanging up on a body we will not read (its 'error' event on destroy is expected, not a crash).
+    const discard = (): void => {
+      res.body.on('error', () => undefined);
+      res.body.destroy();
+    };
     if (res.statusCode !== 200) {
-      await res.body.dump();
-      throw refuse(`the server answered HTTP ${res.statusCode}`);
+      discard();
+      throw refuse(`the server answered HTTP ${res.statusCode}`, 'http_status');
+    }
+    if (Number(res.headers['content-length'] ?? 0) > MAX_BYTES) {
+      discard();
+      throw refuse('the document is larger than 1 MB', 'too_large');
     }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of res.body) {
       size += (chunk as Buffer).length;
       if (size > MAX_BYTES) {
-        res.body.destroy();
-        throw refuse('the document is larger than 1 MB');
+        discard();
+        throw refuse('the document is larger than 1 MB', 'too_large');
       }
       chunks.push(chunk as Buffer);
     }
     return Buffer.concat(chunks).toString('utf8');
   } catch (err) {
     if (err instanceof AppError) throw err;
-    throw refuse('the server did not answer in time or the connection failed');
+    throw classify(err, deadline.aborted);
   } finally {
     await agent.close().catch(() => undefined);
   }

@@ -63,7 +63,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     // S-10: the mobile app's session lasts session.appTtlSeconds, not as long as the OP's browser session
     // (webTtlSeconds), with or without offline_access; web clients' tokens end with the browser session
     // unless they ask for offline_access.
-    expiresWithSession: async (ctx: { oidc: { client?: { clientAuthMethod?: string } } }, code: { scopes: Set<string> }) =>
+    expiresWithSession: (ctx: { oidc: { client?: { clientAuthMethod?: string } } }, code: { scopes: Set<string> }) =>
       ctx.oidc.client?.clientAuthMethod !== 'none' && !code.scopes.has('offline_access'),
     // Refresh tokens for every client allowed the refresh_token grant (the mobile app), rotating for public clients.
     issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(g: string): boolean }) => client.grantTypeAllowed('refresh_token'),

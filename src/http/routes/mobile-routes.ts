@@ -28,7 +28,7 @@ export function mobileRoutes(s: Services): Router {
 
   router.post(
     '/mobile/mdm/check',
-    rateLimit(s.store, { bucket: 'mobile-mdm-check', limit: 120, windowMs: 60_000 }),
+    rateLimit(s, { bucket: 'mobile-mdm-check', limit: 120, windowMs: 60_000 }),
     express.json({ limit: '4kb' }),
     async (req: Request, res: Response) => {
       const body = parseBody(checkSchema, req.body);

@@ -104,7 +104,7 @@ export function passwordRoutes(s: Services): Router {
   router.post(
     '/d/password-login/:domain',
     browserRoute,
-    rateLimit(s.store, PASSWORD_LOGIN_RATE_LIMIT),
+    rateLimit(s, PASSWORD_LOGIN_RATE_LIMIT),
     express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 10 }),
     async (req: Request, res: Response) => {
       const tenant = await s.tenants.load(req.params.domain);

@@ -92,7 +92,7 @@ export function serviceRoutes(s: Services): Router {
   api.use(express.json({ limit: '4kb', strict: true, type: 'application/json' }));
 
   // Does an account exist in the caller's organisation?
-  api.post('/id-lookup', rateLimit(s.store, ID_LOOKUP_RATE_LIMIT), async (req: Request, res: Response) => {
+  api.post('/id-lookup', rateLimit(s, ID_LOOKUP_RATE_LIMIT), async (req: Request, res: Response) => {
     const who = await caller(req, res);
     refuseWhileSso(who.tenant, 'ID lookup');
     const { account } = parseBody(idLookupSchema, req.body);
@@ -200,7 +200,7 @@ export function serviceRoutes(s: Services): Router {
   router.post(
     '/d/invite/:token',
     browserRoute,
-    rateLimit(s.store, INVITE_ACCEPT_RATE_LIMIT),
+    rateLimit(s, INVITE_ACCEPT_RATE_LIMIT),
     express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 }),
     async (req: Request, res: Response) => {
       const body = (req.body ?? {}) as Record<string, unknown>;

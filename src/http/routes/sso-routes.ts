@@ -84,7 +84,7 @@ export function ssoRoutes(s: Services): Router {
   // S-18: the app asks, once, whether its login finished.
   router.post(
     '/login/check/:sessionKey',
-    rateLimit(s.store, { bucket: 'session-check', limit: 30, windowMs: 60_000 }),
+    rateLimit(s, { bucket: 'session-check', limit: 30, windowMs: 60_000 }),
     express.urlencoded({ extended: false, limit: '2kb', parameterLimit: 5 }),
     async (req: Request, res: Response) => {
       const ok = await s.appLoginChecks.consume(req.params.sessionKey, (req.body as Record<string, unknown> | undefined)?.ssoType);

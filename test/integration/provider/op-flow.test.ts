@@ -170,7 +170,7 @@ describe('the bridge as OpenID Provider', () => {
     assert.ok(tokens.refresh_token, 'the mobile app gets a refresh token');
     assert.ok((tokens.expires_in ?? 0) <= 600, 'mobile access tokens live at most 10 minutes (M-4)');
     // S-10: the app session lasts appTtlSeconds (30 days), not as long as the OP's browser session (24 h).
-    const stored = await gw.services.provider.RefreshToken.find(tokens.refresh_token!);
+    const stored = await gw.services.provider.RefreshToken.find(tokens.refresh_token);
     assert.ok(stored && stored.exp! - stored.iat! >= 30 * 86400 - 60, `refresh token lifetime ${stored ? stored.exp! - stored.iat! : 'none'} s`);
     assert.notEqual(stored.expiresWithSession, true, 'the refresh token does not end with the OP browser session');
 

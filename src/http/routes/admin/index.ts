@@ -35,7 +35,7 @@ export function adminRouter(s: Services, extra: Array<(s: Services) => Router> =
     next();
   });
   router.use(
-    rateLimit(s.store, {
+    rateLimit(s, {
       bucket: 'admin',
       limit: s.config.admin.rateLimitPerMinute,
       windowMs: 60_000,
