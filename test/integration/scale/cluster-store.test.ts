@@ -72,7 +72,12 @@ describe('the whole Redis Cluster goes away and comes back (503, never 500 or a 
 
     cluster.kill();
     // Until the client has seen the connections close, a command may still be in flight: wait for it.
-    await eventually('the client sees the nodes gone', () => Promise.resolve(store.client.status === 'ready' ? undefined : true));
+    await eventually('the client sees the nodes gone', () =>
+      store.ping().then(
+        () => undefined,
+        () => true,
+      ),
+    );
     await assert.rejects(store.get(keys.tenant('a.example')), StoreUnavailableError);
     const ready = await gw.http.get('/readyz');
     assert.equal(ready.status, 503);
