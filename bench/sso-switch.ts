@@ -198,7 +198,7 @@ async function main(): Promise<void> {
       enabled: true,
       type: 'saml' as const,
       webLoginUrl: 'https://idp.bench.example/sso',
-      saml: { idpEntityId: 'https://idp.bench.example/saml', idpCertificates: [], allowUnsolicited: false, allowSha1: false },
+      saml: { idpEntityId: 'https://idp.bench.example/saml', idpCertificates: [], allowUnsolicited: false, signAuthnRequests: false, allowSha1: false },
     };
 
     gc();

@@ -1,4 +1,4 @@
-import type { Strategy } from 'passport';
+import { createPrivateKey } from 'node:crypto';
 import type Provider from 'oidc-provider';
 import { mobileSessionEnder } from './provider/mobile-token-guard.js';
 import { OpRevocation } from './provider/op-revocation.js';
@@ -25,7 +25,6 @@ import { OutboundHttp } from './sso/oauth/outbound-http.js';
 import { SamlAcs } from './sso/saml/acs.js';
 import { SamlLogout } from './sso/saml/slo.js';
 import type { SpContext } from './sso/saml/options.js';
-import { createSamlStrategy } from './sso/saml/strategy.js';
 import { WebSessions } from './sso/sessions.js';
 import { LoginTransactions } from './sso/transactions.js';
 import { keys, type KeyValueStore } from './store/index.js';
@@ -45,7 +44,6 @@ export interface Services extends AppDeps {
   transactions: LoginTransactions;
   sessions: WebSessions;
   audit: AuditLog;
-  samlStrategy: Strategy;
   acs: SamlAcs;
   outbound: OutboundHttp;
   oauthLogin: OAuthLogin;
@@ -71,12 +69,11 @@ export function buildServices(deps: AppDeps): Services {
   const tenants = new TenantRepository(store, secretBox);
   const members = new MemberRepository(store);
   const transactions = new LoginTransactions(store, clock, config.loginTransaction.ttlSeconds);
-  const samlStrategy = createSamlStrategy();
   const { privateKey, certificate, nextCertificate } = config.saml.signing;
   const sp: SpContext = {
     publicUrl: config.publicUrl,
     spEntityId: config.saml.spEntityId,
-    signing: privateKey && certificate ? { privateKey, certificate, nextCertificate } : undefined,
+    signing: privateKey && certificate ? { privateKey, key: createPrivateKey(privateKey), certificate, nextCertificate } : undefined,
   };
   const sessions = new WebSessions(store, clock);
   // Process metrics (GC, event loop, memory) only where a scraper reads them; tests build many apps per process.
@@ -95,7 +92,6 @@ export function buildServices(deps: AppDeps): Services {
     transactions,
     sessions,
     audit,
-    samlStrategy,
     sp,
     acs: new SamlAcs({
       tenants,
@@ -103,7 +99,6 @@ export function buildServices(deps: AppDeps): Services {
       transactions,
       store,
       clock,
-      strategy: samlStrategy,
       sp,
       clockSkewMs: config.saml.clockSkewSeconds * 1000,
       maxResponseBytes: config.saml.maxResponseBytes,

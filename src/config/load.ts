@@ -70,6 +70,7 @@ const ENV_MAP: Record<string, { path: string[]; parse?: (v: string) => unknown }
   PUBLIC_URL: { path: ['publicUrl'], parse: (v) => v.replace(/\/+$/, '') },
   TRUST_PROXY: { path: ['trustProxy'], parse: (v) => (/^\d+$/.test(v) ? Number(v) : v === 'true') },
   LOG_LEVEL: { path: ['logLevel'] },
+  WORKERS: { path: ['workers'], parse: (v) => (/^\d+$/.test(v.trim()) ? Number(v) : v.trim()) },
   REDIS_URL: { path: ['store', 'redisUrl'] },
   REDIS_SENTINELS: { path: ['store', 'redisSentinels'], parse: (v) => (v.trim() === '' ? undefined : list(v)) },
   REDIS_SENTINEL_NAME: { path: ['store', 'redisSentinelName'], parse: (v) => (v === '' ? undefined : v) },

@@ -29,6 +29,13 @@ export const samlSettingsSchema = z.strictObject({
   spEntityId: z.string().min(1).max(1024).optional(),
   /** S-9: accept IdP-initiated responses (then the target is the tenant's default service URL). */
   allowUnsolicited: z.boolean().default(false),
+  /**
+   * S-7, S-11: sign AuthnRequests (HTTP-Redirect, RSA-SHA256) with the SP key. For IdPs that require it
+   * (metadata WantAuthnRequestsSigned="true" turns it on at import); Okta, Entra ID, Google and Keycloak
+   * do not by default. Off by default: the request carries nothing secret and the IdP answers only to
+   * its registered ACS, while a signature costs the most CPU of a login start.
+   */
+  signAuthnRequests: z.boolean().default(false),
   /** S-8: accept RSA-SHA1 / SHA-1 digests. Off by default; only for legacy IdPs. */
   allowSha1: z.boolean().default(false),
   /** The IdP's single logout URL (HTTP-Redirect), from metadata or set by hand. */

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Tenant } from '../domain/tenant.js';
 import type { Services } from '../services.js';
-import { buildSamlOptions } from '../sso/saml/options.js';
-import { samlAuthorizeUrl } from '../sso/saml/strategy.js';
+import { authnRequestUrl, samlEntryPoint } from '../sso/saml/authn-request.js';
+import { requireSamlSettings } from '../sso/saml/options.js';
 import type { ClientKind } from '../sso/transactions.js';
 
 export interface LoginStart {
@@ -23,8 +23,9 @@ export async function startLogin(s: Services, tenant: Tenant, input: LoginStart)
   }
   if (tenant.sso.type === 'oauth') return s.oauthLogin.start(tenant, input);
   const requestId = `_${randomBytes(20).toString('hex')}`;
-  // Build the options first: a misconfigured tenant must not leave transactions behind.
-  const options = buildSamlOptions({ tenant, sp: s.sp, clientKind: input.clientKind, requestId, worksId: input.worksId });
+  // Check the settings first: a misconfigured tenant must not leave transactions behind.
+  requireSamlSettings(tenant);
+  samlEntryPoint(tenant, input.clientKind);
   const txn = await s.transactions.create(tenant, { ssoType: 'saml', target: input.target, clientKind: input.clientKind, requestId, sessionKey: input.sessionKey });
-  return samlAuthorizeUrl(s.samlStrategy, options, txn.id);
+  return authnRequestUrl({ tenant, sp: s.sp, clientKind: input.clientKind, requestId, relayState: txn.id, now: s.clock.now(), worksId: input.worksId, signingKey: s.sp.signing?.key });
 }

@@ -19,6 +19,11 @@ export const MOBILE_ACCESS_TOKEN_TTL_S = 600;
 
 export const OP_PATH = '/oidc';
 
+interface OpClient {
+  clientId: string;
+  clientAuthMethod?: string;
+}
+
 /**
  * The bridge as OpenID Provider (O-1 … O-3): oidc-provider mounted at /oidc, its storage on the
  * project's store, clients from config, interactions handled by our own routes (which sign the member
@@ -56,8 +61,14 @@ export function createProvider(deps: ProviderDeps): Provider {
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `${OP_PATH}/interaction/${interaction.uid}` },
     features: {
       devInteractions: { enabled: false },
-      introspection: { enabled: true },
-      revocation: { enabled: true },
+      // The suite's confidential services may introspect any token (they serve the mobile app's calls);
+      // the public mobile client only its own.
+      introspection: {
+        enabled: true,
+        allowedPolicy: (_ctx: unknown, client: OpClient, token: { clientId?: string }) => client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
+      },
+      // A client revokes only the tokens it was issued.
+      revocation: { enabled: true, allowedPolicy: (_ctx: unknown, client: OpClient, token: { clientId?: string }) => token.clientId === client.clientId },
       rpInitiatedLogout: { enabled: true },
     },
     // S-10: the mobile app's session lasts session.appTtlSeconds, not as long as the OP's browser session

@@ -34,10 +34,13 @@ export class WebSessions implements MemberSessionEnder {
     const now = this.clock.now();
     const session: WebSession = { ...fields, createdAt: now, expiresAt: now + ttlMs };
     const digest = digestForKey(id);
-    await this.store.set(keys.webSession(digest), JSON.stringify(session), { ttlMs });
     const indexKey = keys.memberSessions(session.domain, session.memberId);
-    await this.store.sAdd(indexKey, digest);
-    const indexTtl = await this.store.pttl(indexKey);
+    // Sent together (one round trip, pipelined); commands to one key run in order, so PTTL sees the SADD.
+    const [, , indexTtl] = await Promise.all([
+      this.store.set(keys.webSession(digest), JSON.stringify(session), { ttlMs }),
+      this.store.sAdd(indexKey, digest),
+      this.store.pttl(indexKey),
+    ]);
     if (indexTtl < ttlMs) await this.store.expire(indexKey, ttlMs);
     return { id, session };
   }

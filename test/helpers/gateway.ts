@@ -31,7 +31,7 @@ const samlTenant = (domain: string, idp: TestIdpKeys, extra: Partial<Tenant['sso
       setExpireTime: false,
       webLoginUrl: idp.ssoUrl,
       ...extra,
-      saml: { idpEntityId: idp.entityId, idpCertificates: [idp.certificate], allowUnsolicited: false, allowSha1: false, ...saml },
+      saml: { idpEntityId: idp.entityId, idpCertificates: [idp.certificate], allowUnsolicited: false, signAuthnRequests: false, allowSha1: false, ...saml },
     },
     serviceOrigins: [],
     logoutRedirectDomains: [],

@@ -1,5 +1,3 @@
-import type { Profile } from '@node-saml/passport-saml';
-import type { Strategy } from 'passport';
 import type { Clock } from '../../domain/clock.js';
 import { mapAssertedIdentity } from '../../domain/identity-mapping.js';
 import type { Member } from '../../domain/member.js';
@@ -9,10 +7,10 @@ import type { SamlSettings, Tenant } from '../../domain/tenant.js';
 import { AppError, type SamlRejectReason } from '../../errors/index.js';
 import { keys, type KeyValueStore } from '../../store/index.js';
 import { TRANSACTION_ID_RE, type ClientKind, type LoginTransaction, type LoginTransactions } from '../transactions.js';
-import { acsUrl, buildSamlOptions, requireSamlSettings, spEntityId, type SpContext } from './options.js';
-import { samlVerifyPostResponse } from './strategy.js';
 import { findWeakAlgorithm } from './algorithms.js';
-import { NS, XmlRefused, attr, childElements, descendants, firstChild, parseUntrustedXml, plainText } from './xml.js';
+import { SignatureRefused, verifyEnvelopedSignature } from './enveloped-signature.js';
+import { acsUrl, requireSamlSettings, spEntityId, type SpContext } from './options.js';
+import { ElementIndex, NS, XmlRefused, attr, childElements, descendants, firstChild, parseUntrustedXml, plainText } from './xml.js';
 
 const STATUS_SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
 const BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
@@ -24,7 +22,6 @@ export interface AcsDeps {
   transactions: LoginTransactions;
   store: KeyValueStore;
   clock: Clock;
-  strategy: Strategy;
   sp: SpContext;
   clockSkewMs: number;
   maxResponseBytes: number;
@@ -57,15 +54,17 @@ interface AcsContext {
   tenant?: Tenant;
   saml?: SamlSettings & { idpCertificates: string[] };
   xml?: string;
-  encoded?: string;
   response?: Element;
+  /** Every element of the posted document by name and by ID, from one walk. */
+  index?: ElementIndex;
   rawAssertion?: Element;
   /** null: an unsolicited (IdP-initiated) response the tenant allows. */
   transaction?: LoginTransaction | null;
-  profile?: Profile;
   /** The assertion as verified by the signature: every identity fact is read from here. */
   assertion?: Element;
   nameId?: string;
+  /** The member lookup (S-1 … S-3), started with the replay check; its outcome is taken after it. */
+  member?: Promise<Member>;
 }
 
 function reject(reason: SamlRejectReason, detail?: string): AppError {
@@ -132,7 +131,7 @@ export class SamlAcs {
     const tenant = need(ctx.tenant, 'tenant');
     const assertion = need(ctx.assertion, 'assertion');
     const nameId = need(ctx.nameId, 'nameId');
-    const member = await mapAssertedIdentity(tenant, nameId, this.deps.members);
+    const member = await need(ctx.member, 'member lookup');
     const authn = firstChild(assertion, NS.assertion, 'AuthnStatement');
     const sessionNotOnOrAfter = parseInstant(attr(authn, 'SessionNotOnOrAfter'));
     const txn = ctx.transaction ?? null;
@@ -165,7 +164,6 @@ export class SamlAcs {
     const compact = raw.replace(/[\r\n\t ]/g, '');
     if (compact.length > (this.deps.maxResponseBytes * 4) / 3 + 4) throw reject('response_too_large');
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(compact) || compact.length % 4 !== 0) throw reject('response_not_base64');
-    ctx.encoded = compact;
     ctx.xml = Buffer.from(compact, 'base64').toString('utf8');
   }
 
@@ -180,16 +178,17 @@ export class SamlAcs {
     const root = doc.documentElement;
     if (root.namespaceURI !== NS.protocol || root.localName !== 'Response') throw reject('not_a_response');
     ctx.response = root;
+    ctx.index = new ElementIndex(doc);
   }
 
   // Exactly one Response and one Assertion in the whole document, the assertion a direct child of the
   // response: every classic signature-wrapping shape needs a second copy somewhere.
   private checkSingleAssertion(ctx: AcsContext): void {
     const response = need(ctx.response, 'response');
-    const doc = need(response.ownerDocument, 'document');
-    if (descendants(doc, NS.protocol, 'Response').length !== 1) throw reject('multiple_assertions', 'more than one Response element');
-    if (descendants(doc, NS.assertion, 'EncryptedAssertion').length > 0) throw reject('encrypted_assertion_unsupported');
-    const all = descendants(doc, NS.assertion, 'Assertion');
+    const index = need(ctx.index, 'index');
+    if (descendants(index, NS.protocol, 'Response').length !== 1) throw reject('multiple_assertions', 'more than one Response element');
+    if (descendants(index, NS.assertion, 'EncryptedAssertion').length > 0) throw reject('encrypted_assertion_unsupported');
+    const all = descendants(index, NS.assertion, 'Assertion');
     if (all.length === 0) {
       // A non-success status usually comes without an assertion: report the status, not the shape.
       const code = attr(firstChild(firstChild(response, NS.protocol, 'Status') ?? response, NS.protocol, 'StatusCode'), 'Value');
@@ -223,27 +222,33 @@ export class SamlAcs {
 
   // S-8 (4): RSA-SHA256 or stronger, in every signature of the document.
   private checkAlgorithms(ctx: AcsContext): void {
-    const weak = findWeakAlgorithm(need(need(ctx.response, 'response').ownerDocument, 'document'), need(ctx.saml, 'saml').allowSha1);
+    const weak = findWeakAlgorithm(need(ctx.index, 'index'), need(ctx.saml, 'saml').allowSha1);
     if (weak) throw reject('weak_algorithm', weak);
   }
 
   // S-8 (3): signed by a registered certificate, and the signature covers the assertion we use.
-  private async verifySignature(ctx: AcsContext): Promise<void> {
-    const tenant = need(ctx.tenant, 'tenant');
-    const options = buildSamlOptions({ tenant, sp: this.deps.sp, clientKind: ctx.transaction?.clientKind ?? 'web' });
-    let profile: Profile;
+  // Verified on the document parsed once above: the assertion must carry a valid enveloped signature
+  // (SAML core 5.4) by one of the tenant's certificates (KeyInfo is never trusted); a Response that is
+  // signed too must verify as well. What the assertion signature covers — its canonical form — is
+  // parsed again, and every later identity fact is read from that copy only.
+  private verifySignature(ctx: AcsContext): void {
+    const saml = need(ctx.saml, 'saml');
+    const rawAssertion = need(ctx.rawAssertion, 'rawAssertion');
+    const options = { certificates: saml.idpCertificates, allowSha1: saml.allowSha1, index: need(ctx.index, 'index') };
+    let signedXml: string | null;
     try {
-      profile = await samlVerifyPostResponse(this.deps.strategy, options, need(ctx.encoded, 'encoded'));
+      verifyEnvelopedSignature(need(ctx.response, 'response'), options);
+      signedXml = verifyEnvelopedSignature(rawAssertion, options);
     } catch (err) {
-      throw reject('signature_invalid', err instanceof Error ? err.message : 'signature check failed');
+      // SignatureRefused says why; anything else a hostile document makes the canonicalizer throw
+      // (a RangeError from absurd nesting …) is a refusal too, never a 500.
+      throw reject('signature_invalid', err instanceof SignatureRefused ? err.message : `signature check failed: ${String(err)}`);
     }
-    const verifiedXml = profile.getAssertionXml?.();
-    if (!verifiedXml) throw reject('signature_invalid', 'no verified assertion');
-    const assertion = parseUntrustedXml(verifiedXml).documentElement;
+    if (signedXml === null) throw reject('signature_invalid', 'the assertion is not signed');
+    const assertion = parseUntrustedXml(signedXml).documentElement;
     if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion') throw reject('signature_invalid', 'verified node is not an Assertion');
-    const rawId = attr(need(ctx.rawAssertion, 'rawAssertion'), 'ID');
+    const rawId = attr(rawAssertion, 'ID');
     if (!rawId || attr(assertion, 'ID') !== rawId) throw reject('signature_invalid', 'verified assertion is not the one in the response');
-    ctx.profile = profile;
     ctx.assertion = assertion;
   }
 
@@ -356,7 +361,9 @@ export class SamlAcs {
   }
 
   // The assertion ID is remembered (SET NX) until the assertion expires: a second use is refused,
-  // across every gateway process sharing the store.
+  // across every gateway process sharing the store. The member lookup needs nothing this check
+  // decides and only reads, so it is sent along (one round trip instead of two); a replay is
+  // reported first, and the lookup's own outcome is taken in result().
   private async checkReplay(ctx: AcsContext): Promise<void> {
     const assertion = need(ctx.assertion, 'assertion');
     const id = need(attr(assertion, 'ID'), 'assertion ID');
@@ -367,7 +374,11 @@ export class SamlAcs {
     ].filter((t): t is number => t !== null && Number.isFinite(t));
     const until = limits.length ? Math.max(...limits) + this.deps.clockSkewMs : now + this.deps.replayWindowMs;
     const ttlMs = Math.min(Math.max(until - now, 60_000), this.deps.replayWindowMs);
-    const key = keys.samlAssertionSeen(need(ctx.tenant, 'tenant').domain, need(ctx.saml, 'saml').idpEntityId, id);
+    const tenant = need(ctx.tenant, 'tenant');
+    const key = keys.samlAssertionSeen(tenant.domain, need(ctx.saml, 'saml').idpEntityId, id);
+    const member = mapAssertedIdentity(tenant, need(ctx.nameId, 'nameId'), this.deps.members);
+    member.catch(() => undefined); // settled in result(); a refusal here must not leave it unhandled
+    ctx.member = member;
     const first = await this.deps.store.set(key, String(now), { nx: true, ttlMs });
     if (!first) throw reject('assertion_replayed');
   }

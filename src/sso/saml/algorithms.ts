@@ -1,23 +1,38 @@
-import { NS, attr, descendants } from './xml.js';
+import { NS, attr, descendants, type ElementIndex } from './xml.js';
 
 /** Signature algorithms accepted in XML signatures and redirect-binding signatures (RSA-SHA256 or stronger). */
 export const STRONG_SIGNATURES: ReadonlyMap<string, 'sha256' | 'sha512'> = new Map([
   ['http://www.w3.org/2001/04/xmldsig-more#rsa-sha256', 'sha256'],
   ['http://www.w3.org/2001/04/xmldsig-more#rsa-sha512', 'sha512'],
 ]);
-const STRONG_DIGESTS = new Set(['http://www.w3.org/2001/04/xmlenc#sha256', 'http://www.w3.org/2001/04/xmlenc#sha512']);
+const STRONG_DIGESTS: ReadonlyMap<string, 'sha256' | 'sha512'> = new Map([
+  ['http://www.w3.org/2001/04/xmlenc#sha256', 'sha256'],
+  ['http://www.w3.org/2001/04/xmlenc#sha512', 'sha512'],
+]);
 export const SHA1_SIGNATURE = 'http://www.w3.org/2000/09/xmldsig#rsa-sha1';
 const SHA1_DIGEST = 'http://www.w3.org/2000/09/xmldsig#sha1';
 
+export type HashName = 'sha1' | 'sha256' | 'sha512';
+
+/** The hash of an accepted RSA SignatureMethod (RSA-SHA1 only when allowed), or null. */
+export function signatureHash(algorithm: string, allowSha1: boolean): HashName | null {
+  return STRONG_SIGNATURES.get(algorithm) ?? (allowSha1 && algorithm === SHA1_SIGNATURE ? 'sha1' : null);
+}
+
+/** The hash of an accepted DigestMethod (SHA-1 only when allowed), or null. */
+export function digestHash(algorithm: string, allowSha1: boolean): HashName | null {
+  return STRONG_DIGESTS.get(algorithm) ?? (allowSha1 && algorithm === SHA1_DIGEST ? 'sha1' : null);
+}
+
 /** The first SignatureMethod or DigestMethod below `root` weaker than SHA-256, or null (S-8). */
-export function findWeakAlgorithm(root: Document | Element, allowSha1: boolean): string | null {
+export function findWeakAlgorithm(root: Document | Element | ElementIndex, allowSha1: boolean): string | null {
   for (const m of descendants(root, NS.dsig, 'SignatureMethod')) {
     const alg = attr(m, 'Algorithm') ?? '';
-    if (!STRONG_SIGNATURES.has(alg) && !(allowSha1 && alg === SHA1_SIGNATURE)) return `signature ${alg}`;
+    if (!signatureHash(alg, allowSha1)) return `signature ${alg}`;
   }
   for (const m of descendants(root, NS.dsig, 'DigestMethod')) {
     const alg = attr(m, 'Algorithm') ?? '';
-    if (!STRONG_DIGESTS.has(alg) && !(allowSha1 && alg === SHA1_DIGEST)) return `digest ${alg}`;
+    if (!digestHash(alg, allowSha1)) return `digest ${alg}`;
   }
   return null;
 }

@@ -13,6 +13,8 @@ export interface IdpMetadata {
   sloUrl?: string;
   /** PEM signing certificates (at most two kept: current and next). */
   signingCertificates: string[];
+  /** IDPSSODescriptor WantAuthnRequestsSigned="true": the IdP refuses unsigned AuthnRequests. */
+  wantAuthnRequestsSigned: boolean;
   warnings: string[];
 }
 
@@ -81,6 +83,7 @@ export function parseIdpMetadata(xml: string): IdpMetadata {
     ssoUrl,
     sloUrl: endpoint('SingleLogoutService', BINDING_REDIRECT),
     signingCertificates: certificates.slice(0, 2),
+    wantAuthnRequestsSigned: attr(idp, 'WantAuthnRequestsSigned') === 'true' || attr(idp, 'WantAuthnRequestsSigned') === '1',
     warnings,
   };
 }
@@ -94,6 +97,8 @@ export function applyIdpMetadata(sso: SsoSettings, metadata: IdpMetadata, xml?: 
       allowUnsolicited: false,
       allowSha1: false,
       ...sso.saml,
+      // An IdP that wants signed requests gets them; otherwise the admin's choice stands.
+      signAuthnRequests: metadata.wantAuthnRequestsSigned || (sso.saml?.signAuthnRequests ?? false),
       idpEntityId: metadata.entityId,
       idpCertificates: metadata.signingCertificates,
       idpSloUrl: metadata.sloUrl,

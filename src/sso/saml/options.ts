@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import type { SamlConfig } from '@node-saml/node-saml';
 import { ValidateInResponseTo } from '@node-saml/node-saml';
 import { AppError } from '../../errors/index.js';
@@ -14,6 +15,8 @@ export const NAMEID_UNSPECIFIED = 'urn:oasis:names:tc:SAML:1.1:nameid-format:uns
 
 export interface SpSigning {
   privateKey: string;
+  /** The same key, parsed once: it signs every AuthnRequest. */
+  key: KeyObject;
   certificate: string;
   /** Published in metadata ahead of a rollover; not used to sign. */
   nextCertificate?: string;
@@ -60,9 +63,11 @@ export interface SamlOptionsInput {
 
 /**
  * Pure: the node-saml options for one tenant and one login. Every default is resolved here, in one
- * literal. node-saml does the XML signature work; the checks it cannot do with our injected clock
- * and transaction (times, InResponseTo, Audience, Destination, Recipient …) are ours, in
- * `acs.ts`, so its own versions are switched off here rather than half-used.
+ * literal. node-saml builds (and signs) our AuthnRequests and logout messages; it does not see posted
+ * responses: the ACS (`acs.ts`) verifies their signatures itself on the document it parsed
+ * (`enveloped-signature.ts`) and makes every check with our injected clock and transaction (times,
+ * InResponseTo, Audience, Destination, Recipient …), so node-saml's own versions stay switched off
+ * here rather than half-used.
  */
 export function buildSamlOptions(input: SamlOptionsInput): SamlConfig {
   const { tenant, sp } = input;

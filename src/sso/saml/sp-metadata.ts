@@ -28,7 +28,7 @@ export function buildSpMetadata(sp: SpContext, tenant: Tenant): string {
   return (
     `<?xml version="1.0" encoding="UTF-8"?>` +
     `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="${xmlEscape(spEntityId(sp, tenant))}">` +
-    `<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" AuthnRequestsSigned="${signing ? 'true' : 'false'}" WantAssertionsSigned="true">` +
+    `<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" AuthnRequestsSigned="${signing && tenant.sso.saml?.signAuthnRequests ? 'true' : 'false'}" WantAssertionsSigned="true">` +
     keyDescriptors +
     slo +
     `<md:NameIDFormat>${NAMEID_UNSPECIFIED}</md:NameIDFormat>` +

@@ -32,8 +32,8 @@ export function parseUntrustedXml(xml: string): Document {
   };
   let doc: Document;
   try {
+    // No `locator`: line numbers would only decorate error messages, and cost on every node.
     doc = new DOMParser({
-      locator: {},
       errorHandler: { warning: fail, error: fail, fatalError: fail },
     }).parseFromString(xml, 'text/xml');
   } catch (err) {
@@ -58,8 +58,55 @@ export function firstChild(parent: Element | Document, ns: string, localName: st
   return childElements(parent, ns, localName)[0];
 }
 
-/** All descendants with that name, anywhere below `root`. */
-export function descendants(root: Element | Document, ns: string, localName: string): Element[] {
+/** Attribute names XML-signature tools resolve a same-document reference (`#id`) by. */
+const ID_ATTRIBUTES = new Set(['ID', 'Id', 'id']);
+
+/**
+ * Every element of a parsed document by namespace and local name, and by ID-like attribute (ID, Id or
+ * id, in any namespace), from one walk: the ACS asks several such questions of one document, and each
+ * getElementsByTagNameNS walks the whole tree again. The document must not change afterwards.
+ */
+export class ElementIndex {
+  private readonly byName = new Map<string, Element[]>();
+  private readonly byId = new Map<string, Element[]>();
+
+  constructor(doc: Document) {
+    const add = (map: Map<string, Element[]>, key: string, el: Element): void => {
+      const list = map.get(key);
+      if (list) list.push(el);
+      else map.set(key, [el]);
+    };
+    const stack: Element[] = [doc.documentElement];
+    while (stack.length) {
+      const el = stack.pop()!;
+      add(this.byName, `${el.namespaceURI ?? ''} ${el.localName}`, el);
+      const ids = new Set<string>();
+      for (let i = 0; i < el.attributes.length; i++) {
+        const a = el.attributes[i]!;
+        if (ID_ATTRIBUTES.has(a.localName ?? a.name) && !ids.has(a.value)) {
+          ids.add(a.value);
+          add(this.byId, a.value, el);
+        }
+      }
+      // Children pushed last-first, so elements come out in document order.
+      for (let n = el.lastChild; n; n = n.previousSibling) if (n.nodeType === 1) stack.push(n as Element);
+    }
+  }
+
+  /** Elements with this namespace and local name, in document order. */
+  named(ns: string, localName: string): Element[] {
+    return this.byName.get(`${ns} ${localName}`) ?? [];
+  }
+
+  /** Elements carrying `value` in an ID-like attribute, in document order. */
+  withId(value: string): Element[] {
+    return this.byId.get(value) ?? [];
+  }
+}
+
+/** All descendants with that name, anywhere below `root` (for an index: anywhere in its document). */
+export function descendants(root: Element | Document | ElementIndex, ns: string, localName: string): Element[] {
+  if (root instanceof ElementIndex) return root.named(ns, localName);
   return Array.from(root.getElementsByTagNameNS(ns, localName));
 }
 

@@ -50,7 +50,7 @@ function sloTenant(domain: string, idp: TestIdpKeys, logoutRedirectDomains: stri
     sso: {
       ...base.sso!,
       webLoginUrl: idp.ssoUrl,
-      saml: { ...base.sso!.saml!, idpEntityId: idp.entityId, idpCertificates: [idp.certificate], idpSloUrl: IDP_SLO_URL },
+      saml: { ...base.sso!.saml!, idpEntityId: idp.entityId, idpCertificates: [idp.certificate], idpSloUrl: IDP_SLO_URL, signAuthnRequests: true },
     },
   };
 }
@@ -535,6 +535,12 @@ describe('SAML single logout (S-13)', () => {
         const res = await call('metadata (rollover)', rolled.http.get('/saml/metadata/a.example'));
         assert.equal(res.status, 200);
         assert.deepEqual(signingCerts(res.text), [pemBody(SP_CERT), pemBody(NEXT_CERT)]);
+        // By default a tenant's AuthnRequests go unsigned, and its metadata says so.
+        assert.match(res.text, /AuthnRequestsSigned="false"/);
+        assert.equal((await beginLogin(rolled, 'a.example')).redirect.searchParams.get('Signature'), null);
+        const tenant = (await rolled.services.tenants.find('a.example'))!;
+        await rolled.services.tenants.save({ ...tenant, sso: { ...tenant.sso, saml: { ...tenant.sso.saml!, signAuthnRequests: true } } });
+        assert.match((await rolled.http.get('/saml/metadata/a.example')).text, /AuthnRequestsSigned="true"/);
         const login = await beginLogin(rolled, 'a.example');
         const location = login.redirect.href;
         assert.equal(login.redirect.searchParams.get('SigAlg'), SIG_RSA_SHA256);

@@ -52,6 +52,16 @@ describe('IdP metadata import (S-12)', () => {
     assert.equal(sso.saml?.idpEntityId, 'https://idp.example/entity');
     assert.equal(sso.saml?.idpSloUrl, 'https://idp.example/slo');
     assert.equal(sso.saml?.allowSha1, false);
+    assert.equal(sso.saml?.signAuthnRequests, false, 'AuthnRequests go unsigned unless the IdP wants them signed');
+  });
+
+  it('turns AuthnRequest signing on when the IdP says WantAuthnRequestsSigned="true", and keeps an admin\'s choice otherwise', () => {
+    const wants = metadata().replace('<md:IDPSSODescriptor ', '<md:IDPSSODescriptor WantAuthnRequestsSigned="true" ');
+    const base = { enabled: true, type: 'saml' as const, userKey: 'externalKey' as const, setExpireTime: false };
+    assert.equal(parseIdpMetadata(wants).wantAuthnRequestsSigned, true);
+    assert.equal(applyIdpMetadata(base, parseIdpMetadata(wants)).saml?.signAuthnRequests, true);
+    const chosen = applyIdpMetadata(base, parseIdpMetadata(metadata()));
+    assert.equal(applyIdpMetadata({ ...base, saml: { ...chosen.saml!, signAuthnRequests: true } }, parseIdpMetadata(metadata())).saml?.signAuthnRequests, true);
   });
 
   it('refuses malformed, hostile or incomplete metadata with a reason', () => {

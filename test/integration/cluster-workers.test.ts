@@ -1,0 +1,142 @@
+/**
+ * `workers` (node:cluster) on a real Redis: the gateway as a process with WORKERS=2 runs a primary and two
+ * workers sharing the port and the store; a login's steps land on both workers and still succeed; a
+ * worker that dies is replaced; SIGTERM drains the workers and the primary exits 0. (With the in-process
+ * store the gateway runs one process: see the "npm start" test in demo.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { createTestRedisStore, freePort, redisUrl } from '../helpers/redis.js';
+
+interface Reply {
+  status: number;
+  location?: string;
+  text: string;
+  setCookie: string[];
+}
+
+/** One request on a connection of its own (no keep-alive): the primary hands each to the next worker. */
+function call(base: string, method: 'GET' | 'POST', path: string, options: { form?: Record<string, string>; cookie?: string } = {}): Promise<Reply> {
+  const body = options.form ? new URLSearchParams(options.form).toString() : undefined;
+  const headers: Record<string, string | number> = {};
+  if (body !== undefined) Object.assign(headers, { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) });
+  if (options.cookie) headers.cookie = options.cookie;
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { method, agent: false, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, text, setCookie: res.headers['set-cookie'] ?? [] }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const field = (html: string, name: string): string => {
+  const m = new RegExp(`name="${name}" value="([^"]*)"`).exec(html);
+  if (!m) throw new Error(`no ${name} in page`);
+  return m[1]!.replace(/&#(\d+);/g, (_, c: string) => String.fromCharCode(Number(c)));
+};
+
+describe('WORKERS=2 on Redis (node:cluster)', () => {
+  let child: ChildProcess;
+  let base: string;
+  let output = '';
+  let cleanup: () => Promise<void>;
+  let exited: Promise<number | null>;
+
+  /** The JSON log lines written so far (the process also prints a few plain lines). */
+  const logs = (): Array<Record<string, unknown>> =>
+    output
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const listening = (): Array<Record<string, unknown>> => logs().filter((l) => l.msg === 'idp-bridge listening');
+  const waitFor = async (what: string, ok: () => boolean, ms = 60_000): Promise<void> => {
+    for (const end = Date.now() + ms; Date.now() < end; ) {
+      if (ok()) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail(`timed out waiting for ${what}:\n${output.slice(-3000)}`);
+  };
+
+  before(async () => {
+    const url = await redisUrl();
+    const owned = await createTestRedisStore();
+    cleanup = owned.cleanup;
+    const port = await freePort();
+    base = `http://localhost:${port}`;
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), WORKERS: '2', REDIS_URL: url, REDIS_KEY_PREFIX: owned.prefix, LOG_LEVEL: 'info' };
+    delete env.NODE_ENV;
+    delete env.PUBLIC_URL;
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    await waitFor('two listening workers', () => listening().length >= 2);
+  });
+
+  after(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await cleanup();
+  });
+
+  it('starts a primary and two workers on one port, seeding the shared store once', () => {
+    const primary = logs().find((l) => l.msg === 'idp-bridge primary started');
+    assert.equal(primary?.workers, 2);
+    assert.deepEqual(new Set(listening().map((l) => l.worker)), new Set([1, 2]));
+    assert.equal(logs().filter((l) => l.msg === 'seed applied').length, 1, 'the seed is applied by the primary only');
+    assert.ok(!output.includes('Running ONE process'), 'no single-process fallback on Redis');
+  });
+
+  it('serves from both workers: SAML logins whose steps land on either worker succeed (state in Redis)', async () => {
+    for (let i = 0; i < 3; i++) {
+      const start = await call(base, 'GET', `/d/login/demo.example?accessUrl=${encodeURIComponent(`${base}/welcome`)}`);
+      assert.equal(start.status, 302);
+      const idp = new URL(start.location!);
+      const form = await call(base, 'GET', idp.pathname + idp.search);
+      assert.equal(form.status, 200);
+      const posted = await call(base, 'POST', '/demo-idp/saml/sso', {
+        form: { SAMLRequest: field(form.text, 'SAMLRequest'), RelayState: field(form.text, 'RelayState'), username: 'alice', password: 'alice-demo-password' },
+      });
+      assert.equal(posted.status, 200);
+      const acs = await call(base, 'POST', '/acs/demo.example', { form: { SAMLResponse: field(posted.text, 'SAMLResponse'), RelayState: field(posted.text, 'RelayState') } });
+      assert.equal(acs.status, 303, acs.text);
+      assert.equal(acs.location, `${base}/welcome`);
+      const cookie = acs.setCookie.find((c) => c.startsWith('idpb_session=') && !c.startsWith('idpb_session=;'))!.split(';')[0]!;
+      const session = await call(base, 'GET', '/session', { cookie });
+      assert.equal(session.status, 200);
+    }
+    const served = logs().filter((l) => l.msg === 'request');
+    const byWorker = new Set(served.map((l) => l.worker));
+    assert.deepEqual(byWorker, new Set([1, 2]), 'both workers answered requests');
+    // The i-th login started where the i-th /d/login was served and finished where the i-th ACS post was.
+    const starts = served.filter((l) => l.route === '/d/login/:domain').map((l) => l.worker);
+    const finishes = served.filter((l) => l.route === '/acs/:domain').map((l) => l.worker);
+    assert.equal(starts.length, 3);
+    assert.ok(
+      starts.some((w, i) => w !== finishes[i]),
+      `a login started on one worker finished on the other (starts ${starts.join()}, finishes ${finishes.join()})`,
+    );
+  });
+
+  it('replaces a worker that dies, and keeps serving', async () => {
+    const victim = listening()[0]!;
+    process.kill(Number(victim.pid), 'SIGKILL');
+    await waitFor('the dead worker to be replaced', () => listening().length >= 3);
+    const died = logs().find((l) => l.msg === 'worker died unexpectedly; starting a new one');
+    assert.equal(died?.pid, victim.pid);
+    assert.equal(died?.signal, 'SIGKILL');
+    for (let i = 0; i < 4; i++) assert.equal((await call(base, 'GET', '/healthz')).status, 200);
+  });
+
+  it('drains every worker on SIGTERM and the primary exits 0', async () => {
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, output.slice(-2000));
+    assert.equal(logs().filter((l) => l.msg === 'stopped').length, 2, 'both live workers drained');
+    assert.ok(logs().some((l) => l.msg === 'all workers stopped'));
+  });
+});
