@@ -28,7 +28,9 @@ COPY --chown=root:root package.json ./
 COPY --chown=root:root config/default.json ./config/default.json
 USER node
 EXPOSE 3000
-# Production refuses to start without REDIS_URL, an https PUBLIC_URL and real SECRET_KEYS (see README).
+# Production refuses to start without Redis (REDIS_URL, REDIS_SENTINELS + REDIS_SENTINEL_NAME, or
+# REDIS_CLUSTER_NODES), an https PUBLIC_URL and real SECRET_KEYS (see README). WORKERS defaults to one
+# process per CPU the container sees; under a CPU quota set WORKERS to the quota.
 # To sign SAML requests and enable single logout, mount a key pair and set SP_SIGNING_KEY_FILE/SP_SIGNING_CERT_FILE.
 # The OpenID Provider needs its RSA signing key (shared by every instance): mount it and set OIDC_SIGNING_KEY_FILE.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=15s --retries=3 \
