@@ -16,11 +16,12 @@
  *            expected) — floor: raw node-saml validatePostResponse on the same responses
  *            (bench/hosts/node-saml.ts) — peer: BoxyHQ SAML Jackson's ACS on the same Redis, fed its own
  *            SP-initiated logins (bench/hosts/jackson.ts; beside the per-core gateway unless BENCH_PEER=all)
- *   login    GET /d/login/{domain} (302 to the IdP with a signed AuthnRequest) — floor: a bare Express
+ *   login    GET /d/login/{domain} (302 to the IdP with an AuthnRequest; unsigned, the tenant default) — floor: a bare Express
  *            "hello" route (bench/hosts/hello.ts)
  *   refresh  POST /oidc/token grant_type=refresh_token by the public mobile client with X-MDM-Auth-Code
- *            and X-Device-Id on a tenant with MDM mode external — floor: the same refresh on a tenant
- *            without MDM. Target ≥ 1,000 req/s and ≥ 0.8 of the floor.
+ *            and X-Device-Id on a tenant with MDM mode external, each token on its own device as a login
+ *            through the guard leaves it (admission and device entry recorded) — floor: the same refresh
+ *            on a tenant without MDM. Target ≥ 1,000 req/s and ≥ 0.8 of the floor.
  *
  * then bench/sso-switch.ts and bench/csv-import.ts (time and peak memory), folding their JSON lines in.
  * Prints a table and writes bench/results/<timestamp>.json and latest.json (bench/results/README.md).
@@ -363,7 +364,7 @@ async function scenarioRefresh(gw: RunningGateway, local: InProcessGateway): Pro
   // The floor first: the same refresh on a tenant without MDM (no MDM headers, as an unmanaged app sends).
   const plain = await pooledPhases('refresh, no MDM', 800, 'refresh tokens', async (n) => (await local.mintRefreshTokens(PLAIN_DOMAIN, members, n)).map((t) => ({ body: form(t) })), spec);
   const withMdm = await pooledPhases('refresh + MDM check', 800, 'refresh tokens', async (n) =>
-    (await local.mintRefreshTokens(MDM_DOMAIN, members, n)).map((t) => ({ body: form(t), headers: { 'x-mdm-auth-code': mdmKey, 'x-device-id': `bench-device-${runId}-${device++}` } })),
+    (await local.mintManagedRefreshTokens(MDM_DOMAIN, members, n, mdmKey, `bench-device-${runId}-${device++}`)).map((t) => ({ body: form(t.token), headers: { 'x-mdm-auth-code': mdmKey, 'x-device-id': t.deviceId } })),
     spec,
   );
   const notes: string[] = [];

@@ -40,6 +40,11 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   app.use(requestContext(services.logger, services.metrics));
   app.use(securityHeaders);
   app.use(healthRoutes(services.store, services.metrics, config.metrics));
+  // O-1: the OpenID Provider, early (its token endpoint is the hottest route). Our interaction pages
+  // first; everything else under /oidc is oidc-provider's.
+  app.use(interactionRoutes(services, services.provider));
+  app.use(mobileTokenGuard(services, services.provider));
+  app.use(OP_PATH, services.provider.callback());
   app.use(ssoRoutes(services));
   app.use(passwordRoutes(services));
   app.use(serviceRoutes(services));
@@ -47,10 +52,6 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   app.use(logoutRoutes(services));
   app.use(mobileRoutes(services));
   app.use('/admin/v1', adminRouter(services));
-  // O-1: the OpenID Provider. Our interaction pages first; everything else under /oidc is oidc-provider's.
-  app.use(interactionRoutes(services, services.provider));
-  app.use(mobileTokenGuard(services, services.provider));
-  app.use(OP_PATH, services.provider.callback());
 
   const demoMounted = Boolean(demo && config.demo.enabled && config.env !== 'production');
   if (demo && demoMounted) {

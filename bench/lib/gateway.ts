@@ -106,7 +106,9 @@ export interface RunningGateway {
 }
 
 export async function startGateway(opts: { repo: string; dir: string; files: GatewayFiles; port: number; mode: Mode; useDist: boolean }): Promise<RunningGateway> {
-  const entry = opts.useDist ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
+  // BENCH_GATEWAY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the gateway under load.
+  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const entry = [...nodeArgs, ...(opts.useDist ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'])];
   const child = startNode({
     name: `gateway (${opts.mode})`,
     args: entry,

@@ -8,8 +8,8 @@
  * - refresh tokens of the mobile client. They rotate (single use), so every request needs its own. They
  *   are made as oidc-provider's authorization-code grant makes them, through its own models: per token
  *   one OP Session (as after a login), one Grant (openid) and one RefreshToken with the fields the code
- *   exchange gives it (gty authorization_code, scope openid, bound to the session as a mobile login
- *   without offline_access is). The gateway process then refreshes them through its real /oidc/token
+ *   exchange gives it (gty authorization_code, scope openid; not bound to the OP browser session, as
+ *   the mobile client's tokens are not). The gateway process then refreshes them through its real /oidc/token
  *   endpoint, MDM guard included.
  */
 import { randomBytes } from 'node:crypto';
@@ -70,7 +70,7 @@ export class InProcessGateway {
   }
 
   /** One device's tokens: session, grant and refresh token; returns the refresh token value. */
-  async mintRefreshToken(domain: string, memberId: string): Promise<string> {
+  async mintRefreshToken(domain: string, memberId: string, device?: { deviceId: string; mdmKeyId: string }): Promise<string> {
     const accountId = toAccountId(domain, memberId);
     const now = Math.floor(Date.now() / 1000);
     const grant = new this.op.Grant({ accountId, clientId: MOBILE_CLIENT_ID });
@@ -83,7 +83,8 @@ export class InProcessGateway {
       accountId,
       authTime: now,
       client: this.client,
-      expiresWithSession: true,
+      // Mobile refresh tokens outlive the OP browser session (S-10; provider.ts expiresWithSession).
+      expiresWithSession: false,
       grantId,
       gty: 'authorization_code',
       rotations: 0,
@@ -91,11 +92,31 @@ export class InProcessGateway {
       sessionUid: session.uid,
       sid,
     });
-    return token.save();
+    const value = await token.save();
+    // What the code exchange through the MDM guard records for a managed device (mobile-token-guard.ts).
+    if (device) {
+      await this.services.mdmKeys.recordAdmission(domain, device.mdmKeyId, { deviceId: device.deviceId, grantId });
+      await this.services.deviceSessions.record(device.deviceId, { grantId, domain, group: null, restrictedBy: null });
+    }
+    return value;
   }
 
   async mintRefreshTokens(domain: string, memberIds: string[], count: number, concurrency = 48): Promise<string[]> {
     return inParallel(count, concurrency, (i) => this.mintRefreshToken(domain, memberIds[i % memberIds.length]!));
+  }
+
+  /**
+   * Refresh tokens of managed devices, as a login through the MDM guard leaves them: each on its own
+   * device, its admission by the MDM key and its device entry recorded.
+   */
+  async mintManagedRefreshTokens(domain: string, memberIds: string[], count: number, mdmKey: string, devicePrefix: string, concurrency = 48): Promise<Array<{ token: string; deviceId: string }>> {
+    const match = await this.services.mdmKeys.match(domain, mdmKey, Date.now());
+    if (!match.admitted) throw new Error(`the MDM key does not admit on ${domain}`);
+    const keyId = match.keyId;
+    return inParallel(count, concurrency, async (i) => {
+      const deviceId = `${devicePrefix}-${i}-${randomBytes(4).toString('hex')}`;
+      return { token: await this.mintRefreshToken(domain, memberIds[i % memberIds.length]!, { deviceId, mdmKeyId: keyId }), deviceId };
+    });
   }
 
   async close(): Promise<void> {

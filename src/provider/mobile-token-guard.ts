@@ -4,6 +4,7 @@ import { DEVICE_ID_RE, type MdmAdmission, type MdmSessionEnder } from '../mdm/md
 import type { Services } from '../services.js';
 import { keys } from '../store/index.js';
 import { fromAccountId } from './account-id.js';
+import { withRequestCache } from './store-adapter.js';
 import type { OpRevocation } from './op-revocation.js';
 import { OP_PATH } from './provider.js';
 
@@ -23,6 +24,8 @@ export function mobileTokenGuard(s: Services, provider: Provider): Router {
   const router = Router();
   const mobileClients = publicClientIds(s);
 
+  // The token request's rows are read once: the guard's reads are served again to oidc-provider.
+  router.post(`${OP_PATH}/token`, (_req: Request, _res: Response, next: NextFunction) => withRequestCache(next));
   router.post(`${OP_PATH}/token`, express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 }), async (req: Request, res: Response, next: NextFunction) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const grantType = body.grant_type;

@@ -34,28 +34,38 @@ export function createProvider(deps: ProviderDeps): Provider {
   if (!config.oidc.signingKey) throw new Error('oidc.signingKey is not configured');
   const jwk = { ...createPrivateKey(config.oidc.signingKey).export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid: 'idpb-op-1' };
 
-  const accountClaims = async (accountId: string): Promise<Record<string, unknown> | undefined> => {
+  const loadClaims = async (accountId: string): Promise<Record<string, unknown> | undefined> => {
     const parsed = fromAccountId(accountId);
     const member = parsed ? await members.findById(parsed.domain, parsed.memberId) : null;
     if (!parsed || !member || member.status !== 'in_use') return undefined;
     return { sub: accountId, domain: parsed.domain, account: member.account, name: member.name };
   };
+  // One member read per request: a token request asks for the account and then for each token's claims.
+  const perRequest = new WeakMap<object, Map<string, Promise<Record<string, unknown> | undefined>>>();
+  const accountClaims = (ctx: unknown, accountId: string): Promise<Record<string, unknown> | undefined> => {
+    if (typeof ctx !== 'object' || ctx === null) return loadClaims(accountId);
+    let memo = perRequest.get(ctx);
+    if (!memo) perRequest.set(ctx, (memo = new Map()));
+    let claims = memo.get(accountId);
+    if (!claims) memo.set(accountId, (claims = loadClaims(accountId)));
+    return claims;
+  };
 
   const provider = new Provider(`${config.publicUrl}${OP_PATH}`, {
-    adapter: storeAdapterFactory(deps.store),
+    adapter: storeAdapterFactory(deps.store, { grantRowsTtlMs: config.session.appTtlSeconds * 1000 }),
     clients: config.oidc.clients.map((c) => ({ ...c, response_types: ['code'] })),
     jwks: { keys: [jwk] },
     cookies: { keys: [...config.secretKeys], long: { signed: true }, short: { signed: true } },
     claims: { openid: ['sub', 'domain', 'account'], profile: ['name'] },
     extraParams: ['domain'],
     // Only members still in_use have an account: a suspended or deleted member's tokens stop working.
-    findAccount: async (_ctx: unknown, sub: string) => {
-      const claims = await accountClaims(sub);
+    findAccount: async (ctx: unknown, sub: string) => {
+      const claims = await accountClaims(ctx, sub);
       return claims ? { accountId: sub, claims: () => claims } : undefined;
     },
     // O-3: access tokens (introspection, JWT access tokens) name the tenant and the account too.
-    extraTokenClaims: async (_ctx: unknown, token: { accountId?: string }) => {
-      const claims = token.accountId ? await accountClaims(token.accountId) : undefined;
+    extraTokenClaims: async (ctx: unknown, token: { accountId?: string }) => {
+      const claims = token.accountId ? await accountClaims(ctx, token.accountId) : undefined;
       return claims ? { domain: claims.domain, account: claims.account } : undefined;
     },
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `${OP_PATH}/interaction/${interaction.uid}` },

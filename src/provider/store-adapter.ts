@@ -1,14 +1,25 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { keys, type KeyValueStore } from '../store/index.js';
 import { fromAccountId } from './account-id.js';
 
 type Payload = Record<string, unknown> & { grantId?: string; uid?: string; userCode?: string; accountId?: string; consumed?: number };
 
 /**
+ * Rows already read in this request (the MDM guard reads the refresh token oidc-provider then reads
+ * again). `withRequestCache` opens one per request; a write of a row drops it.
+ */
+const requestRows = new AsyncLocalStorage<Map<string, Payload | undefined>>();
+
+export function withRequestCache<T>(run: () => T): T {
+  return requestRows.run(new Map(), run);
+}
+
+/**
  * oidc-provider's storage on the project's store (Redis in production, the in-process store in the
  * demo): one key per model row with the row's TTL, plus the indexes oidc-provider needs (grant id,
  * session uid, user code) and ours for O-4 (grants and sessions per member and per tenant).
  */
-export function storeAdapterFactory(store: KeyValueStore) {
+export function storeAdapterFactory(store: KeyValueStore, options: { grantRowsTtlMs: number }) {
   return class StoreAdapter {
     constructor(private readonly model: string) {}
 
@@ -19,16 +30,14 @@ export function storeAdapterFactory(store: KeyValueStore) {
     async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
       const ttlMs = expiresIn ? expiresIn * 1000 : undefined;
       const key = this.key(id);
+      requestRows.getStore()?.delete(key);
       // The row and its indexes are independent writes: sent together (ioredis pipelines them). The
       // token endpoint writes rows on every refresh.
       const writes: Array<Promise<unknown>> = [store.set(key, JSON.stringify(payload), { ttlMs })];
       if (payload.grantId) {
         const rows = keys.opGrantRows(payload.grantId);
-        writes.push(
-          Promise.all([store.sAdd(rows, key), ttlMs ? store.pttl(rows) : Infinity]).then(async ([, pttl]) => {
-            if (ttlMs && pttl < ttlMs) await store.expire(rows, ttlMs);
-          }),
-        );
+        // The index lives as long as the longest row of a grant can (the grant's own TTL).
+        writes.push(store.sAdd(rows, key), store.expire(rows, Math.max(options.grantRowsTtlMs, ttlMs ?? 0)));
       }
       if (this.model === 'Session' && payload.uid) writes.push(store.set(keys.opSessionUid(payload.uid), id, { ttlMs }));
       if (payload.userCode) writes.push(store.set(keys.opUserCode(payload.userCode), id, { ttlMs }));
@@ -41,8 +50,13 @@ export function storeAdapterFactory(store: KeyValueStore) {
     }
 
     async find(id: string): Promise<Payload | undefined> {
-      const raw = await store.get(this.key(id));
-      return raw === null ? undefined : (JSON.parse(raw) as Payload);
+      const key = this.key(id);
+      const cache = requestRows.getStore();
+      if (cache?.has(key)) return structuredClone(cache.get(key));
+      const raw = await store.get(key);
+      const payload = raw === null ? undefined : (JSON.parse(raw) as Payload);
+      cache?.set(key, payload);
+      return structuredClone(payload);
     }
 
     async findByUid(uid: string): Promise<Payload | undefined> {
@@ -57,6 +71,7 @@ export function storeAdapterFactory(store: KeyValueStore) {
 
     async consume(id: string): Promise<void> {
       const key = this.key(id);
+      requestRows.getStore()?.delete(key);
       const [raw, ttl] = await Promise.all([store.get(key), store.pttl(key)]);
       if (raw === null) return;
       const payload = { ...(JSON.parse(raw) as Payload), consumed: Math.floor(Date.now() / 1000) };
@@ -64,11 +79,13 @@ export function storeAdapterFactory(store: KeyValueStore) {
     }
 
     async destroy(id: string): Promise<void> {
+      requestRows.getStore()?.delete(this.key(id));
       await store.del(this.key(id));
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       const rows = keys.opGrantRows(grantId);
+      requestRows.getStore()?.clear();
       const members = await store.sMembers(rows);
       // One DEL per key: the rows of a grant live in different Redis Cluster slots.
       await Promise.all([...members, rows].map((k) => store.del(k)));
