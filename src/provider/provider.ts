@@ -45,7 +45,10 @@ export function createProvider(deps: ProviderDeps): Provider {
   const accountClaims = (ctx: unknown, accountId: string): Promise<Record<string, unknown> | undefined> => {
     if (typeof ctx !== 'object' || ctx === null) return loadClaims(accountId);
     let memo = perRequest.get(ctx);
-    if (!memo) perRequest.set(ctx, (memo = new Map()));
+    if (!memo) {
+      memo = new Map<string, Promise<Record<string, unknown> | undefined>>();
+      perRequest.set(ctx, memo);
+    }
     let claims = memo.get(accountId);
     if (!claims) memo.set(accountId, (claims = loadClaims(accountId)));
     return claims;
