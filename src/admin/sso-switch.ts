@@ -182,12 +182,15 @@ export class SsoSwitch {
         await store.atomic([...ops, { op: 'set', key: keys.ssoSwitchJob(domain), value: JSON.stringify(job) }]);
       }
 
-      // Always from the start of the set (see SwitchJob.cursor); members already done are skipped.
+      // Always from the start of the set (see SwitchJob.cursor). A resumed run skips the members an
+      // earlier run finished (the done set); a first run needs no lookups: within one run the cursor
+      // holds (any store failure ends the run), and a member SSCAN returns twice is switched idempotently.
+      const resuming = job.membersDone > 0;
       let cursor = '0';
       let scanned = 0;
       do {
         const [next, page] = await store.sScan(keys.memberIds(domain), cursor, this.batchSize);
-        const done: boolean[] = job.membersDone > 0 ? await Promise.all(page.map((id) => store.sIsMember(doneKey(domain), id))) : page.map(() => false);
+        const done: boolean[] = resuming ? await Promise.all(page.map((id) => store.sIsMember(doneKey(domain), id))) : page.map(() => false);
         const ids: string[] = [...new Set(page.filter((_, i) => !done[i]))];
         cursor = next;
         if (ids.length > 0) {
