@@ -39,13 +39,13 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { SAML, ValidateInResponseTo } from '@node-saml/node-saml';
-import { Redis } from 'ioredis';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 import { systemClock } from '../src/domain/clock.js';
 import { buildSamlResponseXml, signSamlResponse } from '../src/demo/saml-response.js';
 import { createLogger } from '../src/observability/logger.js';
 import { RedisStore } from '../src/store/index.js';
+import { deletePrefix } from './lib/redis.js';
 
 const N = Number(process.env.N ?? 1000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -302,22 +302,6 @@ async function floor(batch: Prepared[]): Promise<number> {
   return (batch.length * 1000) / (performance.now() - started);
 }
 
-async function deletePrefix(): Promise<number> {
-  const raw = new Redis(REDIS_URL);
-  let deleted = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await raw.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 5000);
-      cursor = next;
-      if (keys.length) deleted += await raw.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    raw.disconnect();
-  }
-  return deleted;
-}
-
 async function main(): Promise<void> {
   const { config } = loadConfig({
     env: { NODE_ENV: 'test' },
@@ -430,7 +414,7 @@ async function main(): Promise<void> {
     agent.destroy();
     if (server) await new Promise((r) => server!.close(r));
     await store.close();
-    if (!KEEP) console.error(`cleaned up ${await deletePrefix()} keys under ${PREFIX}`);
+    if (!KEEP) console.error(`cleaned up ${await deletePrefix(REDIS_URL, PREFIX)} keys under ${PREFIX}`);
   }
 }
 

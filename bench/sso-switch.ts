@@ -26,6 +26,7 @@ import { systemClock } from '../src/domain/clock.js';
 import { createLogger } from '../src/observability/logger.js';
 import { buildServices } from '../src/services.js';
 import { keys, RedisStore } from '../src/store/index.js';
+import { deletePrefix } from './lib/redis.js';
 
 const MEMBERS = Number(process.env.MEMBERS ?? 100_000);
 const SESSIONS = Number(process.env.SESSIONS ?? 200_000);
@@ -145,22 +146,6 @@ async function countKeys(url: string, pattern: string): Promise<number> {
   return n;
 }
 
-async function deletePrefix(url: string): Promise<number> {
-  const raw = new Redis(url);
-  let deleted = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, batch] = await raw.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 5000);
-      cursor = next;
-      if (batch.length) deleted += await raw.unlink(...batch);
-    } while (cursor !== '0');
-  } finally {
-    raw.disconnect();
-  }
-  return deleted;
-}
-
 const mb = (bytes: number): number => Math.round((bytes / 1024 / 1024) * 10) / 10;
 
 async function main(): Promise<void> {
@@ -250,7 +235,7 @@ async function main(): Promise<void> {
   } finally {
     raw.disconnect();
     await store.close();
-    const deleted = await deletePrefix(REDIS_URL);
+    const deleted = await deletePrefix(REDIS_URL, PREFIX);
     console.log(`deleted ${deleted} keys under ${PREFIX}`);
   }
 }

@@ -34,39 +34,31 @@ export async function checkRedis(url: string): Promise<string> {
   }
 }
 
+/** Calls `each` with every batch of keys under `prefix` (SCAN); returns the sum of what it returns. */
+async function scanPrefix(url: string, prefix: string, each: (client: Redis, batch: string[]) => Promise<number>): Promise<number> {
+  const client = new Redis(url, { maxRetriesPerRequest: 2, connectTimeout: 2_000 });
+  client.on('error', () => undefined);
+  let total = 0;
+  try {
+    let cursor = '0';
+    do {
+      const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
+      cursor = next;
+      if (batch.length) total += await each(client, batch);
+    } while (cursor !== '0');
+  } finally {
+    client.disconnect();
+  }
+  return total;
+}
+
 /** Deletes every key under `prefix` (SCAN + UNLINK); returns how many. */
 export async function deletePrefix(url: string, prefix: string): Promise<number> {
   if (!prefix.startsWith('bench:') || prefix.length < 12) throw new Error(`refusing to delete the unexpected prefix ${prefix}`);
-  const client = new Redis(url, { maxRetriesPerRequest: 2, connectTimeout: 2_000 });
-  client.on('error', () => undefined);
-  let deleted = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
-      cursor = next;
-      if (batch.length) deleted += await client.unlink(...batch);
-    } while (cursor !== '0');
-  } finally {
-    client.disconnect();
-  }
-  return deleted;
+  return scanPrefix(url, prefix, (client, batch) => client.unlink(...batch));
 }
 
 /** How many keys are under `prefix`. */
-export async function countPrefix(url: string, prefix: string): Promise<number> {
-  const client = new Redis(url, { maxRetriesPerRequest: 2 });
-  client.on('error', () => undefined);
-  let n = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5000);
-      cursor = next;
-      n += batch.length;
-    } while (cursor !== '0');
-  } finally {
-    client.disconnect();
-  }
-  return n;
+export function countPrefix(url: string, prefix: string): Promise<number> {
+  return scanPrefix(url, prefix, (_client, batch) => Promise.resolve(batch.length));
 }
