@@ -33,6 +33,8 @@ export const SIG_RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256
 export const SIG_RSA_SHA1 = 'http://www.w3.org/2000/09/xmldsig#rsa-sha1';
 export const DIGEST_SHA256 = 'http://www.w3.org/2001/04/xmlenc#sha256';
 export const DIGEST_SHA1 = 'http://www.w3.org/2000/09/xmldsig#sha1';
+export const EXC_C14N = 'http://www.w3.org/2001/10/xml-exc-c14n#';
+export const ENVELOPED_SIGNATURE = 'http://www.w3.org/2000/09/xmldsig#enveloped-signature';
 
 export { xmlEscape };
 
@@ -87,13 +89,13 @@ function signElement(xml: string, localName: 'Assertion' | 'Response', options: 
     privateKey: options.privateKey,
     publicCert: options.certificate,
     signatureAlgorithm: options.signatureAlgorithm ?? SIG_RSA_SHA256,
-    canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
+    canonicalizationAlgorithm: EXC_C14N,
   });
   const xpath = `//*[local-name(.)='${localName}']`;
   sig.addReference({
     xpath,
     digestAlgorithm: options.digestAlgorithm ?? DIGEST_SHA256,
-    transforms: ['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#'],
+    transforms: [ENVELOPED_SIGNATURE, EXC_C14N],
   });
   sig.computeSignature(xml, {
     prefix: 'ds',

@@ -10,19 +10,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DOMParser } from '@xmldom/xmldom';
 import { SignedXml } from 'xml-crypto';
-import { buildSamlResponseXml } from '../../../src/demo/saml-response.js';
 import { NS } from '../../../src/sso/saml/xml.js';
+import { DIGEST_SHA256 as SHA256, ENVELOPED_SIGNATURE as ENVELOPED, EXC_C14N, SIG_RSA_SHA256 as RSA_SHA256, buildSamlResponseXml } from '../../../src/demo/saml-response.js';
 import { idps, type TestIdpKeys } from '../../helpers/keys.js';
 import { b64, beginLogin, createGateway, errorCodeOf, lastAuditReason, postAcs, responseSpec, sessionCookieOf, type Gateway } from '../../helpers/gateway.js';
 
 const DOMAIN = 'a.example';
-const EXC_C14N = 'http://www.w3.org/2001/10/xml-exc-c14n#';
 const EXC_C14N_WITH_COMMENTS = 'http://www.w3.org/2001/10/xml-exc-c14n#WithComments';
 const C14N_INCLUSIVE = 'http://www.w3.org/TR/2001/REC-xml-c14n-20010315';
-const ENVELOPED = 'http://www.w3.org/2000/09/xmldsig#enveloped-signature';
-const RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
 const RSA_SHA512 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha512';
-const SHA256 = 'http://www.w3.org/2001/04/xmlenc#sha256';
 const SHA512 = 'http://www.w3.org/2001/04/xmlenc#sha512';
 
 interface SignOptions {

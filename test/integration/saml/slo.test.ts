@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { DOMParser } from '@xmldom/xmldom';
 import type supertest from 'supertest';
 import { SignedXml } from 'xml-crypto';
-import { DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256, newSamlId, xmlEscape } from '../../../src/demo/saml-response.js';
+import { DIGEST_SHA1, DIGEST_SHA256, ENVELOPED_SIGNATURE as ENVELOPED, EXC_C14N, SIG_RSA_SHA1, SIG_RSA_SHA256, newSamlId, xmlEscape } from '../../../src/demo/saml-response.js';
 import type { TenantInput as Tenant } from '../../../src/domain/tenant.js';
 import { idps, type TestIdpKeys } from '../../helpers/keys.js';
 import {
@@ -28,8 +28,6 @@ const SLO_URL = `${PUBLIC_URL}/saml2/sp/slo`;
 const SLO_CALLBACK_URL = `${PUBLIC_URL}/saml2/sp/slo/callback`;
 const FINAL_TARGET = 'https://x.apps.slo.example/bye';
 const SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
-const EXC_C14N = 'http://www.w3.org/2001/10/xml-exc-c14n#';
-const ENVELOPED = 'http://www.w3.org/2000/09/xmldsig#enveloped-signature';
 const SAMLP = 'urn:oasis:names:tc:SAML:2.0:protocol';
 const SAML = 'urn:oasis:names:tc:SAML:2.0:assertion';
 const MD = 'urn:oasis:names:tc:SAML:2.0:metadata';
