@@ -96,7 +96,7 @@ export class InProcessGateway {
     // What the code exchange through the MDM guard records for a managed device (mobile-token-guard.ts).
     if (device) {
       await this.services.mdmKeys.recordAdmission(domain, device.mdmKeyId, { deviceId: device.deviceId, grantId });
-      await this.services.deviceSessions.record(device.deviceId, { grantId, domain, group: null, restrictedBy: null });
+      await this.services.deviceSessions.record(device.deviceId, { grantId, domain, group: null, restrictedBy: null, keyId: device.mdmKeyId });
     }
     return value;
   }

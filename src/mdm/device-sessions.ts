@@ -9,6 +9,8 @@ export interface DeviceSession {
   group: string | null;
   /** The restricting tenant (M-7) whose key or session admitted this one as a member of its group; null otherwise. */
   restrictedBy: string | null;
+  /** The MDM key that admitted it (null: no MDM sync). Lets a refresh skip re-recording the admission. */
+  keyId?: string | null;
 }
 
 export interface DeviceSessionsDeps {
@@ -41,14 +43,14 @@ export class DeviceSessions {
     await this.deps.store.expire(key, DEVICE_SESSIONS_TTL_MS);
   }
 
-  /** The live sessions on the device; ended ones are pruned. */
-  async list(deviceId: string): Promise<DeviceSession[]> {
+  /** The live sessions on the device; ended ones are pruned. `liveGrantId` (the grant presenting itself) is not looked up. */
+  async list(deviceId: string, liveGrantId?: string): Promise<DeviceSession[]> {
     const key = this.key(deviceId);
     const live: DeviceSession[] = [];
     const dead: string[] = [];
     for (const [grantId, raw] of Object.entries(await this.deps.store.hGetAll(key))) {
       const entry = parse(raw);
-      if (entry && (await this.deps.isLive(grantId))) live.push({ grantId, ...entry });
+      if (entry && (grantId === liveGrantId || (await this.deps.isLive(grantId)))) live.push({ grantId, ...entry });
       else dead.push(grantId);
     }
     if (dead.length > 0) await this.deps.store.hDel(key, ...dead);
@@ -64,7 +66,7 @@ function parse(raw: string): Omit<DeviceSession, 'grantId'> | null {
   try {
     const v = JSON.parse(raw) as Partial<Omit<DeviceSession, 'grantId'>>;
     if (typeof v.domain !== 'string') return null;
-    return { domain: v.domain, group: typeof v.group === 'string' ? v.group : null, restrictedBy: typeof v.restrictedBy === 'string' ? v.restrictedBy : null };
+    return { domain: v.domain, group: typeof v.group === 'string' ? v.group : null, restrictedBy: typeof v.restrictedBy === 'string' ? v.restrictedBy : null, keyId: typeof v.keyId === 'string' ? v.keyId : null };
   } catch {
     return null;
   }

@@ -127,7 +127,7 @@ export class MdmCheck {
     const [settings, memberGroup, deviceSessions, limitedIfChecked, match, holders] = await Promise.all([
       this.deps.mdmKeys.settings(domain),
       input.memberGroup !== undefined ? input.memberGroup : this.deps.tenants.find(domain).then((t) => t?.group ?? null),
-      deviceKnown ? this.deps.deviceSessions.list(deviceId) : [],
+      deviceKnown ? this.deps.deviceSessions.list(deviceId, input.grantId) : [],
       code !== '' || deviceKnown ? this.overLimit(deviceId, input.clientIp, now) : null,
       wellFormed ? this.deps.mdmKeys.match(domain, code, now) : null,
       wellFormed ? this.deps.mdmKeys.holdersOf(code, now, domain) : [],

@@ -64,10 +64,14 @@ export function mobileTokenGuard(s: Services, provider: Provider): Router {
       return;
     }
     if (deviceId !== null && DEVICE_ID_RE.test(deviceId)) {
-      if (result.keyId) await s.mdmKeys.recordAdmission(account.domain, result.keyId, { deviceId, grantId: presented.grantId });
-      const entry = { grantId: presented.grantId, domain: account.domain, group, restrictedBy: result.restrictedBy?.domain ?? null };
+      const entry = { grantId: presented.grantId, domain: account.domain, group, restrictedBy: result.restrictedBy?.domain ?? null, keyId: result.keyId };
       const known = result.onDevice;
-      if (!known || known.domain !== entry.domain || known.group !== entry.group || known.restrictedBy !== entry.restrictedBy) await s.deviceSessions.record(deviceId, entry);
+      const unchanged = known !== null && known.domain === entry.domain && known.group === entry.group && known.restrictedBy === entry.restrictedBy && (known.keyId ?? null) === entry.keyId;
+      // A refresh of a session recorded as it is: nothing to write (the steady state of a managed device).
+      if (!unchanged) {
+        if (result.keyId) await s.mdmKeys.recordAdmission(account.domain, result.keyId, { deviceId, grantId: presented.grantId });
+        await s.deviceSessions.record(deviceId, entry);
+      }
       // M-7 (b): an account of the restricting group logged in; other-group sessions on the device end now.
       for (const other of result.endOnDevice) await endDeviceSession(s, { ...other, deviceId });
       if (result.endOnDevice.length > 0) {
