@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Tenant } from '../domain/tenant.js';
 import type { Services } from '../services.js';
-import { authnRequestUrl, samlEntryPoint } from '../sso/saml/authn-request.js';
-import { requireSamlSettings } from '../sso/saml/options.js';
+import { authnRequestUrl } from '../sso/saml/authn-request.js';
+import { requireSamlSettings, samlEntryPoint } from '../sso/saml/options.js';
 import type { ClientKind } from '../sso/transactions.js';
 
 export interface LoginStart {

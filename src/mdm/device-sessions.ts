@@ -39,8 +39,7 @@ export class DeviceSessions {
   async record(deviceId: string, session: DeviceSession): Promise<void> {
     const { grantId, ...entry } = session;
     const key = this.key(deviceId);
-    await this.deps.store.hSet(key, { [grantId]: JSON.stringify(entry) });
-    await this.deps.store.expire(key, DEVICE_SESSIONS_TTL_MS);
+    await Promise.all([this.deps.store.hSet(key, { [grantId]: JSON.stringify(entry) }), this.deps.store.expire(key, DEVICE_SESSIONS_TTL_MS)]);
   }
 
   /** The live sessions on the device; ended ones are pruned. `liveGrantId` (the grant presenting itself) is not looked up. */

@@ -8,7 +8,7 @@ type Payload = Record<string, unknown> & { grantId?: string; uid?: string; userC
  * Rows already read in this request (the MDM guard reads the refresh token oidc-provider then reads
  * again). `withRequestCache` opens one per request; a write of a row drops it.
  */
-const requestRows = new AsyncLocalStorage<Map<string, Payload | undefined>>();
+const requestRows = new AsyncLocalStorage<Map<string, string | null>>();
 
 export function withRequestCache<T>(run: () => T): T {
   return requestRows.run(new Map(), run);
@@ -51,12 +51,11 @@ export function storeAdapterFactory(store: KeyValueStore, options: { grantRowsTt
 
     async find(id: string): Promise<Payload | undefined> {
       const key = this.key(id);
+      // The raw JSON is kept, so each caller gets an object of its own to change.
       const cache = requestRows.getStore();
-      if (cache?.has(key)) return structuredClone(cache.get(key));
-      const raw = await store.get(key);
-      const payload = raw === null ? undefined : (JSON.parse(raw) as Payload);
-      cache?.set(key, payload);
-      return structuredClone(payload);
+      const raw = cache?.has(key) ? cache.get(key)! : await store.get(key);
+      cache?.set(key, raw);
+      return raw === null ? undefined : (JSON.parse(raw) as Payload);
     }
 
     async findByUid(uid: string): Promise<Payload | undefined> {

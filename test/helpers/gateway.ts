@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { inflateRawSync } from 'node:zlib';
 import supertest from 'supertest';
@@ -199,6 +200,21 @@ export function signed(xml: string, idp: TestIdpKeys, sign: SigningOptions['sign
 }
 
 export const b64 = (xml: string): string => Buffer.from(xml, 'utf8').toString('base64');
+
+/**
+ * Records the status of every request a test file makes and fails at once on a 5xx: `call(label, req)`;
+ * `statuses` lets a last test check the file made many requests and none answered 5xx.
+ */
+export function statusRecorder(): { statuses: Array<[string, number]>; call: (label: string, t: supertest.Test) => Promise<supertest.Response> } {
+  const statuses: Array<[string, number]> = [];
+  const call = async (label: string, t: supertest.Test): Promise<supertest.Response> => {
+    const res = await t;
+    statuses.push([label, res.status]);
+    assert.ok(res.status < 500, `${label}: ${res.status} ${res.text.slice(0, 300)}`);
+    return res;
+  };
+  return { statuses, call };
+}
 
 /** A complete valid response for the login just begun, base64, signed on both levels. */
 export function validResponse(gw: Gateway, domain: string, idp: TestIdpKeys, login: StartedLogin, nameId: string, overrides: Partial<SamlResponseSpec> = {}): string {

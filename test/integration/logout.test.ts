@@ -4,7 +4,7 @@ import type supertest from 'supertest';
 import type { TenantInput as Tenant } from '../../src/domain/tenant.js';
 import { OPEN_REDIRECT_SHAPES } from '../fixtures/open-redirect-shapes.js';
 import { idps, type TestIdpKeys } from '../helpers/keys.js';
-import { PUBLIC_URL, beginLogin, createGateway, postAcs, sessionCookieOf, standardTenants, validResponse, type Gateway } from '../helpers/gateway.js';
+import { PUBLIC_URL, beginLogin, createGateway, statusRecorder, postAcs, sessionCookieOf, standardTenants, validResponse, type Gateway } from '../helpers/gateway.js';
 
 const IDP_LOGOUT_URL = 'https://idp-a.test/logout';
 const SIGNED_OUT = `${PUBLIC_URL}/d/signed-out`;
@@ -22,13 +22,7 @@ function tenantLike(domain: string, logoutRedirectDomains: string[], sso: Partia
 describe('Logout (S-19, S-20)', () => {
   let gw: Gateway;
   /** Every status any request in this file got: no 5xx anywhere. */
-  const statuses: Array<[string, number]> = [];
-  const call = async (label: string, t: supertest.Test): Promise<supertest.Response> => {
-    const res = await t;
-    statuses.push([label, res.status]);
-    assert.ok(res.status < 500, `${label}: ${res.status} ${res.text.slice(0, 300)}`);
-    return res;
-  };
+  const { statuses, call } = statusRecorder();
 
   /** Logs emp-001 (or the given user) in at `domain`; returns the session cookie. */
   const login = async (domain: string, idp: TestIdpKeys = idps.a, nameId = 'emp-001'): Promise<string> => {

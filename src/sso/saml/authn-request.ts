@@ -1,9 +1,8 @@
 import { sign, type KeyObject } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
-import { AppError } from '../../errors/index.js';
 import type { Tenant } from '../../domain/tenant.js';
 import type { ClientKind } from '../transactions.js';
-import { NAMEID_UNSPECIFIED, acsUrl, requireSamlSettings, spEntityId, type SpContext } from './options.js';
+import { NAMEID_UNSPECIFIED, acsUrl, requireSamlSettings, samlEntryPoint, spEntityId, type SpContext } from './options.js';
 import { xmlEscape } from './xml.js';
 
 const RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256';
@@ -22,13 +21,6 @@ export interface AuthnRequestInput {
   worksId?: string;
   /** The SP signing key, parsed once (a PEM string would be parsed again on every login). */
   signingKey?: KeyObject;
-}
-
-/** Where the AuthnRequest goes: the tenant's app login URL for app logins, else its web login URL (S-7). */
-export function samlEntryPoint(tenant: Tenant, clientKind: ClientKind): string {
-  const entryPoint = clientKind === 'app' ? (tenant.sso.appLoginUrl ?? tenant.sso.webLoginUrl) : tenant.sso.webLoginUrl;
-  if (!entryPoint) throw new AppError('sso_misconfigured', { detail: `tenant ${tenant.domain} has no webLoginUrl` });
-  return entryPoint;
 }
 
 /**

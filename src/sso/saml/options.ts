@@ -51,39 +51,39 @@ export function requireSamlSettings(tenant: Tenant): SamlSettings & { idpCertifi
   return saml;
 }
 
+/** Where AuthnRequests go: the tenant's app login URL for app logins, else its web login URL (S-7). */
+export function samlEntryPoint(tenant: Tenant, clientKind: ClientKind): string {
+  const entryPoint = clientKind === 'app' ? (tenant.sso.appLoginUrl ?? tenant.sso.webLoginUrl) : tenant.sso.webLoginUrl;
+  if (!entryPoint) throw new AppError('sso_misconfigured', { detail: `tenant ${tenant.domain} has no webLoginUrl` });
+  return entryPoint;
+}
+
 export interface SamlOptionsInput {
   tenant: Tenant;
   sp: SpContext;
-  clientKind: ClientKind;
-  /** The AuthnRequest ID to use (we choose it, so the transaction can hold it). */
+  /** The LogoutRequest ID to use (we choose it, so the logout transaction can hold it). */
   requestId?: string;
-  /** Optional login hint passed on to the IdP (S-4). */
-  worksId?: string;
 }
 
 /**
- * Pure: the node-saml options for one tenant and one login. Every default is resolved here, in one
- * literal. node-saml builds (and signs) our AuthnRequests and logout messages; it does not see posted
- * responses: the ACS (`acs.ts`) verifies their signatures itself on the document it parsed
- * (`enveloped-signature.ts`) and makes every check with our injected clock and transaction (times,
- * InResponseTo, Audience, Destination, Recipient …), so node-saml's own versions stay switched off
- * here rather than half-used.
+ * Pure: the node-saml options for one tenant's SP-initiated logout (slo.ts), every default resolved
+ * in one literal. node-saml builds and signs our LogoutRequests only: AuthnRequests are built in
+ * `authn-request.ts`, and the ACS (`acs.ts`) verifies responses itself on the document it parsed
+ * (`enveloped-signature.ts`) with our injected clock and transaction, so node-saml's own checks stay
+ * switched off here rather than half-used.
  */
 export function buildSamlOptions(input: SamlOptionsInput): SamlConfig {
   const { tenant, sp } = input;
   const saml = requireSamlSettings(tenant);
-  const entryPoint = input.clientKind === 'app' ? (tenant.sso.appLoginUrl ?? tenant.sso.webLoginUrl) : tenant.sso.webLoginUrl;
-  if (!entryPoint) throw new AppError('sso_misconfigured', { detail: `tenant ${tenant.domain} has no webLoginUrl` });
   const requestId = input.requestId;
   return {
     issuer: spEntityId(sp, tenant),
     callbackUrl: acsUrl(sp, tenant.domain),
-    entryPoint,
+    // node-saml requires one even for logout messages (those go to logoutUrl).
+    entryPoint: samlEntryPoint(tenant, 'web'),
     idpCert: saml.idpCertificates,
     idpIssuer: saml.idpEntityId,
     identifierFormat: NAMEID_UNSPECIFIED,
-    authnRequestBinding: 'HTTP-Redirect',
-    disableRequestedAuthnContext: true,
     wantAssertionsSigned: true,
     wantAuthnResponseSigned: false,
     // Ours, with the injected clock and the Redis transaction (see acs.ts):
@@ -94,10 +94,9 @@ export function buildSamlOptions(input: SamlOptionsInput): SamlConfig {
     // node-saml's per-process cache, which therefore stores nothing.
     cacheProvider: NO_CACHE,
     generateUniqueId: requestId ? () => requestId : undefined,
-    additionalAuthorizeParams: input.worksId ? { worksId: input.worksId } : {},
     signatureAlgorithm: 'sha256',
     digestAlgorithm: 'sha256',
-    // With an SP key, AuthnRequests carry an RSA-SHA256 redirect-binding signature (S-11 AuthnRequestsSigned).
+    // LogoutRequests carry an RSA-SHA256 redirect-binding signature.
     ...(sp.signing ? { privateKey: sp.signing.privateKey } : {}),
     logoutUrl: saml.idpSloUrl,
   };

@@ -199,7 +199,7 @@ export class SamlLogout {
     const id = newOpaqueId();
     const txn: LogoutTransaction = { domain: tenant.domain, requestId, target: finalTarget, createdAt: this.deps.clock.now() };
     await this.deps.store.set(keys.logoutTransaction(id), JSON.stringify(txn), { ttlMs: LOGOUT_TRANSACTION_TTL_MS });
-    const saml = new SAML(buildSamlOptions({ tenant, sp: this.deps.sp, clientKind: 'web', requestId }));
+    const saml = new SAML(buildSamlOptions({ tenant, sp: this.deps.sp, requestId }));
     const user = { issuer: tenant.sso.saml!.idpEntityId, nameID: session.nameId!, nameIDFormat: NAMEID_UNSPECIFIED, sessionIndex: session.sessionIndex } as Profile;
     return saml.getLogoutUrlAsync(user, id, {});
   }

@@ -113,17 +113,17 @@ describe('S-28: external keys as CSV', () => {
       const again = await upload(gw, res.body);
       assert.equal(again.status, 200, again.text);
       assert.deepEqual(again.body, { updated: 0, removed: 0, unchanged: 9 });
-      assert.equal(await keyOf(gw, 'f1'), '-2+3');
-      assert.equal(await keyOf(gw, 'f3'), "'=already");
+      assert.equal(await externalKeyOf(gw, DOMAIN, 'f1'), '-2+3');
+      assert.equal(await externalKeyOf(gw, DOMAIN, 'f3'), "'=already");
     });
 
     it('round-trips: the downloaded file uploaded unchanged changes nothing', async () => {
-      const before = await snapshot(gw);
+      const before = await memberSnapshot(gw, DOMAIN);
       const file = await download(gw);
       const res = await upload(gw, file.body);
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(res.body, { updated: 0, removed: 0, unchanged: 5 });
-      assert.equal(await snapshot(gw), before);
+      assert.equal(await memberSnapshot(gw, DOMAIN), before);
       assert.equal(await gw.countKeys('*ext-key*'), 0, 'no job, batch or lock left behind');
     });
   });
@@ -134,10 +134,10 @@ describe('S-28: external keys as CSV', () => {
       const res = await upload(gw, csv);
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(res.body, { updated: 2, removed: 1, unchanged: 1 });
-      assert.deepEqual([await keyOf(gw, 'c1'), await keyOf(gw, 'c2'), await keyOf(gw, 'c3'), await keyOf(gw, 'c4'), await keyOf(gw, 'c5')], ['emp-1', 'emp-20', 'emp-3', null, null]);
+      assert.deepEqual([await externalKeyOf(gw, DOMAIN, 'c1'), await externalKeyOf(gw, DOMAIN, 'c2'), await externalKeyOf(gw, DOMAIN, 'c3'), await externalKeyOf(gw, DOMAIN, 'c4'), await externalKeyOf(gw, DOMAIN, 'c5')], ['emp-1', 'emp-20', 'emp-3', null, null]);
       assert.equal(await gw.services.members.findByExternalKey(DOMAIN, 'emp-2'), null);
       assert.equal(await gw.services.members.findByExternalKey(DOMAIN, 'emp-4'), null);
-      await assertIndexConsistent(gw);
+      await assertExternalKeyIndexConsistent(gw, DOMAIN);
       const [audit] = await gw.services.audit.list(DOMAIN, 1);
       assert.equal(audit?.type, 'external_keys.imported');
       assert.deepEqual([audit?.data?.updated, audit?.data?.removed, audit?.data?.unchanged], [2, 1, 1]);
@@ -148,12 +148,12 @@ describe('S-28: external keys as CSV', () => {
       const res = await upload(gw, 'account,name,externalKey\nalice@csv.example,,\n');
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(res.body, { updated: 0, removed: 1, unchanged: 0 });
-      assert.equal(await keyOf(gw, 'c1'), null);
+      assert.equal(await externalKeyOf(gw, DOMAIN, 'c1'), null);
       assert.equal(await gw.services.members.findByExternalKey(DOMAIN, 'emp-1'), null);
     });
 
     it('reports every bad row as {row, column, error} and writes nothing', async () => {
-      const before = await snapshot(gw);
+      const before = await memberSnapshot(gw, DOMAIN);
       const csv = [
         'account,name,externalKey', // 1
         'alice@csv.example,Alice,ok-1', // 2: fine on its own
@@ -184,12 +184,12 @@ describe('S-28: external keys as CSV', () => {
       assert.match(messages[2]!, /100 characters/);
       assert.match(messages[5]!, /also on row 2/);
       assert.match(messages[6]!, /also on row 2/);
-      assert.equal(await snapshot(gw), before, 'no member key changed');
+      assert.equal(await memberSnapshot(gw, DOMAIN), before, 'no member key changed');
       assert.equal(await gw.countKeys('*ext-key*'), 0);
     });
 
     it('refuses every forbidden character and control characters in keys', async () => {
-      const before = await snapshot(gw);
+      const before = await memberSnapshot(gw, DOMAIN);
       const bad = ['a%b', 'a\\b', 'a#b', 'a/b', 'a?b', 'a\u0007b', 'a\u007fb'];
       const csv = ['account,name,externalKey', ...bad.map((k, i) => `${MEMBERS[i % 5]!.account},,"${k}"`)].join('\n');
       const res = await upload(gw, csv);
@@ -197,7 +197,7 @@ describe('S-28: external keys as CSV', () => {
       const errors = res.body.details.errors as RowError[];
       // Rows 2–6 name five different members; rows 7–8 repeat accounts (reported too).
       for (const row of [2, 3, 4, 5, 6, 7, 8]) assert.ok(errors.some((e) => e.row === row && e.column === 'externalKey'), `row ${row}`);
-      assert.equal(await snapshot(gw), before);
+      assert.equal(await memberSnapshot(gw, DOMAIN), before);
     });
 
     it('accepts a key of exactly 100 characters and refuses 101', async () => {
@@ -206,11 +206,11 @@ describe('S-28: external keys as CSV', () => {
       const tooLong = await upload(gw, `account,name,externalKey\ncarol@csv.example,,${'k'.repeat(101)}\n`);
       assert.equal(tooLong.status, 400);
       assert.deepEqual(errorsOf(tooLong), [[2, 'externalKey']]);
-      assert.equal(await keyOf(gw, 'c3'), 'k'.repeat(100));
+      assert.equal(await externalKeyOf(gw, DOMAIN, 'c3'), 'k'.repeat(100));
     });
 
     it('refuses a key held by a member who is not in the file, or who keeps it', async () => {
-      const before = await snapshot(gw);
+      const before = await memberSnapshot(gw, DOMAIN);
       const outside = await upload(gw, 'account,name,externalKey\ncarol@csv.example,,emp-1\n');
       assert.equal(outside.status, 400);
       assert.deepEqual(errorsOf(outside), [[2, 'externalKey']]);
@@ -218,15 +218,15 @@ describe('S-28: external keys as CSV', () => {
       const keeps = await upload(gw, 'account,name,externalKey\nalice@csv.example,,emp-1\ncarol@csv.example,,emp-1\n');
       assert.equal(keeps.status, 400);
       assert.deepEqual(errorsOf(keeps), [[3, 'externalKey']]);
-      assert.equal(await snapshot(gw), before);
+      assert.equal(await memberSnapshot(gw, DOMAIN), before);
     });
 
     it('accepts keys moving between members of the file (swap, and reuse of a freed key)', async () => {
       const res = await upload(gw, 'account,name,externalKey\nalice@csv.example,,emp-2\nbob@csv.example,,emp-1\ndave@csv.example,,\ncarol@csv.example,,emp-4\n');
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(res.body, { updated: 3, removed: 1, unchanged: 0 });
-      assert.deepEqual([await keyOf(gw, 'c1'), await keyOf(gw, 'c2'), await keyOf(gw, 'c3'), await keyOf(gw, 'c4')], ['emp-2', 'emp-1', 'emp-4', null]);
-      await assertIndexConsistent(gw);
+      assert.deepEqual([await externalKeyOf(gw, DOMAIN, 'c1'), await externalKeyOf(gw, DOMAIN, 'c2'), await externalKeyOf(gw, DOMAIN, 'c3'), await externalKeyOf(gw, DOMAIN, 'c4')], ['emp-2', 'emp-1', 'emp-4', null]);
+      await assertExternalKeyIndexConsistent(gw, DOMAIN);
     });
 
     it('reads UTF-8 with and without a BOM, CRLF and LF, quoted fields with commas, quotes and line breaks', async () => {
@@ -234,7 +234,7 @@ describe('S-28: external keys as CSV', () => {
       const withBom = await upload(gw, Buffer.concat([BOM, Buffer.from(lines.join('\r\n'), 'utf8')]));
       assert.equal(withBom.status, 200, withBom.text);
       assert.deepEqual(withBom.body, { updated: 3, removed: 0, unchanged: 0 });
-      assert.deepEqual([await keyOf(gw, 'c1'), await keyOf(gw, 'c2'), await keyOf(gw, 'c3')], ['社員-001', 'key, with comma', 'C']);
+      assert.deepEqual([await externalKeyOf(gw, DOMAIN, 'c1'), await externalKeyOf(gw, DOMAIN, 'c2'), await externalKeyOf(gw, DOMAIN, 'c3')], ['社員-001', 'key, with comma', 'C']);
       const withoutBom = await upload(gw, Buffer.from(`${lines.join('\n')}\n`, 'utf8'));
       assert.equal(withoutBom.status, 200, withoutBom.text);
       assert.deepEqual(withoutBom.body, { updated: 0, removed: 0, unchanged: 3 });
@@ -243,7 +243,7 @@ describe('S-28: external keys as CSV', () => {
     it('takes the header case-insensitively in any column order, without name, ignoring other columns', async () => {
       const res = await upload(gw, 'ExternalKey,Notes,ACCOUNT\nnew-1,whatever,alice@csv.example\n');
       assert.equal(res.status, 200, res.text);
-      assert.equal(await keyOf(gw, 'c1'), 'new-1');
+      assert.equal(await externalKeyOf(gw, DOMAIN, 'c1'), 'new-1');
     });
 
     it('counts rows as lines of the file, also after a quoted line break and blank lines (CRLF)', async () => {
@@ -257,7 +257,7 @@ describe('S-28: external keys as CSV', () => {
     });
 
     it('refuses a missing header, a missing column, a malformed quote and a file that is not UTF-8', async () => {
-      const before = await snapshot(gw);
+      const before = await memberSnapshot(gw, DOMAIN);
       const empty = await upload(gw, '');
       assert.equal(empty.status, 400);
       assert.equal(empty.body.error, 'csv_invalid');
@@ -278,7 +278,7 @@ describe('S-28: external keys as CSV', () => {
       assert.equal(notUtf8.status, 400);
       assert.deepEqual(errorsOf(notUtf8), [[2, null]]);
       assert.match(notUtf8.body.details.errors[0].error, /UTF-8/);
-      assert.equal(await snapshot(gw), before);
+      assert.equal(await memberSnapshot(gw, DOMAIN), before);
     });
 
     it('caps the error list at 1000 and says it was truncated', async () => {
@@ -291,7 +291,7 @@ describe('S-28: external keys as CSV', () => {
     });
 
     it('answers 415 to any content type but text/csv (UTF-8), changing nothing', async () => {
-      const before = await snapshot(gw);
+      const before = await memberSnapshot(gw, DOMAIN);
       const csv = 'account,name,externalKey\ncarol@csv.example,,nope\n';
       for (const type of ['application/json', 'text/plain', 'application/octet-stream', 'text/csv; charset=shift_jis', 'multipart/form-data; boundary=x']) {
         const res = await upload(gw, type === 'application/json' ? JSON.stringify({ csv }) : csv, type);
@@ -300,7 +300,7 @@ describe('S-28: external keys as CSV', () => {
       }
       const gzip = await gw.http.put(URL_OF(DOMAIN)).set('Authorization', OPERATOR).set('Content-Type', 'text/csv').set('Content-Encoding', 'br').send(csv);
       assert.equal(gzip.status, 415);
-      assert.equal(await snapshot(gw), before);
+      assert.equal(await memberSnapshot(gw, DOMAIN), before);
       const utf8 = await upload(gw, csv, 'text/csv; charset=UTF-8');
       assert.equal(utf8.status, 200, utf8.text);
     });
@@ -309,7 +309,7 @@ describe('S-28: external keys as CSV', () => {
       const res = await upload(gw, 'account,name,externalKey\nactive@a.example,,\npending@a.example,,emp-3b\n', 'text/csv', 'a.example');
       assert.equal(res.status, 400);
       assert.deepEqual(errorsOf(res), [[2, 'externalKey']]);
-      assert.equal(await keyOf(gw, 'm-a-active', 'a.example'), 'emp-001');
+      assert.equal(await externalKeyOf(gw, 'a.example', 'm-a-active'), 'emp-001');
       const roundTrip = await upload(gw, (await download(gw, 'a.example')).body, 'text/csv', 'a.example');
       assert.deepEqual(roundTrip.body, { updated: 0, removed: 0, unchanged: 3 });
     });
@@ -320,7 +320,7 @@ describe('S-28: external keys as CSV', () => {
         const res = await upload(gw, 'account,name,externalKey\ncarol@csv.example,,locked\n');
         assert.equal(res.status, 409);
         assert.equal(res.body.error, 'conflict');
-        assert.equal(await keyOf(gw, 'c3'), null);
+        assert.equal(await externalKeyOf(gw, DOMAIN, 'c3'), null);
       } finally {
         await gw.store.del(keys.externalKeysLock(DOMAIN));
       }
@@ -332,10 +332,10 @@ describe('S-28: external keys as CSV', () => {
     const stream = (text: string): Readable => Readable.from([Buffer.from(text)], { objectMode: false });
 
     it('refuses a file over the byte limit with payload_too_large, writing nothing', async () => {
-      const before = await snapshot(gw);
+      const before = await memberSnapshot(gw, DOMAIN);
       const csv = `account,name,externalKey\n${MEMBERS.map((m, i) => `${m.account},${'x'.repeat(50)},big-${i}`).join('\n')}\n`;
       await assert.rejects(limited({ maxBytes: 100 }).importCsv(await gw.services.tenants.load(DOMAIN), stream(csv)), (err: { code?: string }) => err.code === 'payload_too_large');
-      assert.equal(await snapshot(gw), before);
+      assert.equal(await memberSnapshot(gw, DOMAIN), before);
       assert.equal(await gw.countKeys('*ext-key*'), 0);
     });
 
@@ -347,14 +347,14 @@ describe('S-28: external keys as CSV', () => {
         assert.match(err.details.errors[0]!.error, /more than 3 rows/);
         return true;
       });
-      assert.equal(await keyOf(gw, 'c3'), null);
+      assert.equal(await externalKeyOf(gw, DOMAIN, 'c3'), null);
     });
   });
 
   describe('staging and resuming', () => {
     const csv = 'account,name,externalKey\nalice@csv.example,,r-1\nbob@csv.example,,r-2\ncarol@csv.example,,emp-1\ndave@csv.example,,\nerin@csv.example,,emp-2\n';
     const expected = { c1: 'r-1', c2: 'r-2', c3: 'emp-1', c4: null, c5: 'emp-2' };
-    const keysNow = async (): Promise<Record<string, string | null>> => Object.fromEntries(await Promise.all(Object.keys(expected).map(async (id) => [id, await keyOf(gw, id)] as const)));
+    const keysNow = async (): Promise<Record<string, string | null>> => Object.fromEntries(await Promise.all(Object.keys(expected).map(async (id) => [id, await externalKeyOf(gw, DOMAIN, id)] as const)));
 
     it('applies in batches: an import interrupted after its first batch is finished by the next GET of the CSV', async () => {
       const crashing = new ExternalKeys({
@@ -376,7 +376,7 @@ describe('S-28: external keys as CSV', () => {
       const res = await download(gw);
       assert.equal(res.status, 200);
       assert.deepEqual(await keysNow(), expected);
-      await assertIndexConsistent(gw);
+      await assertExternalKeyIndexConsistent(gw, DOMAIN);
       assert.equal(await gw.countKeys('*ext-key*'), 0);
       const audits = await gw.services.audit.list(DOMAIN, 2);
       const resumed = audits.find((a) => a.type === 'external_keys.imported');
@@ -400,12 +400,12 @@ describe('S-28: external keys as CSV', () => {
       const res = await upload(gw, 'account,name,externalKey\nalice@csv.example,,emp-1b\n');
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(await keysNow(), { ...expected, c1: 'emp-1b' });
-      await assertIndexConsistent(gw);
+      await assertExternalKeyIndexConsistent(gw, DOMAIN);
       assert.equal(await gw.countKeys('*ext-key*'), 0);
     });
 
     it('discards an import whose staging never completed (its request never succeeded)', async () => {
-      const before = await snapshot(gw);
+      const before = await memberSnapshot(gw, DOMAIN);
       await gw.store.hSet(keys.externalKeyImportBatch(DOMAIN, 'deadbeef', 0), { c3: '0\t\tghost' });
       await gw.store.set(
         keys.externalKeyImportJob(DOMAIN),
@@ -413,20 +413,8 @@ describe('S-28: external keys as CSV', () => {
       );
       const res = await download(gw);
       assert.equal(res.status, 200);
-      assert.equal(await snapshot(gw), before);
+      assert.equal(await memberSnapshot(gw, DOMAIN), before);
       assert.equal(await gw.countKeys('*ext-key*'), 0);
     });
   });
 });
-
-function snapshot(gw: Gateway, domain = DOMAIN): Promise<string> {
-  return memberSnapshot(gw, domain);
-}
-
-function keyOf(gw: Gateway, id: string, domain = DOMAIN): Promise<string | null> {
-  return externalKeyOf(gw, domain, id);
-}
-
-function assertIndexConsistent(gw: Gateway, domain = DOMAIN): Promise<void> {
-  return assertExternalKeyIndexConsistent(gw, domain);
-}

@@ -44,28 +44,28 @@ describe('S-26: an external key per member (PATCH …/members/{id})', () => {
     assert.equal(removed.status, 200);
     assert.equal(removed.body.externalKey, null);
     assert.equal(await gw.services.members.findByExternalKey(DOMAIN, 'emp-101'), null);
-    await assertIndexConsistent(gw);
+    await assertExternalKeyIndexConsistent(gw, DOMAIN);
   });
 
   it("refuses another member's key with 409 external_key_conflict, and keys are case-sensitive", async () => {
     const clash = await patch('m1', 'taken');
     assert.equal(clash.status, 409);
     assert.equal(clash.body.error, 'external_key_conflict');
-    assert.equal(await keyOf(gw, 'm1'), null);
+    assert.equal(await externalKeyOf(gw, DOMAIN, 'm1'), null);
     const otherCase = await patch('m1', 'TAKEN');
     assert.equal(otherCase.status, 200);
     assert.equal(otherCase.body.externalKey, 'TAKEN');
-    assert.equal(await keyOf(gw, 'm2'), 'taken');
+    assert.equal(await externalKeyOf(gw, DOMAIN, 'm2'), 'taken');
   });
 
   it('refuses forbidden characters and keys over 100 characters with 400 validation_failed', async () => {
-    const before = await snapshot(gw, DOMAIN);
+    const before = await memberSnapshot(gw, DOMAIN);
     for (const bad of ['a%b', 'a\\b', 'a#b', 'a/b', 'a?b', 'a\u0001b', 'a\nb', 'a\u007fb', '', 'x'.repeat(101)]) {
       const res = await patch('m1', bad);
       assert.equal(res.status, 400, JSON.stringify(bad));
       assert.equal(res.body.error, 'validation_failed');
     }
-    assert.equal(await snapshot(gw, DOMAIN), before);
+    assert.equal(await memberSnapshot(gw, DOMAIN), before);
     const longest = await patch('m1', 'x'.repeat(100));
     assert.equal(longest.status, 200);
   });
@@ -97,9 +97,9 @@ describe('S-27: external keys in bulk (POST …/external-keys)', () => {
         { id: 'm1', account: 'user1@keys.example', externalKey: 'new-1' },
       ],
     });
-    assert.equal(await keyOf(gw, 'm1'), 'new-1');
+    assert.equal(await externalKeyOf(gw, DOMAIN, 'm1'), 'new-1');
     assert.equal(await gw.services.members.findByExternalKey(DOMAIN, 'k1'), null);
-    await assertIndexConsistent(gw);
+    await assertExternalKeyIndexConsistent(gw, DOMAIN);
     const [audit] = await gw.services.audit.list(DOMAIN, 1);
     assert.equal(audit?.type, 'external_keys.updated');
     assert.equal(audit?.data?.count, 3);
@@ -112,16 +112,16 @@ describe('S-27: external keys in bulk (POST …/external-keys)', () => {
       { id: 'm3', externalKey: 'k2' },
     ]);
     assert.equal(swap.status, 200, swap.text);
-    assert.equal(await keyOf(gw, 'm2'), 'k3');
-    assert.equal(await keyOf(gw, 'm3'), 'k2');
+    assert.equal(await externalKeyOf(gw, DOMAIN, 'm2'), 'k3');
+    assert.equal(await externalKeyOf(gw, DOMAIN, 'm3'), 'k2');
     const rotate = await post([
       { id: 'm2', externalKey: 'k2' },
       { id: 'm3', externalKey: 'k4' },
       { id: 'm4', externalKey: 'k3' },
     ]);
     assert.equal(rotate.status, 200, rotate.text);
-    assert.deepEqual([await keyOf(gw, 'm2'), await keyOf(gw, 'm3'), await keyOf(gw, 'm4')], ['k2', 'k4', 'k3']);
-    await assertIndexConsistent(gw);
+    assert.deepEqual([await externalKeyOf(gw, DOMAIN, 'm2'), await externalKeyOf(gw, DOMAIN, 'm3'), await externalKeyOf(gw, DOMAIN, 'm4')], ['k2', 'k4', 'k3']);
+    await assertExternalKeyIndexConsistent(gw, DOMAIN);
   });
 
   it('lets a key freed by the request be reused in it (null removes a mapping)', async () => {
@@ -130,13 +130,13 @@ describe('S-27: external keys in bulk (POST …/external-keys)', () => {
       { id: 'm3', externalKey: null },
     ]);
     assert.equal(res.status, 200, res.text);
-    assert.equal(await keyOf(gw, 'm3'), null);
-    assert.equal(await keyOf(gw, 'm7'), 'k4');
-    await assertIndexConsistent(gw);
+    assert.equal(await externalKeyOf(gw, DOMAIN, 'm3'), null);
+    assert.equal(await externalKeyOf(gw, DOMAIN, 'm7'), 'k4');
+    await assertExternalKeyIndexConsistent(gw, DOMAIN);
   });
 
   it('refuses a key held by a member outside the request with 409, changing nothing', async () => {
-    const before = await snapshot(gw, DOMAIN);
+    const before = await memberSnapshot(gw, DOMAIN);
     const res = await post([
       { id: 'm8', externalKey: 'fine' },
       { id: 'm5', externalKey: 'k2' },
@@ -144,11 +144,11 @@ describe('S-27: external keys in bulk (POST …/external-keys)', () => {
     assert.equal(res.status, 409);
     assert.equal(res.body.error, 'external_key_conflict');
     assert.deepEqual(res.body.details.conflicts, [{ index: 1, externalKey: 'k2', heldBy: { id: 'm2', account: 'user2@keys.example' } }]);
-    assert.equal(await snapshot(gw, DOMAIN), before);
+    assert.equal(await memberSnapshot(gw, DOMAIN), before);
   });
 
   it('refuses two items giving the same key with 409', async () => {
-    const before = await snapshot(gw, DOMAIN);
+    const before = await memberSnapshot(gw, DOMAIN);
     const res = await post([
       { id: 'm5', externalKey: 'dup' },
       { id: 'm8', externalKey: 'dup' },
@@ -156,11 +156,11 @@ describe('S-27: external keys in bulk (POST …/external-keys)', () => {
     assert.equal(res.status, 409);
     assert.equal(res.body.error, 'external_key_conflict');
     assert.deepEqual(res.body.details.conflicts, [{ index: 1, externalKey: 'dup', otherIndex: 0 }]);
-    assert.equal(await snapshot(gw, DOMAIN), before);
+    assert.equal(await memberSnapshot(gw, DOMAIN), before);
   });
 
   it('answers 404 unknown_member naming the offending indexes, changing nothing', async () => {
-    const before = await snapshot(gw, DOMAIN);
+    const before = await memberSnapshot(gw, DOMAIN);
     const res = await post([
       { id: 'm5', externalKey: 'x-5' },
       { id: 'nobody@keys.example', externalKey: 'x-6' },
@@ -173,11 +173,11 @@ describe('S-27: external keys in bulk (POST …/external-keys)', () => {
       res.body.details.unknown.map((u: { index: number }) => u.index),
       [1, 2, 3],
     );
-    assert.equal(await snapshot(gw, DOMAIN), before);
+    assert.equal(await memberSnapshot(gw, DOMAIN), before);
   });
 
   it('refuses invalid keys, the same member twice, 0 and 51 items with 400 validation_failed', async () => {
-    const before = await snapshot(gw, DOMAIN);
+    const before = await memberSnapshot(gw, DOMAIN);
     const bad = await post([
       { id: 'm5', externalKey: 'ok' },
       { id: 'm6', externalKey: 'no/slash' },
@@ -203,7 +203,7 @@ describe('S-27: external keys in bulk (POST …/external-keys)', () => {
     assert.equal(many.body.error, 'validation_failed');
     const missing = await post([{ id: 'm5' }]);
     assert.equal(missing.status, 400);
-    assert.equal(await snapshot(gw, DOMAIN), before);
+    assert.equal(await memberSnapshot(gw, DOMAIN), before);
   });
 
   it('accepts exactly 50 items', async () => {
@@ -212,8 +212,8 @@ describe('S-27: external keys in bulk (POST …/external-keys)', () => {
     const fifty = await post(Array.from({ length: 50 }, (_, i) => ({ id: `m${i + 1}`, externalKey: `fifty-${i + 1}` })));
     assert.equal(fifty.status, 200, fifty.text);
     assert.equal(fifty.body.users.length, 50);
-    assert.equal(await keyOf(gw, 'm50'), 'fifty-50');
-    await assertIndexConsistent(gw);
+    assert.equal(await externalKeyOf(gw, DOMAIN, 'm50'), 'fifty-50');
+    await assertExternalKeyIndexConsistent(gw, DOMAIN);
   });
 
   it('keeps keys required while SSO matches on external keys (400 external_key_required)', async () => {
@@ -223,7 +223,7 @@ describe('S-27: external keys in bulk (POST …/external-keys)', () => {
       .send({ users: [{ id: 'm-a-active', externalKey: null }] });
     assert.equal(res.status, 400);
     assert.equal(res.body.error, 'external_key_required');
-    assert.equal(await keyOf(gw, 'm-a-active', 'a.example'), 'emp-001');
+    assert.equal(await externalKeyOf(gw, 'a.example', 'm-a-active'), 'emp-001');
   });
 
   it('refuses while another bulk change holds the tenant lock (409 conflict)', async () => {
@@ -320,7 +320,7 @@ describe('external keys: tenant isolation', () => {
   after(async () => gw.close());
 
   it("answers 404 tenant_not_found to a tenant key on another tenant's external keys, changing nothing", async () => {
-    const before = await snapshot(gw, 'b.example');
+    const before = await memberSnapshot(gw, 'b.example');
     const attempts = [
       gw.http.post('/admin/v1/domains/b.example/external-keys').set('Authorization', keyA).send({ users: [{ id: 'm-b-user', externalKey: 'stolen' }] }),
       gw.http.get('/admin/v1/domains/b.example/external-keys').set('Authorization', keyA),
@@ -332,7 +332,7 @@ describe('external keys: tenant isolation', () => {
       assert.equal(res.status, 404);
       assert.equal(res.body.error, 'tenant_not_found');
     }
-    assert.equal(await snapshot(gw, 'b.example'), before);
+    assert.equal(await memberSnapshot(gw, 'b.example'), before);
   });
 
   it('lets the tenant key reach its own tenant', async () => {
@@ -344,15 +344,3 @@ describe('external keys: tenant isolation', () => {
     assert.equal(csv.status, 200);
   });
 });
-
-function snapshot(gw: Gateway, domain = DOMAIN): Promise<string> {
-  return memberSnapshot(gw, domain);
-}
-
-function keyOf(gw: Gateway, id: string, domain = DOMAIN): Promise<string | null> {
-  return externalKeyOf(gw, domain, id);
-}
-
-function assertIndexConsistent(gw: Gateway, domain = DOMAIN): Promise<void> {
-  return assertExternalKeyIndexConsistent(gw, domain);
-}

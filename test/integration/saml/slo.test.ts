@@ -11,12 +11,14 @@ import type { TenantInput as Tenant } from '../../../src/domain/tenant.js';
 import { idps, type TestIdpKeys } from '../../helpers/keys.js';
 import {
   PUBLIC_URL,
+  b64,
   beginLogin,
   createGateway,
   errorCodeOf,
   postAcs,
   sessionCookieOf,
   standardTenants,
+  statusRecorder,
   validResponse,
   type Gateway,
 } from '../../helpers/gateway.js';
@@ -163,21 +165,13 @@ function envelopedSign(xml: string, idp: TestIdpKeys, options: { signatureAlgori
   });
 }
 
-const b64 = (xml: string): string => Buffer.from(xml, 'utf8').toString('base64');
-
 /** idps.a's key pair under an IdP entity ID that only slo-own.example registers. */
 const OWN_IDP: TestIdpKeys = { ...idps.a, entityId: 'https://idp-slo.test/saml', ssoUrl: 'https://idp-slo.test/sso' };
 
 describe('SAML single logout (S-13)', () => {
   let gw: Gateway;
   /** Every status any request in this file got: no 5xx anywhere. */
-  const statuses: Array<[string, number]> = [];
-  const call = async (label: string, t: supertest.Test): Promise<supertest.Response> => {
-    const res = await t;
-    statuses.push([label, res.status]);
-    assert.ok(res.status < 500, `${label}: ${res.status} ${res.text.slice(0, 300)}`);
-    return res;
-  };
+  const { statuses, call } = statusRecorder();
   const latestGlobalReason = async (): Promise<string | undefined> => (await gw.services.audit.list(null, 1))[0]?.reason;
 
   /** Logs emp-001 in at `domain` with the given SessionIndex; returns the session cookie. */
