@@ -101,6 +101,7 @@ export function buildServices(deps: AppDeps): Services {
       clock,
       sp,
       clockSkewMs: config.saml.clockSkewSeconds * 1000,
+      maxAssertionAgeMs: config.saml.maxAssertionAgeSeconds * 1000,
       maxResponseBytes: config.saml.maxResponseBytes,
       replayWindowMs: config.saml.replayWindowSeconds * 1000,
     }),

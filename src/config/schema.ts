@@ -114,6 +114,11 @@ export const configSchema = z.strictObject({
     spEntityId: z.string().min(1).optional(),
     /** S-8: tolerated clock difference for NotBefore / NotOnOrAfter. */
     clockSkewSeconds: z.number().int().min(0).max(600).default(180),
+    /**
+     * An assertion is accepted at most this long after its IssueInstant (plus the skew), whatever its
+     * Conditions allow: a browser posts it within seconds of issue, and an old assertion is a replay risk.
+     */
+    maxAssertionAgeSeconds: z.number().int().min(30).max(86_400).default(300),
     /** Largest accepted ACS form body (the base64 SAMLResponse is inside). */
     maxResponseBytes: z.number().int().min(4096).max(5_000_000).default(262_144),
     /** How long a seen assertion ID is remembered when the assertion gives no NotOnOrAfter. */

@@ -107,6 +107,7 @@ export const SAML_REJECT_REASONS = [
   'response_too_large',
   'doctype_refused',
   'xml_malformed',
+  'xml_too_complex',
   'not_a_response',
   'assertion_missing',
   'multiple_assertions',
@@ -122,6 +123,7 @@ export const SAML_REJECT_REASONS = [
   'audience_mismatch',
   'assertion_expired',
   'assertion_not_yet_valid',
+  'assertion_too_old',
   'name_id_invalid',
   'assertion_replayed',
 ] as const;
@@ -132,6 +134,7 @@ export type SamlRejectReason = (typeof SAML_REJECT_REASONS)[number];
 export const SAML_LOGOUT_REJECT_REASONS = [
   'message_missing',
   'message_malformed',
+  'message_too_complex',
   'issuer_unknown',
   'signature_missing',
   'signature_invalid',
@@ -142,6 +145,7 @@ export const SAML_LOGOUT_REJECT_REASONS = [
   'message_expired',
   'message_replayed',
   'name_id_invalid',
+  'session_index_invalid',
 ] as const;
 
 /**

@@ -24,6 +24,8 @@ export interface AcsDeps {
   clock: Clock;
   sp: SpContext;
   clockSkewMs: number;
+  /** How long after its IssueInstant an assertion is still accepted (plus the skew). */
+  maxAssertionAgeMs: number;
   maxResponseBytes: number;
   replayWindowMs: number;
 }
@@ -86,15 +88,18 @@ function parseInstant(value: string | null): number | null {
 /**
  * The SAML assertion consumer (S-8, S-9). Each step is one check that throws; the table below is the
  * order they run in. Steps before `verifySignature` look at untrusted bytes and may only refuse;
- * steps after it read identity facts from the verified assertion only.
+ * steps after it read identity facts from the verified assertion only. What is cheap comes first:
+ * the tenant and the transaction named by RelayState are looked up before the XML is parsed, the
+ * XML's shape is bounded before parsing, and the signature over SignedInfo is checked before the
+ * assertion is canonicalized, so a stranger's request costs a small, bounded amount of CPU.
  */
 export class SamlAcs {
   private readonly steps: ReadonlyArray<readonly [string, (ctx: AcsContext) => void | Promise<void>]> = [
     ['checkTenant', (c) => this.checkTenant(c)],
     ['readSamlResponse', (c) => this.readSamlResponse(c)],
+    ['resolveTransaction', (c) => this.resolveTransaction(c)],
     ['parseResponseXml', (c) => this.parseResponseXml(c)],
     ['checkSingleAssertion', (c) => this.checkSingleAssertion(c)],
-    ['resolveTransaction', (c) => this.resolveTransaction(c)],
     ['checkAlgorithms', (c) => this.checkAlgorithms(c)],
     ['verifySignature', (c) => this.verifySignature(c)],
     ['checkStatus', (c) => this.checkStatus(c)],
@@ -104,6 +109,7 @@ export class SamlAcs {
     ['checkBearerConfirmation', (c) => this.checkBearerConfirmation(c)],
     ['checkAudience', (c) => this.checkAudience(c)],
     ['checkConditionsTime', (c) => this.checkConditionsTime(c)],
+    ['checkAssertionAge', (c) => this.checkAssertionAge(c)],
     ['checkNameId', (c) => this.checkNameId(c)],
     ['checkReplay', (c) => this.checkReplay(c)],
   ];
@@ -200,13 +206,14 @@ export class SamlAcs {
   }
 
   // S-8 (2) and S-9: RelayState names a live transaction of this tenant, or the response is
-  // unsolicited and the tenant allows that.
+  // unsolicited and the tenant allows that. Decided from RelayState alone, before the XML is parsed:
+  // without a transaction (or the tenant's consent to unsolicited logins) nothing else is looked at.
+  // A solicited response that lost its RelayState is refused later, by InResponseTo.
   private async resolveTransaction(ctx: AcsContext): Promise<void> {
     const relayState = ctx.input.relayState;
     const saml = need(ctx.saml, 'saml');
-    const solicited = attr(need(ctx.response, 'response'), 'InResponseTo') !== null;
     const namesTransaction = typeof relayState === 'string' && TRANSACTION_ID_RE.test(relayState);
-    if (!solicited && !namesTransaction) {
+    if (!namesTransaction) {
       if (!saml.allowUnsolicited) {
         throw new AppError('unsolicited_response_refused', { reason: 'unsolicited_refused', detail: 'IdP-initiated response refused' });
       }
@@ -338,6 +345,16 @@ export class SamlAcs {
     const notOnOrAfter = parseInstant(attr(conditions, 'NotOnOrAfter'));
     if (notBefore !== null && (Number.isNaN(notBefore) || now + skew < notBefore)) throw reject('assertion_not_yet_valid');
     if (notOnOrAfter !== null && (Number.isNaN(notOnOrAfter) || now - skew >= notOnOrAfter)) throw reject('assertion_expired');
+  }
+
+  // A maximum assertion age: an assertion is used within moments of being issued, whatever validity
+  // window its Conditions grant; one issued in the future (beyond the skew) is not valid yet.
+  private checkAssertionAge(ctx: AcsContext): void {
+    const issued = parseInstant(attr(need(ctx.assertion, 'assertion'), 'IssueInstant'));
+    if (issued === null || Number.isNaN(issued)) throw reject('assertion_too_old', 'no readable IssueInstant');
+    const now = this.deps.clock.now();
+    if (issued > now + this.deps.clockSkewMs) throw reject('assertion_not_yet_valid', 'IssueInstant in the future');
+    if (now - issued > this.deps.maxAssertionAgeMs + this.deps.clockSkewMs) throw reject('assertion_too_old', `issued ${Math.round((now - issued) / 1000)} s ago`);
   }
 
   // One NameID of plain text in both the verified and the posted assertion: comments, CDATA or

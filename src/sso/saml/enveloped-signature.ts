@@ -161,7 +161,8 @@ export interface EnvelopedSignatureOptions {
  * - the Reference names `element` itself (`#` + its ID), whose ID no other element of the document
  *   carries (ID, Id or id), with exactly the transforms enveloped-signature then exclusive c14n, and a
  *   SHA-256/512 digest (SHA-1 only when allowed);
- * - the SignatureValue verifies over the canonical SignedInfo with one of `certificates`.
+ * - the SignatureValue verifies over the canonical SignedInfo with one of `certificates` — checked
+ *   before the referenced element is canonicalized and digested.
  *
  * Canonicalization is xml-crypto's (the same code node-saml relies on); the rest needs no XPath.
  */
@@ -197,14 +198,10 @@ export function verifyEnvelopedSignature(element: Element, options: EnvelopedSig
   if (!digestAlg) throw new SignatureRefused(`digest algorithm ${algorithmOf(digestMethod)} not accepted`);
   if (elementChildren(digestMethod).length > 0) throw new SignatureRefused('unexpected content in DigestMethod');
 
-  // Digest of the element without its signature. A same-document reference drops comments
-  // (XML-DSig 4.4.3.3), whichever exc-c14n variant the transform names.
-  const canonical = canonicalize(element, EXC_C14N, inclusivePrefixes(c14n), signature);
+  // First the signature over the canonical SignedInfo (small, whatever the element holds), by a
+  // registered certificate only: a stranger without a signature of this IdP never gets the element
+  // itself canonicalized and digested, the costly part for a large or deep element.
   const expected = base64Of(digestValue, 'DigestValue');
-  const actual = createHash(digestAlg).update(canonical, 'utf8').digest();
-  if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) throw new SignatureRefused('digest mismatch');
-
-  // The signature over the canonical SignedInfo, by a registered certificate only.
   const signedBytes = Buffer.from(canonicalize(signedInfo, signedInfoC14n, inclusivePrefixes(c14nMethod)), 'utf8');
   const value = base64Of(signatureValue, 'SignatureValue');
   const verified = options.certificates.some((pem) => {
@@ -217,5 +214,11 @@ export function verifyEnvelopedSignature(element: Element, options: EnvelopedSig
     }
   });
   if (!verified) throw new SignatureRefused('signature value does not verify with a registered certificate');
+
+  // Then the digest of the element without its signature. A same-document reference drops comments
+  // (XML-DSig 4.4.3.3), whichever exc-c14n variant the transform names.
+  const canonical = canonicalize(element, EXC_C14N, inclusivePrefixes(c14n), signature);
+  const actual = createHash(digestAlg).update(canonical, 'utf8').digest();
+  if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) throw new SignatureRefused('digest mismatch');
   return canonical;
 }

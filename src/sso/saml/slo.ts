@@ -1,7 +1,6 @@
 import { createPublicKey, sign, verify } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { SAML, type Profile } from '@node-saml/node-saml';
-import { SignedXml } from 'xml-crypto';
 import type { Clock } from '../../domain/clock.js';
 import type { MemberRepository } from '../../domain/members.js';
 import type { TenantRepository } from '../../domain/tenants.js';
@@ -11,11 +10,16 @@ import { digestForKey, keys, LOGOUT_TRANSACTION_TTL_MS, type KeyValueStore } fro
 import type { WebSession, WebSessions } from '../sessions.js';
 import { newOpaqueId } from '../transactions.js';
 import { STRONG_SIGNATURES, findWeakAlgorithm } from './algorithms.js';
+import { SignatureRefused, verifyEnvelopedSignature } from './enveloped-signature.js';
 import { NAMEID_UNSPECIFIED, buildSamlOptions, sloCallbackUrl, sloUrl, spEntityId, type SpContext } from './options.js';
-import { NS, XmlRefused, attr, childElements, descendants, firstChild, parseUntrustedXml, plainText, xmlEscape } from './xml.js';
+import { ElementIndex, NS, XmlRefused, attr, childElements, firstChild, parseUntrustedXml, plainText, xmlEscape } from './xml.js';
 
 const STATUS_SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
-const MAX_MESSAGE_BYTES = 100_000;
+/**
+ * Largest logout message accepted, as XML (inflated for HTTP-Redirect, decoded for HTTP-POST). A
+ * signed LogoutRequest with a certificate in KeyInfo is 3–6 KB; inflating stops at this size.
+ */
+const MAX_MESSAGE_BYTES = 65_536;
 /** How old a logout message may be (IssueInstant), on top of the clock skew. */
 const MESSAGE_MAX_AGE_MS = 10 * 60_000;
 
@@ -109,8 +113,9 @@ function receive(input: SamlMessageInput, field: 'SAMLRequest' | 'SAMLResponse',
     const encoded = decodeParam(raw);
     try {
       xml = inflateRawSync(Buffer.from(encoded, 'base64'), { maxOutputLength: MAX_MESSAGE_BYTES }).toString('utf8');
-    } catch {
-      throw reject('message_malformed', 'not deflated base64, or too large');
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw reject('message_too_complex', `inflates past ${MAX_MESSAGE_BYTES} bytes`);
+      throw reject('message_malformed', 'not deflated base64');
     }
     const rawRelay = params.get('RelayState');
     relayState = rawRelay === undefined ? undefined : decodeParam(rawRelay);
@@ -124,7 +129,7 @@ function receive(input: SamlMessageInput, field: 'SAMLRequest' | 'SAMLResponse',
   } else {
     const value = input.body[field];
     if (typeof value !== 'string' || value === '') throw reject('message_missing');
-    if (value.length > (MAX_MESSAGE_BYTES * 4) / 3) throw reject('message_malformed', 'too large');
+    if (value.length > (MAX_MESSAGE_BYTES * 4) / 3 + 4) throw reject('message_too_complex', `more than ${MAX_MESSAGE_BYTES} bytes`);
     xml = Buffer.from(value, 'base64').toString('utf8');
     relayState = typeof input.body.RelayState === 'string' ? input.body.RelayState : undefined;
   }
@@ -132,15 +137,30 @@ function receive(input: SamlMessageInput, field: 'SAMLRequest' | 'SAMLResponse',
   try {
     root = parseUntrustedXml(xml).documentElement;
   } catch (err) {
-    if (err instanceof XmlRefused) throw reject('message_malformed', err.kind);
+    if (err instanceof XmlRefused) throw reject(err.kind === 'xml_too_complex' ? 'message_too_complex' : 'message_malformed', `${err.kind}: ${err.message}`);
     throw err;
   }
   if (root.namespaceURI !== NS.protocol || root.localName !== rootName) throw reject('message_malformed', `not a ${rootName}`);
   return { root, xml, relayState, detached };
 }
 
-/** Verifies the message against the tenant's IdP certificates: detached (redirect) or enveloped (POST). */
-function verifySignature(message: ReceivedMessage, certificates: readonly string[]): void {
+/** The one text of an identity field (NameID, SessionIndex, Issuer): comments, PIs or markup inside are refused. */
+function identityText(el: Element, reason: string, what: string): string {
+  const text = plainText(el);
+  if (text === null) throw reject(reason, `${what} holds more than text`);
+  const value = text.trim();
+  if (value.length === 0 || value.length > 1024 || /[\u0000-\u001f\u007f]/.test(value)) throw reject(reason, `${what} empty, too long or with control characters`);
+  return value;
+}
+
+/**
+ * Verifies the message against the tenant's IdP certificates, detached (redirect) or enveloped (POST),
+ * and returns the message as the signature covers it: every fact is read from that element only. A
+ * detached signature covers the whole deflated message, so the parsed message is the signed one; an
+ * enveloped signature covers its exact canonical form, which is parsed again (as the ACS does), so
+ * nothing added beside the signed bytes (a comment, a processing instruction …) is ever read.
+ */
+function verifySignature(message: ReceivedMessage, certificates: readonly string[]): Element {
   if (message.detached) {
     const hash = STRONG_SIGNATURES.get(message.detached.sigAlg);
     if (!hash) throw reject('weak_algorithm', `SigAlg ${message.detached.sigAlg}`);
@@ -152,31 +172,26 @@ function verifySignature(message: ReceivedMessage, certificates: readonly string
       }
     });
     if (!ok) throw reject('signature_invalid');
-    return;
+    return message.root;
   }
   const signatures = childElements(message.root, NS.dsig, 'Signature');
   if (signatures.length === 0) throw reject('signature_missing');
-  if (signatures.length > 1) throw reject('signature_invalid', 'more than one signature');
-  const weak = findWeakAlgorithm(message.root, false);
+  const index = new ElementIndex(message.root.ownerDocument);
+  const weak = findWeakAlgorithm(index, false);
   if (weak) throw reject('weak_algorithm', weak);
-  const id = attr(message.root, 'ID');
-  const doc = message.root.ownerDocument;
-  // The one signature must reference the root, and the root's ID must be unique (no wrapping).
-  if (!id || !doc || descendants(doc, '*', '*').filter((e) => e.getAttribute('ID') === id).length !== 1) {
-    throw reject('signature_invalid', 'root ID missing or not unique');
+  let signedXml: string | null;
+  try {
+    // The strict verifier checks the signature over SignedInfo before it canonicalizes the message.
+    signedXml = verifyEnvelopedSignature(message.root, { certificates, allowSha1: false, index });
+  } catch (err) {
+    throw reject('signature_invalid', err instanceof SignatureRefused ? err.message : `signature check failed: ${String(err)}`);
   }
-  const ok = certificates.some((cert) => {
-    try {
-      const sig = new SignedXml({ publicCert: cert });
-      sig.loadSignature(signatures[0]!);
-      const refs = sig.getReferences();
-      if (refs.length !== 1 || refs[0]!.uri !== `#${id}`) return false;
-      return sig.checkSignature(message.xml);
-    } catch {
-      return false;
-    }
-  });
-  if (!ok) throw reject('signature_invalid');
+  if (signedXml === null) throw reject('signature_missing');
+  const signed = parseUntrustedXml(signedXml).documentElement;
+  if (signed.namespaceURI !== message.root.namespaceURI || signed.localName !== message.root.localName || attr(signed, 'ID') !== attr(message.root, 'ID')) {
+    throw reject('signature_invalid', 'the verified element is not the message');
+  }
+  return signed;
 }
 
 /**
@@ -215,11 +230,12 @@ export class SamlLogout {
     const saml = tenant?.sso.saml;
     if (!tenant || !saml) throw reject('logout_transaction_invalid', 'tenant gone');
     this.checkIssuer(message.root, saml.idpEntityId);
-    verifySignature(message, saml.idpCertificates);
-    this.checkDestination(message.root, sloCallbackUrl(this.deps.sp));
-    this.checkFresh(message.root);
-    if (attr(message.root, 'InResponseTo') !== txn.requestId) throw reject('in_response_to_mismatch');
-    const status = attr(firstChild(firstChild(message.root, NS.protocol, 'Status') ?? message.root, NS.protocol, 'StatusCode'), 'Value');
+    const root = verifySignature(message, saml.idpCertificates);
+    this.checkIssuer(root, saml.idpEntityId);
+    this.checkDestination(root, sloCallbackUrl(this.deps.sp));
+    this.checkFresh(root);
+    if (attr(root, 'InResponseTo') !== txn.requestId) throw reject('in_response_to_mismatch');
+    const status = attr(firstChild(firstChild(root, NS.protocol, 'Status') ?? root, NS.protocol, 'StatusCode'), 'Value');
     return { tenant, target: txn.target, success: status === STATUS_SUCCESS };
   }
 
@@ -234,10 +250,12 @@ export class SamlLogout {
     const issuer = issuerEl ? plainText(issuerEl)?.trim() : undefined;
     if (!issuer) throw reject('issuer_unknown', 'no Issuer');
     // Several tenants may register the same IdP (same entity ID and certificate): the request speaks for all of them.
-    const tenants = await this.findTenantsByVerifiedIssuer(issuer, message);
-    this.checkDestination(message.root, sloUrl(this.deps.sp));
-    this.checkFresh(message.root);
-    const requestId = attr(message.root, 'ID');
+    const { tenants, root } = await this.findTenantsByVerifiedIssuer(issuer, message);
+    // From here on, every fact comes from the message as its signature covers it.
+    this.checkIssuer(root, issuer);
+    this.checkDestination(root, sloUrl(this.deps.sp));
+    this.checkFresh(root);
+    const requestId = attr(root, 'ID');
     if (!requestId) throw reject('message_malformed', 'no ID');
     const first = await this.deps.store.set(keys.samlLogoutSeen(tenants[0]!.domain, digestForKey(`${issuer}\n${requestId}`)), '1', {
       nx: true,
@@ -245,10 +263,10 @@ export class SamlLogout {
     });
     if (!first) throw reject('message_replayed');
 
-    const nameIds = childElements(message.root, NS.assertion, 'NameID');
-    const nameId = nameIds.length === 1 ? plainText(nameIds[0]!)?.trim() : undefined;
-    if (!nameId) throw reject('name_id_invalid');
-    const sessionIndexes = childElements(message.root, NS.protocol, 'SessionIndex').map((e) => plainText(e)?.trim() ?? '');
+    const nameIds = childElements(root, NS.assertion, 'NameID');
+    if (nameIds.length !== 1) throw reject('name_id_invalid', `${nameIds.length} NameID elements`);
+    const nameId = identityText(nameIds[0]!, 'name_id_invalid', 'NameID');
+    const sessionIndexes = childElements(root, NS.protocol, 'SessionIndex').map((e) => identityText(e, 'session_index_invalid', 'SessionIndex'));
     let ended = 0;
     let found: { tenant: Tenant; memberId: string; ended: number } | null = null;
     for (const tenant of tenants) {
@@ -277,25 +295,41 @@ export class SamlLogout {
     return { tenant, ended, memberId: found?.memberId ?? null, responseUrl };
   }
 
-  /** Tenants registered with this IdP entity ID whose certificates verify the message (sorted by domain). */
-  private async findTenantsByVerifiedIssuer(issuer: string, message: ReceivedMessage): Promise<Tenant[]> {
+  /**
+   * Tenants registered with this IdP entity ID whose certificates verify the message (sorted by
+   * domain), and the message as verified. Tenants that register the same certificates share one
+   * verification: a stranger naming a popular IdP pays for one signature check per distinct set.
+   */
+  private async findTenantsByVerifiedIssuer(issuer: string, message: ReceivedMessage): Promise<{ tenants: Tenant[]; root: Element }> {
     const domains = await this.deps.store.sMembers(keys.samlIdpTenants(digestForKey(issuer)));
     let lastError: AppError = reject('issuer_unknown', 'no tenant has this IdP');
     const verified: Tenant[] = [];
+    const outcomes = new Map<string, Element | AppError>();
+    let root: Element | undefined;
     for (const domain of domains.sort()) {
       const tenant = await this.deps.tenants.find(domain);
       const saml = tenant?.sso.saml;
       if (!tenant || !saml || saml.idpEntityId !== issuer || tenant.sso.type !== 'saml') continue;
-      try {
-        verifySignature(message, saml.idpCertificates);
-        verified.push(tenant);
-      } catch (err) {
-        if (!(err instanceof AppError)) throw err;
-        lastError = err;
+      const certificateSet = [...saml.idpCertificates].sort().join('\n');
+      let outcome = outcomes.get(certificateSet);
+      if (!outcome) {
+        try {
+          outcome = verifySignature(message, saml.idpCertificates);
+        } catch (err) {
+          if (!(err instanceof AppError)) throw err;
+          outcome = err;
+        }
+        outcomes.set(certificateSet, outcome);
       }
+      if (outcome instanceof AppError) {
+        lastError = outcome;
+        continue;
+      }
+      root ??= outcome;
+      verified.push(tenant);
     }
-    if (verified.length === 0) throw lastError;
-    return verified;
+    if (verified.length === 0 || !root) throw lastError;
+    return { tenants: verified, root };
   }
 
   private checkIssuer(root: Element, expected: string): void {

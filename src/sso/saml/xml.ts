@@ -1,4 +1,7 @@
 import { DOMParser } from '@xmldom/xmldom';
+import { SAML_MESSAGE_LIMITS, XmlShapeRefused, checkXmlShape, type XmlShapeLimits } from './xml-shape.js';
+
+export { METADATA_LIMITS, SAML_MESSAGE_LIMITS, type XmlShapeLimits } from './xml-shape.js';
 
 export const NS = {
   protocol: 'urn:oasis:names:tc:SAML:2.0:protocol',
@@ -13,7 +16,7 @@ export function xmlEscape(value: string): string {
 
 export class XmlRefused extends Error {
   constructor(
-    readonly kind: 'doctype_refused' | 'xml_malformed',
+    readonly kind: 'doctype_refused' | 'xml_malformed' | 'xml_too_complex',
     message: string,
   ) {
     super(message);
@@ -23,10 +26,18 @@ export class XmlRefused extends Error {
 
 /**
  * Parses untrusted XML. Any DOCTYPE (and so any entity declaration) is refused before parsing — the
- * classic XXE / billion-laughs shapes never reach a parser — and every parser warning is an error.
+ * classic XXE / billion-laughs shapes never reach a parser — and so is any document past the
+ * structural `limits` (depth, nodes, namespace declarations, attributes, text length: one linear
+ * pre-scan, so a hostile document costs about what reading it costs). Every parser warning is an error.
  */
-export function parseUntrustedXml(xml: string): Document {
+export function parseUntrustedXml(xml: string, limits: XmlShapeLimits = SAML_MESSAGE_LIMITS): Document {
   if (/<!DOCTYPE|<!ENTITY/i.test(xml)) throw new XmlRefused('doctype_refused', 'DOCTYPE or ENTITY declaration');
+  try {
+    checkXmlShape(xml, limits);
+  } catch (err) {
+    if (err instanceof XmlShapeRefused) throw new XmlRefused(err.kind, err.message);
+    throw err;
+  }
   const fail = (msg: string): never => {
     throw new XmlRefused('xml_malformed', msg);
   };

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { buildSamlResponseXml, type SamlResponseSpec } from '../../../src/demo/saml-response.js';
+import { HOSTILE_FILLERS, hostileResponse, injectIntoAssertion, limitHuggingFiller } from '../../helpers/hostile-xml.js';
 import { idps } from '../../helpers/keys.js';
 import {
   acsUrlOf,
@@ -221,6 +222,52 @@ describe('ACS refusals (S-8, S-9)', () => {
       const nosso = await postAcs(gw, 'nosso.example', 'AAAA', login.relayState);
       assert.equal(nosso.status, 400);
       assert.equal(errorCodeOf(nosso), 'sso_not_enabled');
+    });
+  });
+
+  describe('hostile documents (bounded cost)', () => {
+    it('without a live transaction, refuses before the XML is parsed', async () => {
+      for (const [name, filler] of Object.entries(HOSTILE_FILLERS)) {
+        const res = await postAcs(gw, 'a.example', b64(hostileResponse(filler(120_000))), 'A'.repeat(32));
+        await expectRefusal(res, 'login_transaction_invalid', 'transaction_unknown_or_used');
+        assert.ok(name);
+      }
+    });
+
+    it('with a live transaction, refuses deep, namespace-heavy, wide and oversized shapes inside the signed assertion by the structural limits', async () => {
+      for (const [name, filler] of Object.entries(HOSTILE_FILLERS)) {
+        if (name === 'at the limits') continue;
+        const login = await beginLogin(gw, 'a.example');
+        const xml = signed(buildSamlResponseXml(responseSpec(gw, 'a.example', idps.a, login.requestId, 'emp-001')), idps.a, 'assertion');
+        const res = await postAcs(gw, 'a.example', b64(injectIntoAssertion(xml, filler(120_000))), login.relayState);
+        await expectRefusal(res, 'saml_response_invalid', 'xml_too_complex');
+      }
+    });
+
+    it('a document at the limits still parses, and fails only at the digest of the altered assertion', async () => {
+      const login = await beginLogin(gw, 'a.example');
+      const xml = signed(buildSamlResponseXml(responseSpec(gw, 'a.example', idps.a, login.requestId, 'emp-001')), idps.a, 'assertion');
+      const res = await postAcs(gw, 'a.example', b64(injectIntoAssertion(xml, limitHuggingFiller(120_000))), login.relayState);
+      await expectRefusal(res, 'saml_response_invalid', 'signature_invalid');
+    });
+  });
+
+  describe('assertion age', () => {
+    it('refuses an assertion issued long ago even when its Conditions still allow it', async () => {
+      const login = await beginLogin(gw, 'a.example');
+      const issued = gw.clock.now() - 3 * 3600_000;
+      const res = await postAcs(gw, 'a.example', validResponse(gw, 'a.example', idps.a, login, 'emp-001', { now: issued, validForMs: 86_400_000, notBefore: issued }), login.relayState);
+      await expectRefusal(res, 'saml_response_invalid', 'assertion_too_old');
+    });
+
+    it('accepts an assertion issued four minutes ago, and refuses one issued in the future beyond the skew', async () => {
+      const ok = await beginLogin(gw, 'a.example');
+      const res = await postAcs(gw, 'a.example', validResponse(gw, 'a.example', idps.a, ok, 'emp-001', { now: gw.clock.now() - 4 * 60_000, validForMs: 3600_000 }), ok.relayState);
+      assert.equal(res.status, 303, res.text);
+      const future = await beginLogin(gw, 'a.example');
+      const ahead = gw.clock.now() + 3600_000;
+      const res2 = await postAcs(gw, 'a.example', validResponse(gw, 'a.example', idps.a, future, 'emp-001', { now: ahead, notBefore: gw.clock.now() - 1000 }), future.relayState);
+      await expectRefusal(res2, 'saml_response_invalid', 'assertion_not_yet_valid');
     });
   });
 

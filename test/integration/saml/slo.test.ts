@@ -8,6 +8,7 @@ import type supertest from 'supertest';
 import { SignedXml } from 'xml-crypto';
 import { DIGEST_SHA1, DIGEST_SHA256, ENVELOPED_SIGNATURE as ENVELOPED, EXC_C14N, SIG_RSA_SHA1, SIG_RSA_SHA256, newSamlId, xmlEscape } from '../../../src/demo/saml-response.js';
 import type { TenantInput as Tenant } from '../../../src/domain/tenant.js';
+import { HOSTILE_FILLERS, hostileLogoutRequest } from '../../helpers/hostile-xml.js';
 import { idps, type TestIdpKeys } from '../../helpers/keys.js';
 import {
   PUBLIC_URL,
@@ -414,6 +415,45 @@ describe('SAML single logout (S-13)', () => {
       assertLogoutResponse(res, id, 'post-relay');
       assert.equal(await sessionStatus(cookie), 401);
       assert.equal(await sessionStatus(other), 200);
+    });
+
+    it('HTTP-POST: a processing instruction added to the SessionIndex after signing is refused, never read as another value', async () => {
+      const cookie = await loginHere('_sess-pi');
+      const { xml } = req({ sessionIndexes: ['_sess-pi'] });
+      // xml-crypto's exc-c14n renders an empty PI as nothing, so a verifier that reads the posted DOM
+      // saw a valid signature and a SessionIndex of two text nodes around a PI ('' after plainText):
+      // the session silently survived while the IdP was told it had ended.
+      const tampered = envelopedSign(xml, OWN_IDP).replace('<samlp:SessionIndex>_sess-pi<', '<samlp:SessionIndex>_sess<?x?>-pi<');
+      assert.ok(tampered.includes('<?x?>'));
+      const res = await postSlo({ SAMLRequest: b64(tampered), RelayState: 'pi' });
+      await expectRefused('PI in a signed SessionIndex', res, 'signature_invalid');
+      assert.equal(await sessionStatus(cookie), 200, 'nothing was ended, and the IdP was not told otherwise');
+    });
+
+    it('HTTP-Redirect: a NameID or SessionIndex holding a comment or processing instruction is refused', async () => {
+      const cookie = await loginHere('_sess-c');
+      for (const [label, xml, reason] of [
+        ['comment in NameID', req({ sessionIndexes: ['_sess-c'] }).xml.replace('>emp-001<', '>emp<!-- x -->-001<'), 'name_id_invalid'],
+        ['PI in SessionIndex', req({ sessionIndexes: ['_sess-c'] }).xml.replace('>_sess-c<', '>_sess<?x?>-c<'), 'session_index_invalid'],
+      ] as const) {
+        const res = await getSlo(redirectQuery('SAMLRequest', xml, {}));
+        await expectRefused(label, res, reason);
+      }
+      assert.equal(await sessionStatus(cookie), 200, 'nothing was ended');
+    });
+
+    it('refuses deep, namespace-heavy and wide LogoutRequests on both bindings before any costly work', async () => {
+      for (const [name, filler] of Object.entries(HOSTILE_FILLERS)) {
+        const xml = hostileLogoutRequest(filler(40_000), OWN_IDP.entityId);
+        const post = await postSlo({ SAMLRequest: b64(xml) });
+        assert.equal(errorCodeOf(post), 'saml_logout_invalid', name);
+        assert.ok(['message_too_complex', 'signature_invalid'].includes((await latestGlobalReason())!), `${name}: ${await latestGlobalReason()}`);
+        const get = await getSlo(`SAMLRequest=${encodeURIComponent(deflateRawSync(Buffer.from(xml)).toString('base64'))}`);
+        assert.equal(errorCodeOf(get), 'saml_logout_invalid', name);
+      }
+      // A redirect message that inflates past the cap is refused while inflating.
+      const bomb = deflateRawSync(Buffer.from(hostileLogoutRequest(`<x>${' '.repeat(2_000_000)}</x>`, OWN_IDP.entityId))).toString('base64');
+      await expectRefused('deflate bomb', await getSlo(`SAMLRequest=${encodeURIComponent(bomb)}`), 'message_too_complex');
     });
 
     it('refuses forged, unsigned, stale, replayed and misdirected LogoutRequests, ending nothing', async () => {
