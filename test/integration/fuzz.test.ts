@@ -6,6 +6,7 @@ import type { Express } from 'express';
 import type supertest from 'supertest';
 import { buildSamlResponseXml } from '../../src/demo/saml-response.js';
 import { OPERATOR_AUTH, beginLogin, createGateway, errorCodeOf, postAcs, tenantKeyAuth, validResponse, type Gateway } from '../helpers/gateway.js';
+import { HOSTILE_FILLERS, hostileLogoutRequest, hostileResponse, injectIntoAssertion } from '../helpers/hostile-xml.js';
 import { idps } from '../helpers/keys.js';
 
 /**
@@ -373,7 +374,7 @@ function body(rng: Rng, route: Route): Body | null {
       return {
         kind: 'broken XML',
         type: rng.pick(['application/xml', 'text/xml', 'application/samlmetadata+xml']),
-        data: rng.pick(['<', '<a', '<a></b>', '<?xml version="1.0" encoding="UTF-7"?><a/>', '<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>', '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"/>', brokenSaml(rng), '\uFEFF\uFEFF<a/>']),
+        data: rng.pick([rng.pick(Object.values(HOSTILE_FILLERS))(rng.pick([20_000, 200_000])), '<', '<a', '<a></b>', '<?xml version="1.0" encoding="UTF-7"?><a/>', '<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>', '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"/>', brokenSaml(rng), '\uFEFF\uFEFF<a/>']),
       };
     case 9:
       return {
@@ -554,6 +555,37 @@ describe(`fuzz: every public route with malformed input (FUZZ_SEED=${SEED})`, ()
     );
     const internal = gw.logs.filter((l) => l.errorCode === 'internal_error');
     assert.deepEqual(internal.map((l) => String(l.reqId)), [], 'no internal_error was logged');
+  });
+
+  it('refuses deep, namespace-heavy, wide and huge XML on every XML route with a 4xx and its code', async () => {
+    const form = (values: Record<string, string>): string => new URLSearchParams(values).toString();
+    const b64x = (xml: string): string => Buffer.from(xml, 'utf8').toString('base64');
+    const deflated = (xml: string): string => encodeURIComponent(deflateRawSync(Buffer.from(xml, 'utf8')).toString('base64'));
+    const seen: string[] = [];
+    for (const [name, filler] of Object.entries(HOSTILE_FILLERS)) {
+      const big = filler(150_000);
+      const small = filler(9_000);
+      const login = await beginLogin(gw, 'a.example');
+      const signedXml = buildSamlResponseXml({ issuer: idps.a.entityId, destination: null, inResponseTo: login.requestId, recipient: null, audience: null, nameId: 'emp-001', now: gw.clock.now() });
+      const requests: Array<[string, supertest.Test]> = [
+        ['ACS, no transaction', gw.http.post('/acs/a.example').type('form').send(form({ SAMLResponse: b64x(hostileResponse(big)), RelayState: 'A'.repeat(32) }))],
+        ['ACS, live transaction', gw.http.post('/acs/a.example').type('form').send(form({ SAMLResponse: b64x(injectIntoAssertion(signedXml, big)), RelayState: login.relayState }))],
+        ['ACS, unsolicited tenant', gw.http.post('/acs/unsolicited.example').type('form').send(form({ SAMLResponse: b64x(hostileResponse(big, idps.a.entityId)) }))],
+        ['SLO POST', gw.http.post('/saml2/sp/slo').type('form').send(form({ SAMLRequest: b64x(hostileLogoutRequest(filler(60_000), idps.a.entityId)) }))],
+        ['SLO GET', gw.http.get(`/saml2/sp/slo?SAMLRequest=${deflated(hostileLogoutRequest(small, idps.a.entityId))}`)],
+        ['SLO callback POST', gw.http.post('/saml2/sp/slo/callback').type('form').send(form({ SAMLResponse: b64x(hostileResponse(filler(60_000))), RelayState: 'A'.repeat(32) }))],
+        ['SLO callback GET', gw.http.get(`/saml2/sp/slo/callback?SAMLResponse=${deflated(hostileResponse(small))}&RelayState=${'A'.repeat(32)}`)],
+        ['IdP metadata upload', gw.http.post('/admin/v1/domains/a.example/saml/idp-metadata').set('Authorization', OPERATOR_AUTH).type('application/xml').send(`<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x">${big}</md:EntityDescriptor>`)],
+      ];
+      for (const [route, req] of requests) {
+        const res = await req;
+        const label = `${route} / ${name}: ${res.status} ${res.text.slice(0, 120)}`;
+        assert.ok(res.status >= 400 && res.status < 500, label);
+        assert.ok(errorCodeOf(res), `${label}: an error code`);
+        seen.push(`${route}:${res.status}`);
+      }
+    }
+    assert.equal(seen.length, Object.keys(HOSTILE_FILLERS).length * 8);
   });
 
   it('is alive afterwards: /healthz and /readyz answer 200 and a normal login works', async () => {

@@ -1,7 +1,7 @@
 import { AppError, isAppError } from '../../errors/index.js';
 import type { SsoSettings } from '../../domain/tenant.js';
 import { certificateFromBase64 } from './certificates.js';
-import { NS, XmlRefused, attr, childElements, descendants, parseUntrustedXml } from './xml.js';
+import { METADATA_LIMITS, NS, XmlRefused, attr, childElements, descendants, parseUntrustedXml } from './xml.js';
 
 const BINDING_REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
 const BINDING_POST = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST';
@@ -32,7 +32,7 @@ export function parseIdpMetadata(xml: string): IdpMetadata {
   if (xml.length > 1_000_000) throw refuse('the document is larger than 1 MB');
   let doc: Document;
   try {
-    doc = parseUntrustedXml(xml);
+    doc = parseUntrustedXml(xml, METADATA_LIMITS);
   } catch (err) {
     if (err instanceof XmlRefused) throw refuse(err.kind === 'doctype_refused' ? 'DOCTYPE declarations are not allowed' : 'the XML is malformed');
     throw err;
