@@ -23,7 +23,9 @@
  *            through the guard leaves it (admission and device entry recorded) — floor: the same refresh
  *            on a tenant without MDM. Target ≥ 1,000 req/s and ≥ 0.8 of the floor.
  *
- * then bench/sso-switch.ts and bench/csv-import.ts (time and peak memory), folding their JSON lines in.
+ * then bench/sso-switch.ts and bench/csv-import.ts (time and peak memory) and bench/hostile-input.ts (the
+ * costliest request a stranger can send to each public XML route, as CPU per request against one valid
+ * login), folding their JSON lines in.
  * Prints a table and writes bench/results/<timestamp>.json and latest.json (bench/results/README.md).
  * Every key lives under the run's prefix and is deleted at the end; child processes are killed however
  * the run ends. Settings: bench/lib/settings.ts (BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS,
@@ -405,6 +407,9 @@ async function fileBench(id: FileBenchRecord['id'], script: string, label: strin
   if (result && id === 'sso-switch') {
     ms = Number(result.wallMs);
     rss = Number(result.peakRssGrowthMb);
+  } else if (result && id === 'hostile-input') {
+    const met = result.met === true;
+    return { id, label, exitCode: code, result, ms: null, rssGrowthMb: null, target: { text: '≤3× login CPU, ≤50 ms', met }, valid: result.valid === true };
   } else if (result && id === 'csv-import') {
     const imp = result.import as { ms?: number; rssGrowthMb?: number } | undefined;
     ms = imp?.ms ?? null;
@@ -477,6 +482,7 @@ async function main(): Promise<number> {
 
   if (settings.scenarios.includes('sso-switch')) files.push(await fileBench('sso-switch', 'bench/sso-switch.ts', 'enable SSO: 100k members, 200k sessions'));
   if (settings.scenarios.includes('csv-import')) files.push(await fileBench('csv-import', 'bench/csv-import.ts', 'CSV import: 100k external keys'));
+  if (settings.scenarios.includes('hostile-input')) files.push(await fileBench('hostile-input', 'bench/hostile-input.ts', 'hostile input'));
 
   const rows = tableRows(scenarios, files);
   log('\n' + renderTable(rows));

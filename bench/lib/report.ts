@@ -35,7 +35,7 @@ export interface ScenarioRecord {
 }
 
 export interface FileBenchRecord {
-  id: 'sso-switch' | 'csv-import';
+  id: 'sso-switch' | 'csv-import' | 'hostile-input';
   label: string;
   exitCode: number | null;
   /** The script's JSON line, as printed. */
@@ -92,6 +92,21 @@ export function tableRows(scenarios: ScenarioRecord[], files: FileBenchRecord[])
     }
   }
   for (const f of files) {
+    if (f.id === 'hostile-input') {
+      const r = f.result as { loginCpuMs?: number; worst?: { route: string; shape: string; cpuMs: number; ratio: number }; slowestMs?: number } | null;
+      rows.push({
+        scenario: r?.worst ? `${f.label}: worst ${r.worst.route} (${r.worst.shape})` : f.label,
+        procs: '1',
+        reqPerSec: r?.worst ? `${fmt(r.worst.cpuMs, 1)} ms CPU` : 'failed',
+        p50: r?.loginCpuMs === undefined ? '—' : `login ${fmt(r.loginCpuMs, 1)} ms`,
+        p99: r?.slowestMs === undefined ? '—' : `max ${fmt(r.slowestMs, 0)} ms`,
+        floor: '1 valid login',
+        ratio: r?.worst ? fmt(r.worst.ratio, 2) : '—',
+        target: f.target?.text ?? '—',
+        met: metText(f.valid, f.target),
+      });
+      continue;
+    }
     rows.push({
       scenario: f.label,
       procs: '1',
