@@ -17,7 +17,8 @@ export function logoutRoutes(s: Services): Router {
   const router = Router();
   const cookie = cookieSettings(s);
   const allowHttp = s.config.publicUrl.startsWith('http://');
-  const form = express.urlencoded({ extended: false, limit: '200kb', parameterLimit: 10 });
+  // A logout message is at most 64 KiB of XML (slo.ts), 88 KiB as base64.
+  const form = express.urlencoded({ extended: false, limit: '96kb', parameterLimit: 10 });
 
   /** The allowed final hop (S-19), or null. */
   const finalTarget = (tenant: Tenant | null, raw: unknown): string | null =>
