@@ -45,6 +45,7 @@ import { systemClock } from '../src/domain/clock.js';
 import { buildSamlResponseXml, signSamlResponse } from '../src/demo/saml-response.js';
 import { createLogger } from '../src/observability/logger.js';
 import { RedisStore } from '../src/store/index.js';
+import { BENCH_RATE_LIMITS } from './lib/gateway.js';
 import { deletePrefix } from './lib/redis.js';
 
 const N = Number(process.env.N ?? 1000);
@@ -305,7 +306,7 @@ async function floor(batch: Prepared[]): Promise<number> {
 async function main(): Promise<void> {
   const { config } = loadConfig({
     env: { NODE_ENV: 'test' },
-    overrides: { publicUrl: PUBLIC_URL, serviceOrigins: [PUBLIC_URL], seedFile: undefined, demo: { enabled: false }, logLevel: 'info' },
+    overrides: { publicUrl: PUBLIC_URL, serviceOrigins: [PUBLIC_URL], seedFile: undefined, demo: { enabled: false }, logLevel: 'info', rateLimits: BENCH_RATE_LIMITS },
   });
   const store = new RedisStore({ url: REDIS_URL, keyPrefix: PREFIX, commandTimeoutMs: 10_000 });
   // The request log line is part of the real cost of a login: keep it at info, into a sink.

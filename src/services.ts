@@ -68,7 +68,6 @@ export function buildServices(deps: AppDeps): Services {
   const secretBox = new SecretBox(config.secretKeys);
   const tenants = new TenantRepository(store, secretBox);
   const members = new MemberRepository(store);
-  const transactions = new LoginTransactions(store, clock, config.loginTransaction.ttlSeconds);
   const { privateKey, certificate, nextCertificate } = config.saml.signing;
   const sp: SpContext = {
     publicUrl: config.publicUrl,
@@ -78,6 +77,7 @@ export function buildServices(deps: AppDeps): Services {
   const sessions = new WebSessions(store, clock);
   // Process metrics (GC, event loop, memory) only where a scraper reads them; tests build many apps per process.
   const metrics = new Metrics({ defaultMetrics: config.env !== 'test' });
+  const transactions = new LoginTransactions(store, clock, config.loginTransaction.ttlSeconds, metrics);
   const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys });
   const deviceSessions = new DeviceSessions({ store, isLive: async (grantId) => (await store.get(keys.opModel('Grant', grantId))) !== null });
   const opRevocation = new OpRevocation(store);

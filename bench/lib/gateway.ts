@@ -25,6 +25,19 @@ export const MEMBERS_PER_TENANT = 500;
 export const memberKey = (i: number): string => `bench-emp-${String(i).padStart(5, '0')}`;
 export const memberId = (i: number): string => `bm-${String(i).padStart(5, '0')}`;
 
+/**
+ * The per-client limits of the public routes (config `rateLimits`), raised far above what the bench
+ * sends: every request comes from 127.0.0.1, thousands a second. The limiter still runs (one store
+ * round trip per request, as deployed); it only never refuses.
+ */
+export const BENCH_RATE_LIMITS = {
+  loginStartPerMinute: 10_000_000,
+  acsPerMinute: 10_000_000,
+  oauthCallbackPerMinute: 10_000_000,
+  samlLogoutPerMinute: 10_000_000,
+  logoutPerMinute: 10_000_000,
+} as const;
+
 /** Environment variables the config loader reads (src/config/load.ts ENV_MAP): never inherited by the child. */
 const CONFIG_ENV = [
   'PORT', 'PUBLIC_URL', 'TRUST_PROXY', 'LOG_LEVEL', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'SECRET_KEYS', 'ADMIN_API_KEY', 'SERVICE_ORIGINS',
@@ -80,6 +93,7 @@ export function writeGatewayFiles(input: GatewayConfigInput): GatewayFiles {
         logLevel: input.logLevel,
         store: { redisUrl: input.redisUrl, keyPrefix: input.keyPrefix, commandTimeoutMs: 5000 },
         demo: { enabled: false },
+        rateLimits: BENCH_RATE_LIMITS,
         seedFile,
       },
       null,

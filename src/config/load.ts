@@ -205,6 +205,9 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     if (devAdminKey) warnings.push('adminApiKey is the DEV-ONLY placeholder: set ADMIN_API_KEY before real use.');
     if (config.demo.enabled) warnings.push('Demo IdPs are mounted at /demo-idp (never in production).');
   }
+  if (config.trustProxy === true) {
+    warnings.push('trustProxy is true: the client IP is the left-most X-Forwarded-For address, which a client can write itself when a proxy appends to the header; per-client rate limits and audit IPs then trust it. Set TRUST_PROXY to the number of proxies in front of the gateway.');
+  }
   if (!usesRedis) {
     warnings.push('No Redis is configured (REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES): using the IN-PROCESS store. State is lost on restart and not shared between processes. NOT FOR PRODUCTION.');
   }

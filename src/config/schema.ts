@@ -56,7 +56,13 @@ export const configSchema = z.strictObject({
   port: z.coerce.number().int().min(0).max(65535).default(3000),
   /** The public base URL of the gateway (scheme://host[:port], no trailing slash). Env: PUBLIC_URL. */
   publicUrl: originSchema.default('http://localhost:3000'),
-  /** Trust X-Forwarded-* from this many proxy hops (Express `trust proxy`). */
+  /**
+   * Trust X-Forwarded-* from this many proxy hops (Express `trust proxy`): the client IP of audit
+   * entries and of every per-client rate limit is the address that many hops from the right of
+   * X-Forwarded-For. Set the number of proxies in front of the gateway; `true` (trust every hop) takes
+   * the left-most address, which the client writes itself when a proxy appends to the header, so the
+   * loader warns at boot. Env: TRUST_PROXY.
+   */
   trustProxy: z.union([z.boolean(), z.number().int().min(0)]).default(false),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /**
@@ -177,6 +183,31 @@ export const configSchema = z.strictObject({
       rateLimitPerMinute: z.number().int().min(10).max(100_000).default(1200),
     })
     .default({ allowPrivateMetadataUrls: false, rateLimitPerMinute: 1200 }),
+  /**
+   * Per-client limits on the public login and logout routes, which anyone can call without a session
+   * (SPEC §12): requests per minute per client IP — an IPv6 client by its /64 — as Express sees it
+   * behind `trustProxy`. Counted in the store, so every gateway process counts together; minutes are
+   * cut by the gateway's clock. Over a limit: 429 `rate_limited` with Retry-After. Behind a NAT or an
+   * egress proxy that many users share, raise them for that address's traffic.
+   */
+  rateLimits: z
+    .strictObject({
+      /**
+       * GET /d/login/{domain} (and the OP's login interaction), across tenants. Each stores a login
+       * transaction (≤ 4 KB) for loginTransaction.ttlSeconds, so this bounds what one client can make
+       * the store hold: limit × 30 minutes × 4 KB.
+       */
+      loginStartPerMinute: z.number().int().min(1).max(10_000_000).default(600),
+      /** POST /acs/{domain}: SAML responses (each costs an XML signature check; the form is parsed after the limit). */
+      acsPerMinute: z.number().int().min(1).max(10_000_000).default(600),
+      /** GET /oauth/callback/{domain}: OAuth / OIDC answers (each may call the IdP's token and user-info APIs). */
+      oauthCallbackPerMinute: z.number().int().min(1).max(10_000_000).default(600),
+      /** GET|POST /saml2/sp/slo and /saml2/sp/slo/callback together: SAML logout messages. */
+      samlLogoutPerMinute: z.number().int().min(1).max(10_000_000).default(300),
+      /** GET /d/logout and /view/oauth/sso/logout together: sign-outs. */
+      logoutPerMinute: z.number().int().min(1).max(10_000_000).default(300),
+    })
+    .default({ loginStartPerMinute: 600, acsPerMinute: 600, oauthCallbackPerMinute: 600, samlLogoutPerMinute: 300, logoutPerMinute: 300 }),
   session: z.strictObject({
     cookieName: z.string().regex(/^[A-Za-z0-9_-]+$/).default('idpb_session'),
     /** S-10 defaults: 24 h for web logins, 30 days for app logins. */

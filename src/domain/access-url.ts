@@ -11,6 +11,11 @@ export interface AccessUrlPolicy {
   internalPrefixes?: readonly string[];
 }
 
+/**
+ * Longest accessUrl / logout redirect, before and after normalisation: `new URL().href`
+ * percent-encodes, so 2,048 characters of CJK text become about 18,000 (9 per character), and the
+ * login transaction stores the normalised form.
+ */
 const MAX_LENGTH = 2048;
 // Control characters, whitespace and backslashes: browsers strip or reinterpret them (`/\t/evil`,
 // `/\evil`), so a target holding any of them is refused rather than "cleaned".
@@ -18,6 +23,12 @@ const FORBIDDEN = /[\u0000-\u0020\u007f-\u009f\u00a0\u1680\u2000-\u200f\u2028-\u
 
 function refuse(detail: string): AppError {
   return new AppError('invalid_access_url', { detail });
+}
+
+/** The normalised target, unless it grew past MAX_LENGTH. */
+function bounded(href: string): string {
+  if (href.length > MAX_LENGTH) throw refuse(`accessUrl too long once normalised (${href.length} characters)`);
+  return href;
 }
 
 /**
@@ -37,7 +48,7 @@ export function checkAccessUrl(raw: unknown, policy: AccessUrlPolicy): string {
     const base = new URL(policy.defaultServiceUrl);
     const url = new URL(raw, base.origin);
     if (url.origin !== base.origin) throw refuse('path accessUrl left the default origin');
-    return url.href;
+    return bounded(url.href);
   }
 
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(raw)?.[1]?.toLowerCase();
@@ -49,9 +60,9 @@ export function checkAccessUrl(raw: unknown, policy: AccessUrlPolicy): string {
     throw refuse('accessUrl is not a URL');
   }
   if (url.username || url.password) throw refuse('accessUrl holds userinfo');
-  if (policy.internalPrefixes?.some((p) => url.href.startsWith(p))) return url.href;
+  if (policy.internalPrefixes?.some((p) => url.href.startsWith(p))) return bounded(url.href);
   if (!policy.allowedOrigins.includes(url.origin)) throw refuse(`accessUrl origin not allowed: ${url.origin}`);
-  return url.href;
+  return bounded(url.href);
 }
 
 /**
@@ -78,5 +89,5 @@ export function checkLogoutRedirect(raw: unknown, allowedHosts: readonly string[
   const ok = allowedHosts.some((pattern) =>
     pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : host === pattern,
   );
-  return ok ? url.href : null;
+  return ok && url.href.length <= MAX_LENGTH ? url.href : null;
 }

@@ -21,6 +21,8 @@ export class Metrics {
   readonly tokenDuration: Histogram<'grant_type' | 'mdm' | 'result'>;
   readonly mdmChecks: Counter<'domain' | 'result'>;
   readonly storeErrors: Counter<'source'>;
+  readonly rateLimited: Counter<'bucket'>;
+  readonly loginTransactions: Counter<'type'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -30,6 +32,8 @@ export class Metrics {
     this.tokenDuration = new Histogram({ name: 'idpb_oidc_token_duration_seconds', help: 'OpenID Provider token endpoint latency (mobile refresh included) by grant type, whether the MDM check ran, and result.', labelNames: ['grant_type', 'mdm', 'result'], buckets: LATENCY_BUCKETS, registers });
     this.mdmChecks = new Counter({ name: 'idpb_mdm_checks_total', help: 'MDM checks of mobile requests by tenant and result (ok or the refusal code).', labelNames: ['domain', 'result'], registers });
     this.storeErrors = new Counter({ name: 'idpb_store_errors_total', help: 'Requests answered 503 store_unavailable, and failed readiness probes.', labelNames: ['source'], registers });
+    this.rateLimited = new Counter({ name: 'idpb_rate_limited_total', help: 'Requests refused 429 rate_limited, by limiter bucket (route family: login-start, acs, oauth-callback, saml-logout, logout, session-check, password-login …). Never by client.', labelNames: ['bucket'], registers });
+    this.loginTransactions = new Counter({ name: 'idpb_login_transactions_total', help: 'Login transactions stored (one per login started at an IdP) by SSO type (saml, oauth).', labelNames: ['type'], registers });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'idpb_' });
     // In a node:cluster worker, the primary collects this registry over IPC (see clusterMetricsText).
     if (cluster.isWorker) AggregatorRegistry.setRegistries([this.registry]);

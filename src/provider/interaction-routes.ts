@@ -4,6 +4,7 @@ import { TenantRepository } from '../domain/tenants.js';
 import { AppError } from '../errors/index.js';
 import { cookieSettings } from '../http/complete-login.js';
 import { readCookie } from '../http/cookies.js';
+import { checkRateLimit, publicRouteRule } from '../http/rate-limit.js';
 import { browserRoute } from '../http/request-context.js';
 import { startLogin } from '../http/start-login.js';
 import type { Services } from '../services.js';
@@ -26,6 +27,7 @@ function tenantDomainOf(params: Record<string, unknown>): string | null {
  */
 export function interactionRoutes(s: Services, provider: Provider): Router {
   const router = Router();
+  const loginStartRule = publicRouteRule(s.config, 'login-start');
 
   router.get(`${OP_PATH}/interaction/:uid`, browserRoute, async (req: Request, res: Response) => {
     let details;
@@ -50,6 +52,8 @@ export function interactionRoutes(s: Services, provider: Provider): Router {
         await provider.interactionFinished(req, res, { login: { accountId: toAccountId(tenant.domain, member.id) } }, { mergeWithLastSubmission: false });
         return;
       }
+      // Starting a login stores a transaction: the login-start budget of GET /d/login counts it too.
+      await checkRateLimit(s, loginStartRule, req, res);
       const worksId = typeof details.params.login_hint === 'string' && /^[\x21-\x7e]{1,256}$/.test(details.params.login_hint) ? details.params.login_hint : undefined;
       res.redirect(302, await startLogin(s, tenant, { target: `${s.config.publicUrl}${OP_PATH}/interaction/${details.uid}`, clientKind: 'web', worksId }));
       return;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../domain/clock.js';
 import { AppError } from '../errors/index.js';
+import type { Metrics } from '../observability/metrics.js';
 import { keys, type KeyValueStore } from '../store/index.js';
 
 export type ClientKind = 'web' | 'app';
@@ -28,6 +29,14 @@ export interface LoginTransaction {
 /** 192 random bits, URL-safe: the only thing that travels in RelayState / state. */
 export const TRANSACTION_ID_RE = /^[A-Za-z0-9_-]{32}$/;
 
+/**
+ * Largest stored transaction (serialized JSON, bytes). Its fields are bounded where they come in (a
+ * target of at most 2,048 characters after normalisation, a sessionKey of 128, a domain of 253): the
+ * largest legitimate one is about 2.8 KB. Checked before the write, so no input can make the store
+ * hold more per login started.
+ */
+export const MAX_TRANSACTION_BYTES = 4096;
+
 export function newOpaqueId(bytes = 24): string {
   return randomBytes(bytes).toString('base64url');
 }
@@ -37,11 +46,18 @@ export class LoginTransactions {
     private readonly store: KeyValueStore,
     private readonly clock: Clock,
     private readonly ttlSeconds: number,
+    private readonly metrics?: Pick<Metrics, 'loginTransactions'>,
   ) {}
 
   async create(tenant: { domain: string; ssoEpoch: number }, fields: Omit<LoginTransaction, 'id' | 'createdAt' | 'domain' | 'ssoEpoch'>): Promise<LoginTransaction> {
     const txn: LoginTransaction = { ...fields, domain: tenant.domain, ssoEpoch: tenant.ssoEpoch, id: newOpaqueId(), createdAt: this.clock.now() };
-    await this.store.set(keys.loginTransaction(txn.domain, txn.id), JSON.stringify(txn), { ttlMs: this.ttlSeconds * 1000 });
+    const json = JSON.stringify(txn);
+    const bytes = Buffer.byteLength(json);
+    if (bytes > MAX_TRANSACTION_BYTES) {
+      throw new AppError('bad_request', { reason: 'transaction_too_large', detail: `login transaction of ${bytes} bytes (at most ${MAX_TRANSACTION_BYTES})` });
+    }
+    await this.store.set(keys.loginTransaction(txn.domain, txn.id), json, { ttlMs: this.ttlSeconds * 1000 });
+    this.metrics?.loginTransactions.inc({ type: txn.ssoType });
     return txn;
   }
 

@@ -40,6 +40,7 @@ describe('GET /metrics (Prometheus, SPEC §12)', () => {
     assert.equal(sample(res.text, 'idpb_logins_total', { domain: 'a.example', type: 'saml', result: 'failure' }), 1);
     assert.equal(sample(res.text, 'idpb_acs_duration_seconds_count', { result: 'success' }), 1);
     assert.equal(sample(res.text, 'idpb_acs_duration_seconds_count', { result: 'failure' }), 1);
+    assert.equal(sample(res.text, 'idpb_login_transactions_total', { type: 'saml' }), 2, 'one stored transaction per login started');
     assert.ok((sample(res.text, 'idpb_http_request_duration_seconds_count', { route: '/acs/:domain', status_class: '3xx' }) ?? 0) >= 1);
     assert.ok(!res.text.includes(nameId), 'no NameID in the metrics');
   });

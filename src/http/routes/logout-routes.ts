@@ -8,6 +8,7 @@ import type { SamlMessageInput } from '../../sso/saml/slo.js';
 import type { WebSession } from '../../sso/sessions.js';
 import { cookieSettings } from '../complete-login.js';
 import { clearSessionCookie, readCookie } from '../cookies.js';
+import { publicRouteRule, rateLimit } from '../rate-limit.js';
 import { browserRoute } from '../request-context.js';
 import { signedOutPage } from '../views.js';
 
@@ -19,6 +20,9 @@ export function logoutRoutes(s: Services): Router {
   const allowHttp = s.config.publicUrl.startsWith('http://');
   // A logout message is at most 64 KiB of XML (slo.ts), 88 KiB as base64.
   const form = express.urlencoded({ extended: false, limit: '96kb', parameterLimit: 10 });
+  // Per-client limits (config rateLimits), before the form is parsed: one budget per family.
+  const logoutLimit = rateLimit(s, publicRouteRule(s.config, 'logout'));
+  const samlLogoutLimit = rateLimit(s, publicRouteRule(s.config, 'saml-logout'));
 
   /** The allowed final hop (S-19), or null. */
   const finalTarget = (tenant: Tenant | null, raw: unknown): string | null =>
@@ -39,7 +43,7 @@ export function logoutRoutes(s: Services): Router {
   };
 
   // S-19: end the session; then SAML single logout, or the tenant's logoutUrl, or the final hop.
-  router.get('/d/logout', browserRoute, async (req: Request, res: Response) => {
+  router.get('/d/logout', browserRoute, logoutLimit, async (req: Request, res: Response) => {
     const session = await endCookieSession(req, res, 'logout');
     const domain = session?.domain ?? TenantRepository.normaliseDomain(req.query.domain);
     const tenant = domain ? await s.tenants.find(domain) : null;
@@ -62,7 +66,7 @@ export function logoutRoutes(s: Services): Router {
   });
 
   // S-20: the IdP signed the user out and sends the browser here.
-  router.get('/view/oauth/sso/logout', browserRoute, async (req: Request, res: Response) => {
+  router.get('/view/oauth/sso/logout', browserRoute, logoutLimit, async (req: Request, res: Response) => {
     const domain = TenantRepository.normaliseDomain(req.query.domain);
     const tenant = domain ? await s.tenants.find(domain) : null;
     const current = await s.sessions.find(readCookie(req, cookie.name));
@@ -97,8 +101,8 @@ export function logoutRoutes(s: Services): Router {
     await s.audit.record({ type: 'saml_logout.received', domain: result.tenant.domain, actor: 'idp', requestId: res.locals.requestId, data: { sessionsEnded: result.ended } });
     land(res, result.responseUrl);
   };
-  router.get('/saml2/sp/slo', browserRoute, idpLogout);
-  router.post('/saml2/sp/slo', browserRoute, form, idpLogout);
+  router.get('/saml2/sp/slo', browserRoute, samlLogoutLimit, idpLogout);
+  router.post('/saml2/sp/slo', browserRoute, samlLogoutLimit, form, idpLogout);
 
   // S-13: the IdP's LogoutResponse to our LogoutRequest; the final hop only within logoutRedirectDomains.
   const sloCallback = async (req: Request, res: Response): Promise<void> => {
@@ -114,8 +118,8 @@ export function logoutRoutes(s: Services): Router {
     // The target was checked when the logout started; check again against today's list.
     land(res, finalTarget(result.tenant, result.target));
   };
-  router.get('/saml2/sp/slo/callback', browserRoute, sloCallback);
-  router.post('/saml2/sp/slo/callback', browserRoute, form, sloCallback);
+  router.get('/saml2/sp/slo/callback', browserRoute, samlLogoutLimit, sloCallback);
+  router.post('/saml2/sp/slo/callback', browserRoute, samlLogoutLimit, form, sloCallback);
 
   return router;
 }

@@ -7,7 +7,7 @@ import type { ClientKind } from '../../sso/transactions.js';
 import type { Services } from '../../services.js';
 import { auditRefusedLogin, completeLogin } from '../complete-login.js';
 import { startLogin } from '../start-login.js';
-import { rateLimit } from '../rate-limit.js';
+import { publicRouteRule, rateLimit } from '../rate-limit.js';
 import { browserRoute } from '../request-context.js';
 
 const WORKS_ID_RE = /^[\x21-\x7e]{1,256}$/;
@@ -21,9 +21,11 @@ function optionalParam(value: unknown, re: RegExp, name: string): string | undef
 
 export function ssoRoutes(s: Services): Router {
   const router = Router();
+  // Per-client limits (config rateLimits), before any tenant lookup, body parsing or write.
+  const loginStartLimit = rateLimit(s, publicRouteRule(s.config, 'login-start'));
 
   // S-4 … S-7, S-14, S-16: start a login at the tenant's IdP.
-  router.get('/d/login/:domain', browserRoute, async (req: Request, res: Response) => {
+  router.get('/d/login/:domain', browserRoute, loginStartLimit, async (req: Request, res: Response) => {
     const tenant = await s.tenants.load(req.params.domain);
     res.locals.domain = tenant.domain;
     const target = checkAccessUrl(req.query.accessUrl, s.accessUrlPolicy(tenant));
@@ -38,6 +40,7 @@ export function ssoRoutes(s: Services): Router {
   router.post(
     '/acs/:domain',
     browserRoute,
+    rateLimit(s, publicRouteRule(s.config, 'acs')),
     express.urlencoded({ extended: false, limit: s.config.saml.maxResponseBytes, parameterLimit: 10 }),
     async (req: Request, res: Response) => {
       const stopTimer = s.metrics.acsDuration.startTimer();
@@ -64,7 +67,7 @@ export function ssoRoutes(s: Services): Router {
   );
 
   // S-17: the OAuth / OIDC redirect back from the IdP.
-  router.get('/oauth/callback/:domain', browserRoute, async (req: Request, res: Response) => {
+  router.get('/oauth/callback/:domain', browserRoute, rateLimit(s, publicRouteRule(s.config, 'oauth-callback')), async (req: Request, res: Response) => {
     const tenant = await s.tenants.load(req.params.domain);
     res.locals.domain = tenant.domain;
     if (!tenant.sso.enabled || tenant.sso.type !== 'oauth') {

@@ -103,4 +103,17 @@ describe('configuration (SPEC §3)', () => {
       (config.saml as { clockSkewSeconds: number }).clockSkewSeconds = 1;
     }, TypeError);
   });
+
+  it('has per-client limits on the public routes by default, tunable per key, and warns when every proxy hop is trusted', () => {
+    const { config, warnings } = loadConfig({ env: {} });
+    assert.deepEqual(config.rateLimits, { loginStartPerMinute: 600, acsPerMinute: 600, oauthCallbackPerMinute: 600, samlLogoutPerMinute: 300, logoutPerMinute: 300 });
+    assert.ok(!warnings.some((w) => w.includes('trustProxy')));
+    const tuned = loadConfig({ env: {}, overrides: { rateLimits: { loginStartPerMinute: 5000 } } }).config.rateLimits;
+    assert.equal(tuned.loginStartPerMinute, 5000);
+    assert.equal(tuned.acsPerMinute, 600, 'siblings keep their defaults');
+    assert.throws(() => loadConfig({ env: {}, overrides: { rateLimits: { acsPerMinute: 0 } } }), /rateLimits\.acsPerMinute/);
+    assert.throws(() => loadConfig({ env: {}, overrides: { rateLimits: { loginStartPerMinut: 10 } } }), /rateLimits/);
+    assert.ok(loadConfig({ env: { TRUST_PROXY: 'true' } }).warnings.some((w) => w.includes('trustProxy is true')));
+    assert.ok(!loadConfig({ env: { TRUST_PROXY: '1' } }).warnings.some((w) => w.includes('trustProxy')));
+  });
 });

@@ -47,6 +47,24 @@ describe('accessUrl rules (S-5)', () => {
     const httpPolicy = { ...policy, allowHttp: true, allowedOrigins: ['http://localhost:3000'] };
     assert.equal(checkAccessUrl('http://localhost:3000/welcome', httpPolicy), 'http://localhost:3000/welcome');
   });
+
+  it('refuses an accessUrl longer than 2,048 characters as sent or once normalised (the login transaction stores the normalised form)', () => {
+    const refused = (raw: string): boolean => {
+      try {
+        checkAccessUrl(raw, policy);
+        return false;
+      } catch (err) {
+        return err instanceof AppError && err.code === 'invalid_access_url';
+      }
+    };
+    const origin = 'https://board.example.net/';
+    assert.equal(checkAccessUrl(origin + 'a'.repeat(2048 - origin.length), policy).length, 2048, 'the longest accepted target');
+    assert.ok(refused(origin + 'a'.repeat(2049 - origin.length)), 'too long as sent');
+    // Short as sent, long once percent-encoded: 9 characters per CJK character, 3 per quote.
+    assert.ok(refused(origin + 'あ'.repeat(300)), 'CJK text');
+    assert.ok(refused(`/${'"'.repeat(700)}`), 'a path of quotes');
+    assert.equal(checkAccessUrl(`/${'あ'.repeat(200)}`, policy).length, 'https://board.example.net/'.length + 1800, 'expanding but short enough');
+  });
 });
 
 describe('logout redirect rules (S-19)', () => {
@@ -74,5 +92,10 @@ describe('logout redirect rules (S-19)', () => {
       ['https://a.example/'],
     ];
     for (const b of bad) assert.equal(checkLogoutRedirect(b, hosts, false), null, String(b));
+  });
+
+  it('refuses a redirect longer than 2,048 characters once normalised', () => {
+    assert.equal(checkLogoutRedirect(`https://a.example/${'あ'.repeat(300)}`, ['a.example'], false), null);
+    assert.ok(checkLogoutRedirect(`https://a.example/${'あ'.repeat(200)}`, ['a.example'], false));
   });
 });
