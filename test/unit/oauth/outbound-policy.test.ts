@@ -3,6 +3,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Agent, request } from 'undici';
+import { classifyMetadataFailure } from '../../../src/admin/metadata-fetch.js';
+import { ConfigError, loadConfig } from '../../../src/config/index.js';
 import { OutboundPolicy, OutboundRefusal, classifyAddress, findRefusal, parseAllowedHost, type HostResolver } from '../../../src/sso/oauth/outbound-policy.js';
 
 const policy = (allowedHosts: string[] = [], allowPrivateNetworks = false, resolve?: HostResolver): OutboundPolicy => new OutboundPolicy({ allowPrivateNetworks, allowedHosts }, resolve);
@@ -119,6 +121,25 @@ describe('outbound policy: the operator allowlist', () => {
     assert.equal((await refusal(p.admittedAddresses('empty', 443))).refusal, 'dns_failed');
     assert.equal((await refusal(p.admittedAddresses('nowhere.invalid', 443))).refusal, 'dns_failed');
   });
+
+  it('reads outbound from the config, refuses bad entries naming the key, and allows the demo its own origin', () => {
+    const { config } = loadConfig({ env: { NODE_ENV: 'test', OUTBOUND_ALLOWED_HOSTS: 'idp.corp.example:8443, 10.0.0.0/8' }, overrides: { demo: { enabled: false } } });
+    assert.deepEqual(config.outbound, { allowPrivateNetworks: false, allowedHosts: ['idp.corp.example:8443', '10.0.0.0/8'] });
+    const safe = loadConfig({ env: { NODE_ENV: 'test' }, overrides: { demo: { enabled: false } } }).config;
+    assert.deepEqual(safe.outbound, { allowPrivateNetworks: false, allowedHosts: [] }, 'the default refuses');
+    assert.throws(
+      () => loadConfig({ env: { NODE_ENV: 'test' }, overrides: { outbound: { allowedHosts: ['10.0.0.0/40'] } } }),
+      (err: unknown) => err instanceof ConfigError && /outbound\.allowedHosts\.0/.test(err.message),
+    );
+    assert.throws(
+      () => loadConfig({ env: { NODE_ENV: 'test' }, overrides: { admin: { allowPrivateMetadataUrls: true } } }),
+      (err: unknown) => err instanceof ConfigError && /outbound\.allowedHosts/.test(err.message),
+    );
+    const demo = loadConfig({ env: { PORT: '3100' } });
+    assert.deepEqual(demo.config.outbound.allowedHosts, ['localhost:3100'], 'npm start: the demo OAuth IdP is the gateway itself');
+    const open = loadConfig({ env: { NODE_ENV: 'test', OUTBOUND_ALLOW_PRIVATE_NETWORKS: 'true' } });
+    assert.ok(open.warnings.some((w) => w.includes('outbound.allowPrivateNetworks')));
+  });
 });
 
 describe('outbound policy: at connect time (DNS rebinding)', () => {
@@ -167,5 +188,30 @@ describe('outbound policy: at connect time (DNS rebinding)', () => {
     } finally {
       await agent.close();
     }
+  });
+});
+
+describe('metadata fetch failures as the admin reads them', () => {
+  const failures = [
+    Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
+    Object.assign(new Error('self-signed'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }),
+    Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' }),
+  ];
+
+  it('names the cause for a public server', () => {
+    const messages = failures.map((e) => classifyMetadataFailure(e, false, false).publicMessage);
+    assert.match(messages[0]!, /refused the connection/);
+    assert.match(messages[1]!, /TLS certificate could not be verified/);
+    assert.match(messages[2]!, /within 5 seconds/);
+  });
+
+  it('says only "could not be reached" for a server the operator admits on a private address; the log keeps the cause', () => {
+    const errors = failures.map((e) => classifyMetadataFailure(e, false, true));
+    assert.equal(new Set(errors.map((e) => e.publicMessage)).size, 1, 'one message for a closed port, a TLS failure and a timeout');
+    assert.match(errors[0]!.publicMessage, /could not be reached/);
+    assert.deepEqual(
+      errors.map((e) => e.detail),
+      ['connection: ECONNREFUSED', 'tls: DEPTH_ZERO_SELF_SIGNED_CERT', 'timeout: UND_ERR_HEADERS_TIMEOUT'],
+    );
   });
 });
