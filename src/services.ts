@@ -22,6 +22,7 @@ import type { Logger } from './observability/logger.js';
 import { AppLoginChecks } from './sso/app-login-checks.js';
 import { OAuthLogin } from './sso/oauth/oauth-login.js';
 import { OutboundHttp } from './sso/oauth/outbound-http.js';
+import { OutboundPolicy, type HostResolver } from './sso/oauth/outbound-policy.js';
 import { SamlAcs } from './sso/saml/acs.js';
 import { SamlLogout } from './sso/saml/slo.js';
 import type { SpContext } from './sso/saml/options.js';
@@ -35,6 +36,8 @@ export interface AppDeps {
   store: KeyValueStore;
   logger: Logger;
   clock: Clock;
+  /** DNS for outbound calls (default: the system resolver); tests inject one to play DNS rebinding. */
+  resolveHost?: HostResolver;
 }
 
 /** Every long-lived object of the gateway, built once from the deps. */
@@ -45,6 +48,8 @@ export interface Services extends AppDeps {
   sessions: WebSessions;
   audit: AuditLog;
   acs: SamlAcs;
+  /** Where server-side calls may go (IdP metadata by URL, every OAuth / OIDC call). */
+  outboundPolicy: OutboundPolicy;
   outbound: OutboundHttp;
   oauthLogin: OAuthLogin;
   appLoginChecks: AppLoginChecks;
@@ -84,7 +89,8 @@ export function buildServices(deps: AppDeps): Services {
   const audit = new AuditLog(store, clock, logger);
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
-  const outbound = new OutboundHttp({ ...config.oauth, allowHttp });
+  const outboundPolicy = new OutboundPolicy(config.outbound, deps.resolveHost);
+  const outbound = new OutboundHttp({ ...config.oauth, allowHttp, policy: outboundPolicy });
   const services: Services = {
     ...deps,
     tenants,
@@ -105,6 +111,7 @@ export function buildServices(deps: AppDeps): Services {
       maxResponseBytes: config.saml.maxResponseBytes,
       replayWindowMs: config.saml.replayWindowSeconds * 1000,
     }),
+    outboundPolicy,
     outbound,
     oauthLogin: new OAuthLogin({ http: outbound, transactions, members, clock, publicUrl: config.publicUrl, allowHttp }),
     appLoginChecks: new AppLoginChecks(store),

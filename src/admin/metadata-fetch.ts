@@ -1,36 +1,21 @@
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { Agent, request } from 'undici';
 import { AppError } from '../errors/index.js';
+import { findRefusal, type OutboundPolicy } from '../sso/oauth/outbound-policy.js';
 
 const MAX_BYTES = 1_000_000;
 const TIMEOUT_MS = 5_000;
 
-/** Loopback, private, link-local, CGNAT, multicast, unspecified and other non-public ranges (v4 and v6). */
-export function isPrivateAddress(address: string): boolean {
-  if (isIP(address) === 4) {
-    const [a, b] = address.split('.').map(Number) as [number, number];
-    return (
-      a === 0 ||
-      a === 10 ||
-      a === 127 ||
-      (a === 100 && b >= 64 && b <= 127) ||
-      (a === 169 && b === 254) ||
-      (a === 172 && b >= 16 && b <= 31) ||
-      (a === 192 && b === 168) ||
-      (a === 192 && b === 0) ||
-      (a === 198 && (b === 18 || b === 19)) ||
-      a >= 224
-    );
-  }
-  const v6 = address.toLowerCase();
-  if (v6.startsWith('::ffff:')) return isPrivateAddress(v6.slice(7));
-  return v6 === '::' || v6 === '::1' || /^f[cd]/.test(v6) || /^fe[89ab]/.test(v6) || v6.startsWith('ff');
+function refuse(detail: string, reason: string, log?: string): AppError {
+  return new AppError('metadata_fetch_failed', { detail: log ?? detail, reason, message: `The metadata URL could not be fetched: ${detail}.` });
 }
 
-function refuse(detail: string, reason = 'refused'): AppError {
-  return new AppError('metadata_fetch_failed', { detail, reason, message: `The metadata URL could not be fetched: ${detail}.` });
-}
+/** The outbound policy refused the host: one answer whatever the cause (private address, metadata endpoint, no DNS answer). */
+const refusedByPolicy = (log: string): AppError =>
+  refuse(
+    "its host is not a public address or does not resolve (private, loopback, link-local and cloud metadata addresses are refused unless the gateway's operator allows the host)",
+    'outbound_refused',
+    log,
+  );
 
 /** Node's codes for a certificate the server presented that cannot be trusted (self-signed, expired, wrong name …). */
 const TLS_CERT_CODES = new Set([
@@ -54,61 +39,64 @@ function codeOf(err: unknown): string | undefined {
   return undefined;
 }
 
-/** A failed fetch as a refusal that says what went wrong: time, TLS, or the connection. */
-function classify(err: unknown, timedOut: boolean): AppError {
+/**
+ * A failed fetch as a refusal. For a public server the message says what went wrong (time, TLS, the
+ * connection) — anyone can find that out anyway. For a server only the operator's settings admit (an
+ * on-premises IdP on a private address) it says only that the server could not be reached, so that a
+ * tenant administrator cannot tell a closed port from a slow host or a TLS failure inside the
+ * operator's network; the log has the cause.
+ */
+export function classifyMetadataFailure(err: unknown, timedOut: boolean, internal: boolean): AppError {
+  const refusal = findRefusal(err);
+  if (refusal) return refusedByPolicy(`${refusal.refusal}: ${refusal.message}`);
   const code = codeOf(err);
-  if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return refuse(`the server did not send the document within ${TIMEOUT_MS / 1000} seconds`, 'timeout');
-  }
-  if (code && (TLS_CERT_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))) {
-    return refuse(`the server's TLS certificate could not be verified (${code})`, 'tls');
-  }
-  if (code === 'ECONNREFUSED') return refuse('the server refused the connection', 'connection');
-  return refuse(`the connection failed${code ? ` (${code})` : ''}`, 'connection');
+  const timeout = timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
+  const tls = !timeout && code !== undefined && (TLS_CERT_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'));
+  const log = `${timeout ? 'timeout' : tls ? 'tls' : 'connection'}: ${code ?? (err instanceof Error ? err.message : 'error')}`;
+  if (internal) return refuse('the server could not be reached or did not answer in time', 'unreachable', log);
+  if (timeout) return refuse(`the server did not send the document within ${TIMEOUT_MS / 1000} seconds`, 'timeout', log);
+  if (tls) return refuse(`the server's TLS certificate could not be verified (${code})`, 'tls', log);
+  if (code === 'ECONNREFUSED') return refuse('the server refused the connection', 'connection', log);
+  return refuse(`the connection failed${code ? ` (${code})` : ''}`, 'connection', log);
 }
 
 /**
- * Fetches IdP metadata from an admin-given URL (S-12) with an SSRF guard: https only (outside tests),
- * the host's addresses resolved and checked before connecting — and the connection made to the checked
- * address, so DNS rebinding cannot slip in — no redirects, 5 s for the whole exchange, 1 MB. Every
- * failure is 400 `metadata_fetch_failed` with a message saying which (a timeout, an untrusted TLS
- * certificate, a refused connection, an HTTP status, a document too large) and the same as `reason`.
+ * Fetches IdP metadata from an admin-given URL (S-12) behind the outbound policy (outbound-policy.ts):
+ * https only (outside tests), no credentials in the URL, the host's addresses checked before connecting
+ * and again on the address each connection dials (DNS rebinding cannot slip in), no redirects, 5 s for
+ * the whole exchange, 1 MB. Every failure is 400 `metadata_fetch_failed` with a message saying which —
+ * a refused address, the server unreachable (a timeout, an untrusted TLS certificate, a refused
+ * connection: named only for public servers), an HTTP status, a document too large.
  */
-export async function fetchMetadata(rawUrl: string, options: { allowPrivate: boolean; allowHttp: boolean }): Promise<string> {
+export async function fetchMetadata(rawUrl: string, options: { policy: OutboundPolicy; allowHttp: boolean }): Promise<string> {
   let url: URL;
   try {
     url = new URL(rawUrl);
   } catch {
-    throw refuse('not a URL');
+    throw refuse('not a URL', 'url');
   }
   if (url.protocol !== 'https:' && !(options.allowHttp && url.protocol === 'http:')) throw refuse('only https URLs are accepted', 'scheme');
   if (url.username || url.password) throw refuse('URLs with credentials are not accepted', 'credentials');
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  let addresses: string[];
+  // One deadline for the whole exchange: resolving, connecting, the headers and every byte of the body
+  // (a server dripping its answer never holds the request longer).
+  const deadline = AbortSignal.timeout(TIMEOUT_MS);
+  /** Whether a server only the operator's settings admit is involved: then failures stay coarse. */
+  let internal = false;
   try {
-    addresses = isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
-  } catch {
-    throw refuse('the host name does not resolve', 'dns');
+    internal = (await options.policy.checkUrl(url, deadline)).some((a) => !a.public);
+  } catch (err) {
+    throw classifyMetadataFailure(err, deadline.aborted, true);
   }
-  if (addresses.length === 0) throw refuse('the host name does not resolve', 'dns');
-  if (!options.allowPrivate && addresses.some(isPrivateAddress)) throw refuse('private, loopback and link-local addresses are not allowed', 'private_address');
-  const pinned = addresses[0]!;
   const agent = new Agent({
-    connect: {
-      timeout: TIMEOUT_MS,
-      // Connect to the address we checked, whatever DNS says by now.
-      lookup: (_hostname, opts, cb) => {
-        const family = isIP(pinned);
-        if ((opts as { all?: boolean }).all) (cb as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address: pinned, family }]);
-        else cb(null, pinned, family);
+    connect: options.policy.connector({
+      timeoutMs: TIMEOUT_MS,
+      onDial: (address) => {
+        if (!address.public) internal = true;
       },
-    },
+    }),
     headersTimeout: TIMEOUT_MS,
     bodyTimeout: TIMEOUT_MS,
   });
-  // One deadline for the whole exchange: connecting, the headers and every byte of the body (a server
-  // dripping its answer never holds the request longer).
-  const deadline = AbortSignal.timeout(TIMEOUT_MS);
   try {
     const res = await request(url, { method: 'GET', dispatcher: agent, headers: { accept: 'application/samlmetadata+xml, application/xml, text/xml' }, signal: deadline });
     // Hanging up on a body we will not read (its 'error' event on destroy is expected, not a crash).
@@ -137,7 +125,7 @@ export async function fetchMetadata(rawUrl: string, options: { allowPrivate: boo
     return Buffer.concat(chunks).toString('utf8');
   } catch (err) {
     if (err instanceof AppError) throw err;
-    throw classify(err, deadline.aborted);
+    throw classifyMetadataFailure(err, deadline.aborted, internal);
   } finally {
     await agent.close().catch(() => undefined);
   }

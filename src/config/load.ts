@@ -91,6 +91,8 @@ const ENV_MAP: Record<string, { path: string[]; parse?: (v: string) => unknown }
   SP_SIGNING_CERT_FILE: { path: ['saml', 'signing', 'certFile'], parse: (v) => (v === '' ? undefined : v) },
   SP_SIGNING_NEXT_CERT_FILE: { path: ['saml', 'signing', 'nextCertFile'], parse: (v) => (v === '' ? undefined : v) },
   DEMO: { path: ['demo', 'enabled'], parse: (v) => v === 'true' || v === '1' },
+  OUTBOUND_ALLOW_PRIVATE_NETWORKS: { path: ['outbound', 'allowPrivateNetworks'], parse: (v) => v === 'true' || v === '1' },
+  OUTBOUND_ALLOWED_HOSTS: { path: ['outbound', 'allowedHosts'], parse: list },
   SEED_FILE: { path: ['seedFile'], parse: (v) => (v === '' ? undefined : v) },
 };
 
@@ -164,6 +166,11 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   if (raw.publicUrl === undefined) raw.publicUrl = `http://localhost:${port}`;
   if (raw.defaultServiceUrl === undefined) raw.defaultServiceUrl = `${String(raw.publicUrl)}/welcome`;
 
+  if (isObject(raw.admin) && raw.admin.allowPrivateMetadataUrls !== undefined) {
+    throw new ConfigError(
+      'Invalid configuration:\n  - admin.allowPrivateMetadataUrls: removed; one policy now covers every outbound call: list on-premises hosts in outbound.allowedHosts (or, for closed networks and tests, set outbound.allowPrivateNetworks)',
+    );
+  }
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     throw new ConfigError(`Invalid configuration:\n${formatIssues(parsed.error)}`);
@@ -194,7 +201,6 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const devAdminKey = config.adminApiKey?.includes(DEV_SECRET_MARKER) ?? false;
   if (isProd) {
     if (devAdminKey) throw new ConfigError('Invalid configuration:\n  - adminApiKey: the DEV-ONLY placeholder cannot be used in production; set ADMIN_API_KEY (or leave it empty for tenant keys only)');
-    if (config.admin.allowPrivateMetadataUrls) throw new ConfigError('Invalid configuration:\n  - admin.allowPrivateMetadataUrls: not in production');
     if (devSecret) throw new ConfigError('Invalid configuration:\n  - secretKeys: the DEV-ONLY placeholder cannot be used in production; set SECRET_KEYS');
     if (!usesRedis) throw new ConfigError('Invalid configuration:\n  - store.redisUrl: production needs Redis; set REDIS_URL, REDIS_SENTINELS and REDIS_SENTINEL_NAME, or REDIS_CLUSTER_NODES');
     if (!config.publicUrl.startsWith('https://')) throw new ConfigError('Invalid configuration:\n  - publicUrl: production needs an https PUBLIC_URL');
@@ -203,7 +209,18 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     if (!config.serviceOrigins.includes(config.publicUrl)) config.serviceOrigins.push(config.publicUrl);
     if (devSecret) warnings.push('secretKeys holds the DEV-ONLY placeholder: set SECRET_KEYS before real use.');
     if (devAdminKey) warnings.push('adminApiKey is the DEV-ONLY placeholder: set ADMIN_API_KEY before real use.');
-    if (config.demo.enabled) warnings.push('Demo IdPs are mounted at /demo-idp (never in production).');
+    if (config.demo.enabled) {
+      // The demo OAuth IdP is served by the gateway itself: its token and user-info calls go to this origin.
+      const own = new URL(config.publicUrl);
+      const entry = `${own.hostname}:${own.port || (own.protocol === 'https:' ? '443' : '80')}`;
+      if (!config.outbound.allowedHosts.includes(entry)) config.outbound.allowedHosts.push(entry);
+      warnings.push(`Demo IdPs are mounted at /demo-idp (never in production); outbound calls may reach the gateway's own ${entry} for them.`);
+    }
+  }
+  if (config.outbound.allowPrivateNetworks) {
+    warnings.push(
+      'outbound.allowPrivateNetworks is on: any tenant administrator can make the gateway call loopback, private and link-local addresses (its own network). List on-premises IdPs in outbound.allowedHosts instead.',
+    );
   }
   if (config.trustProxy === true) {
     warnings.push('trustProxy is true: the client IP is the left-most X-Forwarded-For address, which a client can write itself when a proxy appends to the header; per-client rate limits and audit IPs then trust it. Set TRUST_PROXY to the number of proxies in front of the gateway.');

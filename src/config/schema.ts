@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { originSchema } from '../domain/tenant.js';
+import { parseAllowedHost } from '../sso/oauth/outbound-policy.js';
 
 /** A Redis node as "host:port" (host name, IPv4, or [IPv6]); parsed into {host, port}. */
 const redisNodeSchema = z.string().transform((value, ctx) => {
@@ -175,14 +176,46 @@ export const configSchema = z.strictObject({
         .default([]),
     })
     .default({ clients: [] }),
+  /**
+   * Where the gateway's server-side calls may go: IdP metadata by URL (S-12), the works token and
+   * user-info APIs (S-15), OIDC discovery, token and JWKS (S-16). Tenant administrators choose these
+   * URLs, so by default only public addresses are called: loopback, private (RFC 1918, ULA), link-local,
+   * CGNAT, unspecified, multicast, broadcast, reserved, the IPv6 forms embedding such IPv4 addresses,
+   * cloud metadata endpoints and names that do not resolve are refused, before any connection and again
+   * on the address each connection dials (src/sso/oauth/outbound-policy.ts).
+   */
+  outbound: z
+    .strictObject({
+      /**
+       * Admit every non-public address (not cloud metadata endpoints). For closed networks and tests:
+       * any tenant administrator can then make the gateway call any internal host. Env:
+       * OUTBOUND_ALLOW_PRIVATE_NETWORKS.
+       */
+      allowPrivateNetworks: z.boolean().default(false),
+      /**
+       * Hosts admitted although not public, e.g. an on-premises IdP: `idp.corp.example` (any port) or
+       * `idp.corp.example:8443` (a host name admits whatever it resolves to), `10.0.0.5`, `10.0.0.5:8443`,
+       * `[fd00::5]:8443`, or a CIDR such as `10.20.0.0/16`. A cloud metadata address (169.254.169.254 …)
+       * is admitted only by an entry naming exactly that address. Env: OUTBOUND_ALLOWED_HOSTS
+       * (comma-separated). Outside production with the demo on, the gateway's own host:port is added
+       * (the demo OAuth IdP is served by the gateway itself).
+       */
+      allowedHosts: z
+        .array(
+          z.string().superRefine((value, ctx) => {
+            const parsed = parseAllowedHost(value);
+            if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+          }),
+        )
+        .default([]),
+    })
+    .default({ allowPrivateNetworks: false, allowedHosts: [] }),
   admin: z
     .strictObject({
-      /** IdP metadata may be fetched from private, loopback or link-local addresses (tests only: an SSRF guard). */
-      allowPrivateMetadataUrls: z.boolean().default(false),
       /** Admin API requests per minute per key. */
       rateLimitPerMinute: z.number().int().min(10).max(100_000).default(1200),
     })
-    .default({ allowPrivateMetadataUrls: false, rateLimitPerMinute: 1200 }),
+    .default({ rateLimitPerMinute: 1200 }),
   /**
    * Per-client limits on the public login and logout routes, which anyone can call without a session
    * (SPEC §12): requests per minute per client IP — an IPv6 client by its /64 — as Express sees it

@@ -150,8 +150,8 @@ export const SAML_LOGOUT_REJECT_REASONS = [
 
 /**
  * Private reasons of a failed OAuth / OIDC login (S-15 … S-17), logged and audited, never shown.
- * `token_*` and `userinfo_*` reasons also take the outbound failures (`token_connect_timeout`,
- * `userinfo_read_timeout` …).
+ * `token_*`, `userinfo_*` and `oidc_*` reasons also take the outbound failures (`OutboundFailure`:
+ * `token_outbound_refused`, `userinfo_idp_unreachable` …), coarse on purpose.
  */
 export const OAUTH_REJECT_REASONS = [
   'state_missing',

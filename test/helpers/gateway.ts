@@ -8,6 +8,7 @@ import type { TenantInput as Tenant } from '../../src/domain/tenant.js';
 import type { NewMember } from '../../src/domain/members.js';
 import { buildSamlResponseXml, signSamlResponse, type SamlResponseSpec, type SigningOptions } from '../../src/demo/saml-response.js';
 import { createLogger } from '../../src/observability/logger.js';
+import type { HostResolver } from '../../src/sso/oauth/outbound-policy.js';
 import { RedisStore, type KeyValueStore } from '../../src/store/index.js';
 import { FakeClock } from './clock.js';
 import { idps, type TestIdpKeys } from './keys.js';
@@ -19,6 +20,11 @@ export const OPERATOR_AUTH = 'Bearer DEV-ONLY-admin-api-key-change-me-0000000000
 export const SERVICE_ORIGIN = 'https://board.example.net';
 export const SP_ENTITY_ID = `${PUBLIC_URL}/saml/metadata`;
 export const acsUrlOf = (domain: string): string => `${PUBLIC_URL}/acs/${domain}`;
+/**
+ * The test IdPs listen on 127.0.0.1, which the outbound policy refuses by default: a test that calls
+ * them opts in through this override, as an operator lists an on-premises IdP.
+ */
+export const LOOPBACK_IDPS = { outbound: { allowedHosts: ['127.0.0.1'] } };
 
 const samlTenant = (domain: string, idp: TestIdpKeys, extra: Partial<Tenant['sso']> = {}, saml: Record<string, unknown> = {}): Tenant =>
   ({
@@ -111,6 +117,8 @@ export interface GatewayOptions {
   store?: KeyValueStore;
   clock?: FakeClock;
   overrides?: Record<string, unknown>;
+  /** DNS for the gateway's outbound calls (default: the system resolver). */
+  resolveHost?: HostResolver;
 }
 
 export async function createGateway(options: GatewayOptions = {}): Promise<Gateway> {
@@ -132,7 +140,7 @@ export async function createGateway(options: GatewayOptions = {}): Promise<Gatew
   const { logger, lines } = capturedLogger();
   let created: CreatedApp;
   try {
-    created = createApp({ config, store, logger, clock });
+    created = createApp({ config, store, logger, clock, resolveHost: options.resolveHost });
     if (!options.store) await seedStandardTenants(created.services);
   } catch (err) {
     // Never leave a Redis connection open behind a failed setup: the test process would not exit.

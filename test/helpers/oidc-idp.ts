@@ -46,6 +46,8 @@ export type LoginOutcome = string | { error: string; error_description?: string 
 export interface OidcIdp {
   issuer: string;
   provider: Provider;
+  /** TCP connections the IdP has accepted (the SSRF tests check that a refused call opened none). */
+  connections(): number;
   /** The account (or error) the next authorization ends with; afterwards `emp-200` again. */
   nextLogin(outcome: LoginOutcome): void;
   close(): Promise<void>;
@@ -58,6 +60,8 @@ export interface OidcIdpOptions {
 
 export async function startOidcIdp(options: OidcIdpOptions = {}): Promise<OidcIdp> {
   const server = createServer();
+  let connections = 0;
+  server.on('connection', () => connections++);
   const port = await listen(server);
   const issuer = `http://127.0.0.1:${port}`;
   const signingKey = { ...rsaKeyPair().privateKey.export({ format: 'jwk' }), kid: 'idp-sig-1', use: 'sig', alg: 'RS256' };
@@ -137,6 +141,7 @@ export async function startOidcIdp(options: OidcIdpOptions = {}): Promise<OidcId
   return {
     issuer,
     provider,
+    connections: () => connections,
     nextLogin: (outcome) => {
       next = outcome;
     },
@@ -207,6 +212,8 @@ export interface FakeOidcIdp {
   publicKey: KeyObject;
   /** Every form the token endpoint received. */
   tokenRequests: TokenRequest[];
+  /** TCP connections the IdP has accepted. */
+  connections(): number;
   /** The ID token the next token response carries (the endpoint answers invalid_grant otherwise). */
   nextIdToken(make: (request: TokenRequest) => string): void;
   /** Valid claims for this IdP and the gateway's client; `nowMs` is the gateway's notion of now. */
@@ -219,10 +226,15 @@ export interface FakeOidcIdpOptions {
   /** `id_token_signing_alg_values_supported` in the metadata (default ['RS256']). */
   idTokenAlgs?: string[];
   clientId?: string;
+  /** `token_endpoint` / `jwks_uri` in the metadata, when not this IdP's own (the SSRF tests point them elsewhere). */
+  tokenEndpoint?: string;
+  jwksUri?: string;
 }
 
 export async function startFakeOidcIdp(options: FakeOidcIdpOptions = {}): Promise<FakeOidcIdp> {
   const server = createServer();
+  let connections = 0;
+  server.on('connection', () => connections++);
   const port = await listen(server);
   const issuer = `http://127.0.0.1:${port}`;
   const { privateKey, publicKey } = rsaKeyPair();
@@ -234,8 +246,8 @@ export async function startFakeOidcIdp(options: FakeOidcIdpOptions = {}): Promis
   const metadata = {
     issuer,
     authorization_endpoint: `${issuer}/authorize`,
-    token_endpoint: `${issuer}/token`,
-    jwks_uri: `${issuer}/jwks`,
+    token_endpoint: options.tokenEndpoint ?? `${issuer}/token`,
+    jwks_uri: options.jwksUri ?? `${issuer}/jwks`,
     response_types_supported: ['code'],
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: options.idTokenAlgs ?? ['RS256'],
@@ -288,6 +300,7 @@ export async function startFakeOidcIdp(options: FakeOidcIdpOptions = {}): Promis
     privateKey,
     publicKey,
     tokenRequests,
+    connections: () => connections,
     nextIdToken: (make) => {
       next = make;
     },

@@ -69,6 +69,8 @@ export interface WorksIdp {
   settings: WorksIdpSettings;
   /** Every request received, oldest first. */
   requests: RecordedRequest[];
+  /** TCP connections accepted since the start (the SSRF tests check that a refused call opened none). */
+  connections: () => number;
   /** Every code and access token this IdP ever issued (to scan logs for leaks). */
   issuedCodes: string[];
   issuedTokens: string[];
@@ -209,6 +211,8 @@ export async function startWorksIdp(options: WorksIdpOptions): Promise<WorksIdp>
       sendJson(res, 404, { error: 'not_found' });
     });
   });
+  let connections = 0;
+  server.on('connection', () => connections++);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -222,6 +226,7 @@ export async function startWorksIdp(options: WorksIdpOptions): Promise<WorksIdp>
     userInfoUrl: `${base}/userinfo`,
     settings,
     requests,
+    connections: () => connections,
     issuedCodes,
     issuedTokens,
     issueCode: (userId, clientId = clientIds[0]!) => {

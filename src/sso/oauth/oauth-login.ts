@@ -41,10 +41,14 @@ function fail(reason: string, detail?: string): AppError {
   return new AppError('oauth_login_failed', { reason, detail: detail ?? reason });
 }
 
+/**
+ * A call that did not complete. The reason (audited) names the step and the coarse failure only
+ * (`token_idp_unreachable`, `oidc_outbound_refused` …); the specific cause is in `detail`, which only
+ * the operator's log shows.
+ */
 function outboundFailure(step: 'token' | 'userinfo' | 'oidc', err: OutboundError): AppError {
   const reason = `${step}_${err.failure}`;
-  const unavailable = err.failure === 'connect_timeout' || err.failure === 'read_timeout' || err.failure === 'network_error';
-  return new AppError(unavailable ? 'idp_unavailable' : 'oauth_login_failed', { reason, detail: `${reason}: ${err.message}` });
+  return new AppError(err.failure === 'idp_unreachable' ? 'idp_unavailable' : 'oauth_login_failed', { reason, detail: `${reason}: ${err.message}` });
 }
 
 /** S-15: `expires_in` as an integer or a string of digits; anything else counts as absent. */

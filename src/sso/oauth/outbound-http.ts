@@ -1,10 +1,17 @@
 import { Agent, fetch as undiciFetch, request, errors } from 'undici';
+import { findRefusal, type OutboundPolicy } from './outbound-policy.js';
 
-/** Why a call to an IdP failed; kept as a distinct reason in logs and audit. */
+/**
+ * Why a call to an IdP failed, as the tenant may learn it (audit trail, public code). Deliberately
+ * coarse where a tenant administrator could otherwise probe hosts through the gateway: the policy
+ * refused the address (or the name does not resolve), or the IdP could not be reached — a connect or
+ * read timeout, a refused or reset connection and a TLS failure all read `idp_unreachable`. The
+ * specific cause is the error's message, for the operator's log only. Answers of a reachable IdP keep
+ * their own reasons.
+ */
 export type OutboundFailure =
-  | 'connect_timeout'
-  | 'read_timeout'
-  | 'network_error'
+  | 'outbound_refused'
+  | 'idp_unreachable'
   | 'redirect_refused'
   | 'scheme_refused'
   | 'response_too_large'
@@ -13,6 +20,7 @@ export type OutboundFailure =
 export class OutboundError extends Error {
   constructor(
     readonly failure: OutboundFailure,
+    /** The specific cause (`connect_timeout: …`, `ECONNREFUSED`, the refused address …): operator's log only. */
     detail: string,
   ) {
     super(detail);
@@ -32,6 +40,8 @@ export interface OutboundHttpOptions {
   maxResponseBytes: number;
   /** `http:` is allowed only outside production (tests, the demo IdP). */
   allowHttp: boolean;
+  /** Where calls may go: checked before each call and again on the address each connection dials. */
+  policy: OutboundPolicy;
 }
 
 export interface JsonResponse {
@@ -44,20 +54,22 @@ export interface JsonResponse {
  * Connect and read timeouts as S-15 prescribes, an overall deadline per call, no redirects followed,
  * https only in production, a bounded response size (also for the bodies openid-client reads). A slow
  * or broken IdP therefore costs one request at most a few seconds and never blocks other tenants.
+ * Every call passes the outbound policy (outbound-policy.ts) before it starts and when it connects.
  */
 export class OutboundHttp {
   private readonly agent: Agent;
 
   constructor(private readonly options: OutboundHttpOptions) {
     this.agent = new Agent({
-      connect: { timeout: options.connectTimeoutMs },
+      connect: options.policy.connector({ timeoutMs: options.connectTimeoutMs }),
       headersTimeout: options.readTimeoutMs,
       bodyTimeout: options.readTimeoutMs,
       connections: 64,
     });
   }
 
-  private checkUrl(raw: string): URL {
+  /** The scheme, then the outbound policy on the host's addresses (within the call's deadline). */
+  private async checkUrl(raw: string, deadline: AbortSignal): Promise<URL> {
     let url: URL;
     try {
       url = new URL(raw);
@@ -67,6 +79,7 @@ export class OutboundHttp {
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.options.allowHttp)) {
       throw new OutboundError('scheme_refused', `${url.protocol} is not allowed`);
     }
+    await this.options.policy.checkUrl(url, deadline);
     return url;
   }
 
@@ -77,7 +90,7 @@ export class OutboundHttp {
   private deadline(also?: AbortSignal | null): { signal: AbortSignal; end: () => void } {
     const controller = new AbortController();
     const ms = this.options.connectTimeoutMs + this.options.readTimeoutMs;
-    const timer = setTimeout(() => controller.abort(new OutboundError('read_timeout', `no complete answer within ${ms} ms`)), ms);
+    const timer = setTimeout(() => controller.abort(new OutboundError('idp_unreachable', `read_timeout: no complete answer within ${ms} ms`)), ms);
     const follow = (): void => controller.abort(also?.reason);
     if (also?.aborted) follow();
     else also?.addEventListener('abort', follow, { once: true });
@@ -92,20 +105,26 @@ export class OutboundHttp {
 
   private static classify(err: unknown, deadline?: AbortSignal): OutboundError {
     if (err instanceof OutboundError) return err;
+    const refusal = findRefusal(err);
+    if (refusal) return new OutboundError('outbound_refused', `${refusal.refusal}: ${refusal.message}`);
     if (deadline?.aborted && deadline.reason instanceof OutboundError) return deadline.reason;
-    if (err instanceof errors.ConnectTimeoutError) return new OutboundError('connect_timeout', err.message);
-    if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError) return new OutboundError('read_timeout', err.message);
-    const code = (err as { code?: string }).code;
-    if (code === 'UND_ERR_CONNECT_TIMEOUT') return new OutboundError('connect_timeout', code);
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new OutboundError('read_timeout', code);
-    return new OutboundError('network_error', err instanceof Error ? `${err.name}: ${code ?? err.message}` : 'network error');
+    // Everything else means the IdP could not be reached; only the log tells which way.
+    if (err instanceof errors.ConnectTimeoutError) return new OutboundError('idp_unreachable', `connect_timeout: ${err.message}`);
+    if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError) return new OutboundError('idp_unreachable', `read_timeout: ${err.message}`);
+    let code: string | undefined;
+    for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && code === undefined && depth < 5; e = e.cause as typeof e, depth++) {
+      if (typeof e.code === 'string') code = e.code;
+    }
+    if (code === 'UND_ERR_CONNECT_TIMEOUT') return new OutboundError('idp_unreachable', `connect_timeout: ${code}`);
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new OutboundError('idp_unreachable', `read_timeout: ${code}`);
+    return new OutboundError('idp_unreachable', err instanceof Error ? `network_error: ${err.name}: ${code ?? err.message}` : 'network_error');
   }
 
   /** POSTs a form and reads a JSON answer (any status; the caller judges it). */
   async postForm(rawUrl: string, form: Record<string, string>): Promise<JsonResponse> {
-    const url = this.checkUrl(rawUrl);
     const deadline = this.deadline();
     try {
+      const url = await this.checkUrl(rawUrl, deadline.signal);
       const res = await request(url, {
         method: 'POST',
         dispatcher: this.agent,
@@ -156,9 +175,9 @@ export class OutboundHttp {
    * otherwise read a discovery document or JWKS of any size, at any pace.
    */
   readonly fetch = async (input: string | URL, init: { method?: string; headers?: unknown; body?: unknown; signal?: AbortSignal | null } = {}): Promise<Response> => {
-    const url = this.checkUrl(String(input));
     const deadline = this.deadline(init.signal);
     try {
+      const url = await this.checkUrl(String(input), deadline.signal);
       const res = await undiciFetch(url, {
         ...(init as Parameters<typeof undiciFetch>[1]),
         signal: deadline.signal,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { TenantInput as Tenant } from '../../../src/domain/tenant.js';
-import { PUBLIC_URL, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, sessionCookieOf, type Gateway } from '../../helpers/gateway.js';
+import { LOOPBACK_IDPS, PUBLIC_URL, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, sessionCookieOf, type Gateway } from '../../helpers/gateway.js';
 import {
   BRIDGE_CLIENT_ID,
   BRIDGE_CLIENT_SECRET,
@@ -53,7 +53,7 @@ describe('OIDC profile against a real OpenID Provider and a crafted one (S-16, S
   let lax: FakeOidcIdp;
 
   before(async () => {
-    gw = await createGateway();
+    gw = await createGateway({ overrides: LOOPBACK_IDPS });
     idp = await startOidcIdp({ extraRedirectUris: [callbackUrlOf('oidc2.example')] });
     fake = await startFakeOidcIdp();
     lax = await startFakeOidcIdp({ idTokenAlgs: ['RS256', 'HS256', 'none'] });

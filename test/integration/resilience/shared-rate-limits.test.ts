@@ -90,7 +90,7 @@ describe('rate limits: one counter for every instance on the same Redis, windows
       const { store, cleanup } = await createTestRedisStore();
       cleanups.push(cleanup);
       const clock = new FakeClock();
-      const overrides = { admin: { allowPrivateMetadataUrls: false, rateLimitPerMinute: 10 } };
+      const overrides = { admin: { rateLimitPerMinute: 10 } };
       one = await createGateway({ store, clock, overrides });
       two = await createGateway({ store, clock, overrides });
       await seedStandardTenants(one.services);

@@ -36,7 +36,7 @@ describe('SIGTERM: an in-flight request completes before the process exits', () 
 
     dir = mkdtempSync(join(tmpdir(), 'idpb-drain-'));
     const configFile = join(dir, 'config.json');
-    writeFileSync(configFile, JSON.stringify({ admin: { allowPrivateMetadataUrls: true } }));
+    writeFileSync(configFile, JSON.stringify({ outbound: { allowedHosts: ['127.0.0.1'] } }));
     gateway = await startGatewayProcess({ IDPB_CONFIG: configFile, WORKERS: '1' });
   });
 

@@ -115,7 +115,7 @@ export function ssoAdminRoutes(s: Services): Router {
     res.json({ effects: result.effects, switched: result.switched, sso: (tenantView(result.tenant) as { sso: unknown }).sso, warnings });
   });
 
-  // S-12: IdP metadata as an XML body, or {"url"} fetched behind an SSRF guard.
+  // S-12: IdP metadata as an XML body, or {"url"} fetched behind the outbound policy (SSRF guard).
   router.post(
     '/domains/:domain/saml/idp-metadata',
     express.text({ type: ['application/xml', 'text/xml', 'application/samlmetadata+xml'], limit: '1mb' }),
@@ -125,7 +125,7 @@ export function ssoAdminRoutes(s: Services): Router {
       if (typeof req.body === 'string') xml = req.body;
       else {
         const body = parseBody(z.strictObject({ url: z.string().url() }), req.body);
-        xml = await fetchMetadata(body.url, { allowPrivate: s.config.admin.allowPrivateMetadataUrls, allowHttp });
+        xml = await fetchMetadata(body.url, { policy: s.outboundPolicy, allowHttp });
       }
       const metadata = parseIdpMetadata(xml);
       const sso = applyIdpMetadata({ ...tenant.sso, type: 'saml' }, metadata, xml);
