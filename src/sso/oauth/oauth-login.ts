@@ -24,6 +24,8 @@ export interface OAuthStart {
   clientKind: ClientKind;
   sessionKey?: string;
   worksId?: string;
+  /** The starting browser's login binding cookie (raw); the transaction keeps its digest. */
+  browserBinding: string;
 }
 
 export interface OAuthResult {
@@ -106,13 +108,17 @@ export class OAuthLogin {
   }
 
   private newTransaction(tenant: Tenant, input: OAuthStart, oidcChecks: { codeVerifier?: string; nonce?: string } = {}): Promise<LoginTransaction> {
-    return this.deps.transactions.create(tenant, {
-      ssoType: 'oauth',
-      target: input.target,
-      clientKind: input.clientKind,
-      sessionKey: input.sessionKey,
-      ...oidcChecks,
-    });
+    return this.deps.transactions.create(
+      tenant,
+      {
+        ssoType: 'oauth',
+        target: input.target,
+        clientKind: input.clientKind,
+        sessionKey: input.sessionKey,
+        ...oidcChecks,
+      },
+      input.browserBinding,
+    );
   }
 
   /** S-14 / S-16: creates the login transaction and returns the IdP URL to send the browser to. */
@@ -152,12 +158,13 @@ export class OAuthLogin {
 
   /**
    * S-17: the IdP's answer at /oauth/callback/{domain}. `state` must name a live transaction of this
-   * tenant (consumed, single use); `error=` is a failed login; then the profile's exchange.
+   * tenant started by this browser (`browserBinding`: the request's login binding cookie), consumed
+   * (single use); `error=` is a failed login; then the profile's exchange.
    */
-  async finish(tenant: Tenant, query: Record<string, unknown>, rawQuery: string): Promise<OAuthResult> {
+  async finish(tenant: Tenant, query: Record<string, unknown>, rawQuery: string, browserBinding: string | undefined): Promise<OAuthResult> {
     const oauth = OAuthLogin.settings(tenant);
     if (typeof query.state !== 'string' || query.state === '') throw new AppError('login_transaction_invalid', { reason: 'state_missing' });
-    const txn = await this.deps.transactions.consume(tenant, query.state);
+    const txn = await this.deps.transactions.consume(tenant, query.state, browserBinding);
     if (txn.ssoType !== 'oauth') throw new AppError('login_transaction_invalid', { reason: 'transaction_not_oauth' });
     if (query.error !== undefined) {
       const code = typeof query.error === 'string' && PRINTABLE.test(query.error) ? query.error.slice(0, 64) : 'malformed';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { TenantInput as Tenant } from '../../../src/domain/tenant.js';
-import { PUBLIC_URL, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, sessionCookieOf, type Gateway } from '../../helpers/gateway.js';
+import { PUBLIC_URL, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, rememberLoginBinding, sessionCookieOf, withBinding, type Gateway } from '../../helpers/gateway.js';
 import {
   BRIDGE_CLIENT_ID,
   BRIDGE_CLIENT_SECRET,
@@ -88,13 +88,14 @@ describe('OIDC profile against a real OpenID Provider and a crafted one (S-16, S
     const state = location.searchParams.get('state');
     const nonce = location.searchParams.get('nonce');
     assert.ok(state && nonce, 'state and nonce in the authorization request');
+    assert.ok(rememberLoginBinding(res, state), 'the login start sets the binding cookie');
     return { location, state, nonce };
   }
 
-  /** GET the gateway's callback with a query (a URL from the IdP, or parameters). */
+  /** GET the gateway's callback with a query (a URL from the IdP, or parameters), in the browser that started the login its state names. */
   function callback(domain: string, query: URL | Record<string, string>): ReturnType<Gateway['http']['get']> {
     const search = query instanceof URL ? query.search.slice(1) : new URLSearchParams(query).toString();
-    return gw.http.get(`/oauth/callback/${domain}?${search}`);
+    return withBinding(gw.http.get(`/oauth/callback/${domain}?${search}`), new URLSearchParams(search).get('state') ?? undefined);
   }
 
   async function assertRefused(
