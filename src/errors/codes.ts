@@ -171,6 +171,7 @@ export const OAUTH_REJECT_REASONS = [
   'oidc_discovery_failed',
   'oidc_response_invalid',
   'oidc_id_token_invalid',
+  'oidc_id_token_issued_in_future',
   'oidc_user_key_missing',
 ] as const;
 

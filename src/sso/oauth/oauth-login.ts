@@ -13,6 +13,8 @@ export interface OAuthLoginDeps {
   transactions: LoginTransactions;
   members: MemberRepository;
   clock: Clock;
+  /** Tolerated clock difference to the IdP (the SAML checks' `saml.clockSkewSeconds`): bounds the ID token's `iat`. */
+  clockSkewMs: number;
   publicUrl: string;
   /** Outside production, http IdPs are allowed (tests, demo). */
   allowHttp: boolean;
@@ -224,7 +226,7 @@ export class OAuthLogin {
     return { userKey: checkUserKey(info.body.user_id, 'userinfo_user_id_missing'), expiresIn };
   }
 
-  // S-16: openid-client validates state, iss (RFC 9207), PKCE, and the ID token (iss, aud, exp, nonce, signature).
+  // S-16: openid-client validates state, iss (RFC 9207), PKCE, and the ID token (iss, aud, exp, nonce, signature, iat present); iat's upper bound is ours.
   private async finishOidc(domain: string, oauth: OAuthSettings, txn: LoginTransaction, rawQuery: string): Promise<{ userKey: string; expiresIn?: number }> {
     const config = await this.oidcConfig(oauth);
     const currentUrl = new URL(`${this.callbackUrl(domain)}?${rawQuery}`);
@@ -244,6 +246,12 @@ export class OAuthLogin {
     if (jwks && entry) entry.jwks = jwks;
     const claims = tokens.claims();
     if (!claims) throw fail('oidc_id_token_invalid', 'no ID token');
+    // openid-client requires a numeric iat but sets it no upper bound: a token "issued" in the future is
+    // refused beyond the clock skew the SAML checks allow, by the injected clock.
+    const latestIatMs = this.deps.clock.now() + this.deps.clockSkewMs;
+    if (claims.iat * 1000 > latestIatMs) {
+      throw fail('oidc_id_token_issued_in_future', `iat ${claims.iat} is after ${Math.floor(latestIatMs / 1000)} (now + ${this.deps.clockSkewMs / 1000} s skew)`);
+    }
     return { userKey: checkUserKey(claims[oauth.userKeyClaim], 'oidc_user_key_missing'), expiresIn: parseExpiresIn(tokens.expires_in) };
   }
 
