@@ -43,6 +43,7 @@ import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 import { systemClock } from '../src/domain/clock.js';
 import { buildSamlResponseXml, signSamlResponse } from '../src/demo/saml-response.js';
+import { LOGIN_BINDING_COOKIE } from '../src/http/cookies.js';
 import { createLogger } from '../src/observability/logger.js';
 import { RedisStore } from '../src/store/index.js';
 import { BENCH_RATE_LIMITS } from './lib/gateway.js';
@@ -77,6 +78,8 @@ const IDP = {
 interface Prepared {
   relayState: string;
   samlResponse: string;
+  /** `idpb_login=…`: the login binding cookie GET /d/login set; the ACS refuses the login without it. */
+  cookie: string;
   /** The form body, encoded once before it is posted (the bench client's work is not the gateway's). */
   body?: Buffer;
 }
@@ -89,7 +92,7 @@ const round1 = (x: number): number => Math.round(x * 10) / 10;
 
 const agent = new Agent({ keepAlive: true, maxSockets: Math.max(1, CONCURRENCY) });
 
-function httpCall(port: number, method: 'GET' | 'POST', path: string, body?: Buffer): Promise<{ status: number; location?: string; text: string }> {
+function httpCall(port: number, method: 'GET' | 'POST', path: string, body?: Buffer, cookie?: string): Promise<{ status: number; location?: string; setCookie: string[]; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -98,12 +101,17 @@ function httpCall(port: number, method: 'GET' | 'POST', path: string, body?: Buf
         method,
         path,
         agent,
-        headers: body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) }),
+          ...(cookie === undefined ? {} : { cookie }),
+        },
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, location: res.headers.location, setCookie: res.headers['set-cookie'] ?? [], text: Buffer.concat(chunks).toString('utf8') }),
+        );
         res.on('error', reject);
       },
     );
@@ -122,6 +130,8 @@ async function prepare(port: number, i: number): Promise<Prepared> {
   const authnRequest = inflateRawSync(Buffer.from(redirect.searchParams.get('SAMLRequest') ?? '', 'base64')).toString('utf8');
   const requestId = /\sID="([^"]+)"/.exec(authnRequest)?.[1];
   if (!relayState || !requestId) throw new Error('no RelayState or AuthnRequest ID in the IdP redirect');
+  const cookie = start.setCookie.find((c) => c.startsWith(`${LOGIN_BINDING_COOKIE}=`))?.split(';')[0];
+  if (!cookie) throw new Error('GET /d/login set no login binding cookie');
   const xml = buildSamlResponseXml({
     issuer: IDP.entityId,
     destination: ACS,
@@ -136,7 +146,7 @@ async function prepare(port: number, i: number): Promise<Prepared> {
     attributes: { email: 'bench@acs-bench.example', displayName: 'Bench User' },
   });
   const signed = signSamlResponse(xml, { privateKey: IDP.privateKey, certificate: IDP.certificate, sign: 'both' });
-  return { relayState, samlResponse: Buffer.from(signed, 'utf8').toString('base64') };
+  return { relayState, cookie, samlResponse: Buffer.from(signed, 'utf8').toString('base64') };
 }
 
 async function prepareMany(port: number, count: number, offset: number): Promise<Prepared[]> {
@@ -155,7 +165,7 @@ async function prepareMany(port: number, count: number, offset: number): Promise
 const formBody = (p: Prepared): Buffer => Buffer.from(new URLSearchParams({ SAMLResponse: p.samlResponse, RelayState: p.relayState }).toString());
 
 async function postAcs(port: number, p: Prepared): Promise<void> {
-  const res = await httpCall(port, 'POST', `/acs/${DOMAIN}`, p.body ?? formBody(p));
+  const res = await httpCall(port, 'POST', `/acs/${DOMAIN}`, p.body ?? formBody(p), p.cookie);
   if (res.status !== 303 || res.location !== TARGET) {
     const code = /idpb-error-code" content="([^"]+)"/.exec(res.text)?.[1];
     throw new Error(`ACS answered ${res.status} ${code ?? ''} (location ${String(res.location)}); every bench login must succeed`);

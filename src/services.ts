@@ -113,7 +113,7 @@ export function buildServices(deps: AppDeps): Services {
     }),
     outboundPolicy,
     outbound,
-    oauthLogin: new OAuthLogin({ http: outbound, transactions, members, clock, publicUrl: config.publicUrl, allowHttp }),
+    oauthLogin: new OAuthLogin({ http: outbound, transactions, members, clock, clockSkewMs: config.saml.clockSkewSeconds * 1000, publicUrl: config.publicUrl, allowHttp }),
     appLoginChecks: new AppLoginChecks(store),
     adminKeys: new AdminKeys(store, clock, config.adminApiKey),
     memberDirectory: new MemberDirectory(members, sessions, store, clock),

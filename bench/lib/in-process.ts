@@ -3,8 +3,9 @@
  * same key prefix) through its composition root (buildServices), to prepare single-use state fast and
  * exactly as the gateway itself writes it:
  *
- * - login transactions for the ACS pools: `LoginTransactions.create` with a fresh AuthnRequest ID, what
- *   `GET /d/login/{domain}` stores (src/http/start-login.ts) before it builds the redirect;
+ * - login transactions for the ACS pools: `LoginTransactions.create` with a fresh AuthnRequest ID and a
+ *   fresh login binding (each login its own browser), what `GET /d/login/{domain}` stores
+ *   (src/http/start-login.ts) before it builds the redirect; the pool posts the binding cookie with it;
  * - refresh tokens of the mobile client. They rotate (single use), so every request needs its own. They
  *   are made as oidc-provider's authorization-code grant makes them, through its own models: per token
  *   one OP Session (as after a login), one Grant (openid) and one RefreshToken with the fields the code
@@ -16,9 +17,11 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/index.js';
 import { systemClock } from '../../src/domain/clock.js';
+import { LOGIN_BINDING_COOKIE } from '../../src/http/cookies.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { toAccountId } from '../../src/provider/account-id.js';
 import { buildServices, type Services } from '../../src/services.js';
+import { newBrowserBinding } from '../../src/sso/transactions.js';
 import { RedisStore } from '../../src/store/index.js';
 import { inParallel, type StartedLogin } from './saml-pool.js';
 
@@ -64,8 +67,9 @@ export class InProcessGateway {
     if (!tenant) throw new Error(`tenant ${domain} is not in the store`);
     return inParallel(count, concurrency, async () => {
       const requestId = `_${randomBytes(20).toString('hex')}`;
-      const txn = await this.services.transactions.create(tenant, { ssoType: 'saml', target, clientKind: 'web', requestId });
-      return { relayState: txn.id, requestId };
+      const binding = newBrowserBinding();
+      const txn = await this.services.transactions.create(tenant, { ssoType: 'saml', target, clientKind: 'web', requestId }, binding);
+      return { relayState: txn.id, requestId, cookie: `${LOGIN_BINDING_COOKIE}=${binding}` };
     });
   }
 

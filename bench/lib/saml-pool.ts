@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { inflateRawSync } from 'node:zlib';
 import type { SamlResponseSpec } from '../../src/demo/saml-response.js';
+import { LOGIN_BINDING_COOKIE } from '../../src/http/cookies.js';
 import { BENCH_IDP } from './gateway.js';
 import type { PoolItem } from './load.js';
 import type { SignJob } from './sign-worker.js';
@@ -17,6 +18,13 @@ import type { SignJob } from './sign-worker.js';
 export interface StartedLogin {
   relayState: string;
   requestId: string;
+  /** `idpb_login=…`: the gateway's login binding cookie of the browser that began the login (none for Jackson). */
+  cookie?: string;
+}
+
+/** The gateway's login binding cookie among a response's Set-Cookie lines, as a Cookie header value. */
+export function bindingCookieOf(setCookie: string[]): string | undefined {
+  return setCookie.find((c) => c.startsWith(`${LOGIN_BINDING_COOKIE}=`))?.split(';')[0];
 }
 
 /** Reads RelayState and the AuthnRequest ID from an HTTP-Redirect binding URL. */
@@ -52,7 +60,7 @@ export async function beginLogins(loginUrl: string, count: number, concurrency =
     const text = await res.text();
     const location = res.headers.get('location');
     if (res.status !== 302 || !location) throw new Error(`${loginUrl} answered ${res.status}: ${text.slice(0, 300)}`);
-    return parseIdpRedirect(location);
+    return { ...parseIdpRedirect(location), cookie: bindingCookieOf(res.headers.getSetCookie()) };
   });
 }
 
@@ -143,7 +151,7 @@ export interface AcsPoolInput {
   validForMs?: number;
 }
 
-/** Form bodies `SAMLResponse=…&RelayState=…`, one per login. */
+/** Form bodies `SAMLResponse=…&RelayState=…`, one per login, with the login's binding cookie when it has one. */
 export async function buildAcsPool(input: AcsPoolInput): Promise<PoolItem[]> {
   const now = Date.now();
   const specs: SamlResponseSpec[] = input.logins.map((login, i) => ({
@@ -157,7 +165,11 @@ export async function buildAcsPool(input: AcsPoolInput): Promise<PoolItem[]> {
     validForMs: input.validForMs ?? 15 * 60_000,
   }));
   const signed = await input.signer.signAll(specs);
-  return signed.map((samlResponse, i) => ({ body: new URLSearchParams({ SAMLResponse: samlResponse, RelayState: input.logins[i]!.relayState }).toString() }));
+  return signed.map((samlResponse, i) => {
+    const login = input.logins[i]!;
+    const body = new URLSearchParams({ SAMLResponse: samlResponse, RelayState: login.relayState }).toString();
+    return login.cookie ? { body, headers: { cookie: login.cookie } } : { body };
+  });
 }
 
 /**

@@ -27,8 +27,16 @@ export const samlSettingsSchema = z.strictObject({
   idpCertificates: z.array(z.string()).max(2).default([]),
   /** Overrides the gateway-wide SP entity ID for this tenant. */
   spEntityId: z.string().min(1).max(1024).optional(),
-  /** S-9: accept IdP-initiated responses (then the target is the tenant's default service URL). */
-  allowUnsolicited: z.boolean().default(false),
+  /**
+   * S-9: accept IdP-initiated responses (then the target is the tenant's default service URL). Off by
+   * default: an unsolicited response answers no login transaction, so it cannot be bound to the browser
+   * that started the login, and anyone could push their own valid response into a victim's browser and
+   * sign the victim in as themselves (login CSRF).
+   */
+  allowUnsolicited: z
+    .boolean()
+    .default(false)
+    .describe('Accept IdP-initiated SAML responses. Off by default: they answer no login transaction, so they cannot be bound to the browser, and anyone could sign a victim in as themselves (login CSRF).'),
   /**
    * S-7, S-11: sign AuthnRequests (HTTP-Redirect, RSA-SHA256) with the SP key. For IdPs that require it
    * (metadata WantAuthnRequestsSigned="true" turns it on at import); Okta, Entra ID, Google and Keycloak

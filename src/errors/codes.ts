@@ -25,6 +25,11 @@ export const ERROR_CODES = {
     status: 400,
     message: 'This sign-in attempt has expired or was already used. Please start signing in again.',
   },
+  login_not_bound: {
+    status: 403,
+    message:
+      'This sign-in was started in another browser, or your browser blocked a cookie that sign-in needs, so it was stopped to protect your account. Please start signing in again in this browser.',
+  },
   saml_response_invalid: {
     status: 400,
     message: 'Your identity provider sent a sign-in response that could not be accepted.',
@@ -170,5 +175,14 @@ export const OAUTH_REJECT_REASONS = [
   'oidc_discovery_failed',
   'oidc_response_invalid',
   'oidc_id_token_invalid',
+  'oidc_id_token_issued_in_future',
   'oidc_user_key_missing',
 ] as const;
+
+/**
+ * Private reasons of `login_not_bound` (a login transaction answered from a browser that did not start
+ * it: login CSRF / session swap), logged and audited, never shown.
+ */
+export const LOGIN_BINDING_REJECT_REASONS = ['binding_cookie_missing', 'binding_cookie_malformed', 'binding_mismatch', 'transaction_unbound'] as const;
+
+export type LoginBindingRejectReason = (typeof LOGIN_BINDING_REJECT_REASONS)[number];

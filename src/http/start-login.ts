@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import type { Request, Response } from 'express';
 import type { Tenant } from '../domain/tenant.js';
 import type { Services } from '../services.js';
 import { authnRequestUrl } from '../sso/saml/authn-request.js';
 import { requireSamlSettings, samlEntryPoint } from '../sso/saml/options.js';
-import type { ClientKind } from '../sso/transactions.js';
+import { BROWSER_BINDING_RE, newBrowserBinding, type ClientKind } from '../sso/transactions.js';
+import { LOGIN_BINDING_COOKIE, loginBindingCookieSettings, readCookie, setLoginBindingCookie, type LoginBindingCookieSettings } from './cookies.js';
 
 export interface LoginStart {
   /** Already checked (S-5) or built by the gateway itself (an OP interaction). */
@@ -13,19 +15,48 @@ export interface LoginStart {
   worksId?: string;
 }
 
+const bindingSettings = new WeakMap<Services['config'], LoginBindingCookieSettings>();
+
+/** The login binding cookie's attributes for this gateway (worked out once: /d/login is a hot path). */
+export function loginBindingCookieOf(s: Services): LoginBindingCookieSettings {
+  let settings = bindingSettings.get(s.config);
+  if (!settings) {
+    settings = loginBindingCookieSettings(s.config.publicUrl, s.config.loginTransaction.ttlSeconds);
+    bindingSettings.set(s.config, settings);
+  }
+  return settings;
+}
+
 /**
  * Where the browser goes to sign in to a tenant: its SAML IdP (AuthnRequest), its OAuth/OIDC IdP, or,
  * without SSO, the password page (S-4). Used by /d/login and by the OP's interactions (O-2).
+ *
+ * Every login transaction is bound to the browser that starts it: the browser's login binding cookie
+ * (reused when it already has a well-formed one, so two tabs can log in at once; else a new random
+ * value) is set on this response, and the transaction keeps its digest. The ACS and the OAuth callback
+ * accept the transaction only from a browser that carries the same value.
  */
-export async function startLogin(s: Services, tenant: Tenant, input: LoginStart): Promise<string> {
+export async function startLogin(s: Services, req: Request, res: Response, tenant: Tenant, input: LoginStart): Promise<string> {
   if (!tenant.sso.enabled) {
     return `/d/password-login/${tenant.domain}?${new URLSearchParams({ accessUrl: input.target }).toString()}`;
   }
-  if (tenant.sso.type === 'oauth') return s.oauthLogin.start(tenant, input);
+  const current = readCookie(req, LOGIN_BINDING_COOKIE);
+  const browserBinding = current !== undefined && BROWSER_BINDING_RE.test(current) ? current : newBrowserBinding();
+  const location = tenant.sso.type === 'oauth' ? await s.oauthLogin.start(tenant, { ...input, browserBinding }) : await startSamlLogin(s, tenant, input, browserBinding);
+  // Only once the transaction exists: a refused start leaves no cookie behind. Max-Age restarts with each login.
+  setLoginBindingCookie(res, loginBindingCookieOf(s), browserBinding);
+  return location;
+}
+
+async function startSamlLogin(s: Services, tenant: Tenant, input: LoginStart, browserBinding: string): Promise<string> {
   const requestId = `_${randomBytes(20).toString('hex')}`;
   // Check the settings first: a misconfigured tenant must not leave transactions behind.
   requireSamlSettings(tenant);
   samlEntryPoint(tenant, input.clientKind);
-  const txn = await s.transactions.create(tenant, { ssoType: 'saml', target: input.target, clientKind: input.clientKind, requestId, sessionKey: input.sessionKey });
+  const txn = await s.transactions.create(
+    tenant,
+    { ssoType: 'saml', target: input.target, clientKind: input.clientKind, requestId, sessionKey: input.sessionKey },
+    browserBinding,
+  );
   return authnRequestUrl({ tenant, sp: s.sp, clientKind: input.clientKind, requestId, relayState: txn.id, now: s.clock.now(), worksId: input.worksId, signingKey: s.sp.signing?.key });
 }

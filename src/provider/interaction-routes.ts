@@ -55,7 +55,7 @@ export function interactionRoutes(s: Services, provider: Provider): Router {
       // Starting a login stores a transaction: the login-start budget of GET /d/login counts it too.
       await checkRateLimit(s, loginStartRule, req, res);
       const worksId = typeof details.params.login_hint === 'string' && /^[\x21-\x7e]{1,256}$/.test(details.params.login_hint) ? details.params.login_hint : undefined;
-      res.redirect(302, await startLogin(s, tenant, { target: `${s.config.publicUrl}${OP_PATH}/interaction/${details.uid}`, clientKind: 'web', worksId }));
+      res.redirect(302, await startLogin(s, req, res, tenant, { target: `${s.config.publicUrl}${OP_PATH}/interaction/${details.uid}`, clientKind: 'web', worksId }));
       return;
     }
 

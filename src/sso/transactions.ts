@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../domain/clock.js';
-import { AppError } from '../errors/index.js';
+import { AppError, type LoginBindingRejectReason } from '../errors/index.js';
 import type { Metrics } from '../observability/metrics.js';
 import { keys, type KeyValueStore } from '../store/index.js';
 
@@ -23,6 +23,11 @@ export interface LoginTransaction {
   /** OIDC: the PKCE verifier and the nonce of this authorization request. */
   codeVerifier?: string;
   nonce?: string;
+  /**
+   * SHA-256 (base64url) of the login binding cookie of the browser that started the login; never the
+   * raw value. Absent only on transactions stored before binding existed, which are refused.
+   */
+  browserBindingDigest?: string;
   createdAt: number;
 }
 
@@ -41,6 +46,21 @@ export function newOpaqueId(bytes = 24): string {
   return randomBytes(bytes).toString('base64url');
 }
 
+/** The login binding cookie's value: 256 random bits, base64url. */
+export const BROWSER_BINDING_RE = /^[A-Za-z0-9_-]{43}$/;
+
+export function newBrowserBinding(): string {
+  return newOpaqueId(32);
+}
+
+function bindingDigest(browserBinding: string): Buffer {
+  return createHash('sha256').update(browserBinding, 'utf8').digest();
+}
+
+function notBound(reason: LoginBindingRejectReason, detail: string): AppError {
+  return new AppError('login_not_bound', { reason, detail });
+}
+
 export class LoginTransactions {
   constructor(
     private readonly store: KeyValueStore,
@@ -49,8 +69,21 @@ export class LoginTransactions {
     private readonly metrics?: Pick<Metrics, 'loginTransactions'>,
   ) {}
 
-  async create(tenant: { domain: string; ssoEpoch: number }, fields: Omit<LoginTransaction, 'id' | 'createdAt' | 'domain' | 'ssoEpoch'>): Promise<LoginTransaction> {
-    const txn: LoginTransaction = { ...fields, domain: tenant.domain, ssoEpoch: tenant.ssoEpoch, id: newOpaqueId(), createdAt: this.clock.now() };
+  /** `browserBinding`: the raw value of the starting browser's login binding cookie; only its digest is kept. */
+  async create(
+    tenant: { domain: string; ssoEpoch: number },
+    fields: Omit<LoginTransaction, 'id' | 'createdAt' | 'domain' | 'ssoEpoch' | 'browserBindingDigest'>,
+    browserBinding: string,
+  ): Promise<LoginTransaction> {
+    if (!BROWSER_BINDING_RE.test(browserBinding)) throw new Error('login transaction needs a well-formed browser binding');
+    const txn: LoginTransaction = {
+      ...fields,
+      domain: tenant.domain,
+      ssoEpoch: tenant.ssoEpoch,
+      id: newOpaqueId(),
+      browserBindingDigest: bindingDigest(browserBinding).toString('base64url'),
+      createdAt: this.clock.now(),
+    };
     const json = JSON.stringify(txn);
     const bytes = Buffer.byteLength(json);
     if (bytes > MAX_TRANSACTION_BYTES) {
@@ -63,9 +96,12 @@ export class LoginTransactions {
 
   /**
    * Takes the transaction out of the store (single use, atomically) and checks it belongs to this
-   * tenant and is younger than the TTL by the injected clock. Throws `login_transaction_invalid`.
+   * tenant, was started by this browser (`browserBinding`: the raw login binding cookie of the request,
+   * or undefined), and is younger than the TTL by the injected clock. Throws `login_transaction_invalid`,
+   * or `login_not_bound` when the browser is not the one that started the login (the transaction is
+   * spent either way).
    */
-  async consume(tenant: { domain: string; ssoEpoch: number }, rawId: unknown): Promise<LoginTransaction> {
+  async consume(tenant: { domain: string; ssoEpoch: number }, rawId: unknown, browserBinding: string | undefined): Promise<LoginTransaction> {
     const domain = tenant.domain;
     if (typeof rawId !== 'string' || !TRANSACTION_ID_RE.test(rawId)) {
       throw new AppError('login_transaction_invalid', { reason: 'transaction_id_malformed' });
@@ -76,11 +112,25 @@ export class LoginTransactions {
     if (txn.domain !== domain || txn.id !== rawId) {
       throw new AppError('login_transaction_invalid', { reason: 'transaction_of_other_tenant' });
     }
+    // Before anything else is said about it: a transaction started in another browser is not this one's.
+    this.checkBinding(txn, browserBinding);
     if (this.clock.now() - txn.createdAt >= this.ttlSeconds * 1000) {
       throw new AppError('login_transaction_invalid', { reason: 'transaction_expired' });
     }
     // Switching SSO on or off discards the logins in flight (S-21/S-22).
     if ((txn.ssoEpoch ?? 0) !== tenant.ssoEpoch) throw new AppError('login_transaction_invalid', { reason: 'transaction_voided_by_sso_switch' });
     return txn;
+  }
+
+  /** Finding 2 (login CSRF / session swap): the request must carry the cookie whose digest the transaction keeps. */
+  private checkBinding(txn: LoginTransaction, browserBinding: string | undefined): void {
+    if (txn.browserBindingDigest === undefined) throw notBound('transaction_unbound', 'the transaction carries no browser binding');
+    if (browserBinding === undefined) throw notBound('binding_cookie_missing', 'no login binding cookie on the request');
+    if (!BROWSER_BINDING_RE.test(browserBinding)) throw notBound('binding_cookie_malformed', 'the login binding cookie is malformed');
+    const expected = Buffer.from(txn.browserBindingDigest, 'base64url');
+    const presented = bindingDigest(browserBinding);
+    if (expected.length !== presented.length || !timingSafeEqual(expected, presented)) {
+      throw notBound('binding_mismatch', 'the login binding cookie is not the one the login started with');
+    }
   }
 }

@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config/index.js';
 import type { TenantInput as Tenant } from '../../src/domain/tenant.js';
 import type { NewMember } from '../../src/domain/members.js';
 import { buildSamlResponseXml, signSamlResponse, type SamlResponseSpec, type SigningOptions } from '../../src/demo/saml-response.js';
+import { LOGIN_BINDING_COOKIE } from '../../src/http/cookies.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { HostResolver } from '../../src/sso/oauth/outbound-policy.js';
 import { RedisStore, type KeyValueStore } from '../../src/store/index.js';
@@ -166,6 +167,62 @@ export async function createGateway(options: GatewayOptions = {}): Promise<Gatew
   };
 }
 
+// ---------------------------------------------------------------------------------------------------
+// The login binding cookie. Every login start sets `idpb_login`; the ACS and the OAuth callback accept a
+// transaction only with it. Tests play one browser per login unless they say otherwise: the helpers
+// remember each start's cookie by its transaction id (RelayState / state) and send it back with the
+// answer for that transaction. Transaction ids are random, so one map serves every gateway of a process
+// (a login begun on one instance may finish on another).
+
+const loginBindings = new Map<string, string>();
+
+/** The `idpb_login=…` pair a response set (for a Cookie header), if it set one. */
+export function bindingCookieOf(res: { headers: Record<string, unknown> }): string | undefined {
+  const cookies = (res.headers['set-cookie'] as string[] | undefined) ?? [];
+  return cookies.find((c) => c.startsWith(`${LOGIN_BINDING_COOKIE}=`) && !c.startsWith(`${LOGIN_BINDING_COOKIE}=;`))?.split(';')[0];
+}
+
+/** The transaction id a login start's redirect carries: SAML RelayState, OIDC state, or the works profile's state inside redirect_uri. */
+export function transactionIdOf(location: string | URL): string | undefined {
+  const url = new URL(location);
+  const direct = url.searchParams.get('RelayState') ?? url.searchParams.get('state');
+  if (direct) return direct;
+  const redirectUri = url.searchParams.get('redirect_uri');
+  return redirectUri ? (new URL(redirectUri).searchParams.get('state') ?? undefined) : undefined;
+}
+
+/**
+ * Remembers the binding cookie of a login start (a 302 from /d/login or an OP interaction) for its
+ * transaction id, or for `transactionId` when given; returns the cookie pair.
+ */
+export function rememberLoginBinding(res: { headers: Record<string, unknown> }, transactionId?: string): string | undefined {
+  const cookie = bindingCookieOf(res);
+  const id = transactionId ?? (typeof res.headers.location === 'string' ? transactionIdOf(res.headers.location) : undefined);
+  if (cookie && id) loginBindings.set(id, cookie);
+  return cookie;
+}
+
+/** Records a binding made outside HTTP (a transaction created through the services with `browserBinding`). */
+export function recordLoginBinding(transactionId: string, browserBinding: string): string {
+  const cookie = `${LOGIN_BINDING_COOKIE}=${browserBinding}`;
+  loginBindings.set(transactionId, cookie);
+  return cookie;
+}
+
+/** The `idpb_login=…` pair of the browser that started transaction `transactionId`, when a helper saw it start. */
+export function bindingFor(transactionId: string | undefined): string | undefined {
+  return transactionId === undefined ? undefined : loginBindings.get(transactionId);
+}
+
+/**
+ * Sends the binding cookie of the browser that started `transactionId` (the default), another cookie
+ * header (a string: another browser's), or none (`null`: a browser without one).
+ */
+export function withBinding(test: supertest.Test, transactionId: string | undefined, cookie?: string | null): supertest.Test {
+  const header = cookie === undefined ? bindingFor(transactionId) : cookie;
+  return header ? test.set('Cookie', header) : test;
+}
+
 export interface StartedLogin {
   relayState: string;
   requestId: string;
@@ -173,11 +230,17 @@ export interface StartedLogin {
   redirect: URL;
   /** The decoded AuthnRequest XML. */
   authnRequestXml: string;
+  /** `idpb_login=…`: the binding cookie the start set (postAcs sends it back by RelayState). */
+  bindingCookie: string;
 }
 
-/** GET /d/login/{domain} and read back what the browser would carry to the IdP. */
-export async function beginLogin(gw: Gateway, domain: string, accessUrl = `${SERVICE_ORIGIN}/board`): Promise<StartedLogin> {
-  const res = await gw.http.get(`/d/login/${domain}`).query({ accessUrl });
+/**
+ * GET /d/login/{domain} and read back what the browser would carry to the IdP. `cookie` plays a
+ * browser that already has cookies (e.g. a second tab).
+ */
+export async function beginLogin(gw: Gateway, domain: string, accessUrl = `${SERVICE_ORIGIN}/board`, cookie?: string): Promise<StartedLogin> {
+  const start = gw.http.get(`/d/login/${domain}`).query({ accessUrl });
+  const res = await (cookie ? start.set('Cookie', cookie) : start);
   if (res.status !== 302) throw new Error(`login start answered ${res.status}: ${res.text.slice(0, 300)}`);
   const redirect = new URL(res.headers.location as string);
   const relayState = redirect.searchParams.get('RelayState');
@@ -186,7 +249,9 @@ export async function beginLogin(gw: Gateway, domain: string, accessUrl = `${SER
   const authnRequestXml = inflateRawSync(Buffer.from(samlRequest, 'base64')).toString('utf8');
   const requestId = /\sID="([^"]+)"/.exec(authnRequestXml)?.[1];
   if (!requestId) throw new Error('no ID in AuthnRequest');
-  return { relayState, requestId, redirect, authnRequestXml };
+  const bindingCookie = rememberLoginBinding(res, relayState);
+  if (!bindingCookie) throw new Error('the login start set no login binding cookie');
+  return { relayState, requestId, redirect, authnRequestXml, bindingCookie };
 }
 
 /** A valid response spec for `domain` answering `requestId`; override any field. */
@@ -229,11 +294,16 @@ export function validResponse(gw: Gateway, domain: string, idp: TestIdpKeys, log
   return b64(signed(buildSamlResponseXml(responseSpec(gw, domain, idp, login.requestId, nameId, overrides)), idp));
 }
 
-export function postAcs(gw: Gateway, domain: string, samlResponse: string | undefined, relayState: string | undefined): supertest.Test {
+/**
+ * POST /acs/{domain} as the IdP's auto-post form does. The browser posting it is, by default, the one
+ * that began the login RelayState names (its binding cookie goes along); `cookie` plays another browser
+ * (a Cookie header value, or null for none).
+ */
+export function postAcs(gw: Gateway, domain: string, samlResponse: string | undefined, relayState: string | undefined, cookie?: string | null): supertest.Test {
   const form: Record<string, string> = {};
   if (samlResponse !== undefined) form.SAMLResponse = samlResponse;
   if (relayState !== undefined) form.RelayState = relayState;
-  return gw.http.post(`/acs/${domain}`).type('form').send(form);
+  return withBinding(gw.http.post(`/acs/${domain}`), relayState, cookie).type('form').send(form);
 }
 
 /** The public error code on an HTML error page (or a JSON error body). */

@@ -96,6 +96,9 @@ describe('WORKERS=2 on Redis (node:cluster)', () => {
     for (let i = 0; i < 3; i++) {
       const start = await call(base, 'GET', `/d/login/demo.example?accessUrl=${encodeURIComponent(`${base}/welcome`)}`);
       assert.equal(start.status, 302);
+      // The browser keeps the login binding cookie and sends it with the IdP's answer to the ACS.
+      const binding = start.setCookie.find((c) => c.startsWith('idpb_login='))?.split(';')[0];
+      assert.ok(binding, 'the login start sets the login binding cookie');
       const idp = new URL(start.location!);
       const form = await call(base, 'GET', idp.pathname + idp.search);
       assert.equal(form.status, 200);
@@ -103,7 +106,7 @@ describe('WORKERS=2 on Redis (node:cluster)', () => {
         form: { SAMLRequest: field(form.text, 'SAMLRequest'), RelayState: field(form.text, 'RelayState'), username: 'alice', password: 'alice-demo-password' },
       });
       assert.equal(posted.status, 200);
-      const acs = await call(base, 'POST', '/acs/demo.example', { form: { SAMLResponse: field(posted.text, 'SAMLResponse'), RelayState: field(posted.text, 'RelayState') } });
+      const acs = await call(base, 'POST', '/acs/demo.example', { form: { SAMLResponse: field(posted.text, 'SAMLResponse'), RelayState: field(posted.text, 'RelayState') }, cookie: binding });
       assert.equal(acs.status, 303, acs.text);
       assert.equal(acs.location, `${base}/welcome`);
       const cookie = acs.setCookie.find((c) => c.startsWith('idpb_session=') && !c.startsWith('idpb_session=;'))!.split(';')[0]!;

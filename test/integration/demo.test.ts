@@ -17,16 +17,21 @@ const field = (html: string, name: string): string => {
   return m[1]!.replace(/&#(\d+);/g, (_, c: string) => String.fromCharCode(Number(c)));
 };
 
-/** Follows the demo login the way a browser does, against any HTTP client. */
+/** The gateway's login binding cookie among Set-Cookie lines, as a Cookie header value. */
+const bindingCookie = (setCookie: string[]): string | undefined => setCookie.find((c) => c.startsWith('idpb_login='))?.split(';')[0];
+
+/** Follows the demo login the way a browser does (the login binding cookie goes back with the ACS post), against any HTTP client. */
 async function demoLogin(
   get: (path: string, cookie?: string) => Promise<{ status: number; location?: string; text: string; setCookie: string[] }>,
-  post: (path: string, form: Record<string, string>) => Promise<{ status: number; location?: string; text: string; setCookie: string[] }>,
+  post: (path: string, form: Record<string, string>, cookie?: string) => Promise<{ status: number; location?: string; text: string; setCookie: string[] }>,
   publicUrl: string,
   username: string,
   password: string,
 ): Promise<{ status: number; location?: string; text: string; cookie?: string }> {
   const start = await get(`/d/login/demo.example?accessUrl=${encodeURIComponent(`${publicUrl}/welcome`)}`);
   assert.equal(start.status, 302);
+  const binding = bindingCookie(start.setCookie);
+  assert.ok(binding, 'the login start sets the login binding cookie');
   const idpUrl = new URL(start.location!);
   assert.equal(idpUrl.origin + idpUrl.pathname, `${publicUrl}/demo-idp/saml/sso`);
   const form = await get(idpUrl.pathname + idpUrl.search);
@@ -39,7 +44,7 @@ async function demoLogin(
   });
   if (posted.status !== 200) return posted;
   assert.match(posted.text, new RegExp(`action="${publicUrl}/acs/demo.example"`));
-  const acs = await post('/acs/demo.example', { SAMLResponse: field(posted.text, 'SAMLResponse'), RelayState: field(posted.text, 'RelayState') });
+  const acs = await post('/acs/demo.example', { SAMLResponse: field(posted.text, 'SAMLResponse'), RelayState: field(posted.text, 'RelayState') }, binding);
   const cookie = acs.setCookie.find((c) => c.startsWith('idpb_session=') && !c.startsWith('idpb_session=;'))?.split(';')[0];
   return { ...acs, cookie };
 }
@@ -71,8 +76,8 @@ describe('demo tenants and demo SAML IdP (npm start)', () => {
     const r = cookie ? await http.get(path).set('Cookie', cookie) : await http.get(path);
     return { status: r.status, location: r.headers.location, text: r.text, setCookie: (r.headers['set-cookie'] as unknown as string[]) ?? [] };
   };
-  const post = async (path: string, form: Record<string, string>) => {
-    const r = await http.post(path).type('form').send(form);
+  const post = async (path: string, form: Record<string, string>, cookie?: string) => {
+    const r = await (cookie ? http.post(path).set('Cookie', cookie) : http.post(path)).type('form').send(form);
     return { status: r.status, location: r.headers.location, text: r.text, setCookie: (r.headers['set-cookie'] as unknown as string[]) ?? [] };
   };
 
@@ -134,7 +139,7 @@ describe('npm start (the built gateway as a process)', () => {
     const toRes = async (r: Response) => ({ status: r.status, location: r.headers.get('location') ?? undefined, text: await r.text(), setCookie: r.headers.getSetCookie() });
     const res = await demoLogin(
       async (path, cookie) => toRes(await fetch(base + path, { redirect: 'manual', headers: cookie ? { cookie } : {} })),
-      async (path, form) => toRes(await fetch(base + path, { method: 'POST', redirect: 'manual', body: new URLSearchParams(form) })),
+      async (path, form, cookie) => toRes(await fetch(base + path, { method: 'POST', redirect: 'manual', body: new URLSearchParams(form), headers: cookie ? { cookie } : {} })),
       base,
       'bob',
       'bob-demo-password',
@@ -150,6 +155,10 @@ describe('npm start (the built gateway as a process)', () => {
   it('serves the demo OAuth (works profile) login: the gateway calls the demo IdP token and user-info APIs', async () => {
     const start = await fetch(`${base}/d/login/oauth.example?accessUrl=${encodeURIComponent(`${base}/welcome`)}`, { redirect: 'manual' });
     assert.equal(start.status, 302);
+    const binding = bindingCookie(start.headers.getSetCookie());
+    assert.ok(binding, 'the login start sets the login binding cookie');
+    // http://localhost: browsers accept Secure cookies there, so the cookie can be SameSite=None.
+    assert.match(start.headers.getSetCookie().find((c) => c.startsWith('idpb_login='))!, /; SameSite=None/i);
     const authorize = new URL(start.headers.get('location')!);
     assert.equal(authorize.pathname, '/demo-idp/oauth/authorize');
     const formPage = await (await fetch(authorize)).text();
@@ -162,7 +171,7 @@ describe('npm start (the built gateway as a process)', () => {
     assert.equal(signedIn.status, 302);
     const callback = new URL(signedIn.headers.get('location')!);
     assert.equal(callback.pathname, '/oauth/callback/oauth.example');
-    const done = await fetch(callback, { redirect: 'manual' });
+    const done = await fetch(callback, { redirect: 'manual', headers: { cookie: binding } });
     assert.equal(done.status, 303, await done.text());
     assert.equal(done.headers.get('location'), `${base}/welcome`);
     const cookie = done.headers.getSetCookie().find((c) => c.startsWith('idpb_session='))!.split(';')[0]!;

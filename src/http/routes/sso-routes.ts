@@ -6,6 +6,7 @@ import { buildSpMetadata } from '../../sso/saml/sp-metadata.js';
 import type { ClientKind } from '../../sso/transactions.js';
 import type { Services } from '../../services.js';
 import { auditRefusedLogin, completeLogin } from '../complete-login.js';
+import { LOGIN_BINDING_COOKIE, readCookie } from '../cookies.js';
 import { startLogin } from '../start-login.js';
 import { publicRouteRule, rateLimit } from '../rate-limit.js';
 import { browserRoute } from '../request-context.js';
@@ -33,7 +34,7 @@ export function ssoRoutes(s: Services): Router {
     // App logins (the mobile or desktop app's in-app browser) carry the sessionKey they later check (S-18).
     const sessionKey = optionalParam(req.query.sessionKey, SESSION_KEY_RE, 'sessionKey');
     const clientKind: ClientKind = sessionKey ? 'app' : 'web';
-    res.redirect(302, await startLogin(s, tenant, { target, clientKind, sessionKey, worksId }));
+    res.redirect(302, await startLogin(s, req, res, tenant, { target, clientKind, sessionKey, worksId }));
   });
 
   // S-8: the SAML assertion consumer.
@@ -48,7 +49,13 @@ export function ssoRoutes(s: Services): Router {
       const body = (req.body ?? {}) as Record<string, unknown>;
       let result;
       try {
-        result = await s.acs.consume({ domain: String(req.params.domain), samlResponse: body.SAMLResponse, relayState: body.RelayState });
+        result = await s.acs.consume({
+          domain: String(req.params.domain),
+          samlResponse: body.SAMLResponse,
+          relayState: body.RelayState,
+          // The transaction is accepted only from the browser that started it (login CSRF / session swap).
+          browserBinding: readCookie(req, LOGIN_BINDING_COOKIE),
+        });
       } catch (err) {
         await auditRefusedLogin(s, req, res, err, 'saml_response.rejected');
         throw err;
@@ -76,7 +83,7 @@ export function ssoRoutes(s: Services): Router {
     const rawQuery = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
     let result;
     try {
-      result = await s.oauthLogin.finish(tenant, req.query, rawQuery);
+      result = await s.oauthLogin.finish(tenant, req.query, rawQuery, readCookie(req, LOGIN_BINDING_COOKIE));
     } catch (err) {
       await auditRefusedLogin(s, req, res, err, 'oauth_callback.rejected', tenant.domain);
       throw err;

@@ -13,6 +13,8 @@ export interface OAuthLoginDeps {
   transactions: LoginTransactions;
   members: MemberRepository;
   clock: Clock;
+  /** Tolerated clock difference to the IdP (the SAML checks' `saml.clockSkewSeconds`): bounds the ID token's `iat`. */
+  clockSkewMs: number;
   publicUrl: string;
   /** Outside production, http IdPs are allowed (tests, demo). */
   allowHttp: boolean;
@@ -24,6 +26,8 @@ export interface OAuthStart {
   clientKind: ClientKind;
   sessionKey?: string;
   worksId?: string;
+  /** The starting browser's login binding cookie (raw); the transaction keeps its digest. */
+  browserBinding: string;
 }
 
 export interface OAuthResult {
@@ -110,13 +114,17 @@ export class OAuthLogin {
   }
 
   private newTransaction(tenant: Tenant, input: OAuthStart, oidcChecks: { codeVerifier?: string; nonce?: string } = {}): Promise<LoginTransaction> {
-    return this.deps.transactions.create(tenant, {
-      ssoType: 'oauth',
-      target: input.target,
-      clientKind: input.clientKind,
-      sessionKey: input.sessionKey,
-      ...oidcChecks,
-    });
+    return this.deps.transactions.create(
+      tenant,
+      {
+        ssoType: 'oauth',
+        target: input.target,
+        clientKind: input.clientKind,
+        sessionKey: input.sessionKey,
+        ...oidcChecks,
+      },
+      input.browserBinding,
+    );
   }
 
   /** S-14 / S-16: creates the login transaction and returns the IdP URL to send the browser to. */
@@ -156,12 +164,13 @@ export class OAuthLogin {
 
   /**
    * S-17: the IdP's answer at /oauth/callback/{domain}. `state` must name a live transaction of this
-   * tenant (consumed, single use); `error=` is a failed login; then the profile's exchange.
+   * tenant started by this browser (`browserBinding`: the request's login binding cookie), consumed
+   * (single use); `error=` is a failed login; then the profile's exchange.
    */
-  async finish(tenant: Tenant, query: Record<string, unknown>, rawQuery: string): Promise<OAuthResult> {
+  async finish(tenant: Tenant, query: Record<string, unknown>, rawQuery: string, browserBinding: string | undefined): Promise<OAuthResult> {
     const oauth = OAuthLogin.settings(tenant);
     if (typeof query.state !== 'string' || query.state === '') throw new AppError('login_transaction_invalid', { reason: 'state_missing' });
-    const txn = await this.deps.transactions.consume(tenant, query.state);
+    const txn = await this.deps.transactions.consume(tenant, query.state, browserBinding);
     if (txn.ssoType !== 'oauth') throw new AppError('login_transaction_invalid', { reason: 'transaction_not_oauth' });
     if (query.error !== undefined) {
       const code = typeof query.error === 'string' && PRINTABLE.test(query.error) ? query.error.slice(0, 64) : 'malformed';
@@ -221,7 +230,7 @@ export class OAuthLogin {
     return { userKey: checkUserKey(info.body.user_id, 'userinfo_user_id_missing'), expiresIn };
   }
 
-  // S-16: openid-client validates state, iss (RFC 9207), PKCE, and the ID token (iss, aud, exp, nonce, signature).
+  // S-16: openid-client validates state, iss (RFC 9207), PKCE, and the ID token (iss, aud, exp, nonce, signature, iat present); iat's upper bound is ours.
   private async finishOidc(domain: string, oauth: OAuthSettings, txn: LoginTransaction, rawQuery: string): Promise<{ userKey: string; expiresIn?: number }> {
     const config = await this.oidcConfig(oauth);
     const currentUrl = new URL(`${this.callbackUrl(domain)}?${rawQuery}`);
@@ -241,6 +250,12 @@ export class OAuthLogin {
     if (jwks && entry) entry.jwks = jwks;
     const claims = tokens.claims();
     if (!claims) throw fail('oidc_id_token_invalid', 'no ID token');
+    // openid-client requires a numeric iat but sets it no upper bound: a token "issued" in the future is
+    // refused beyond the clock skew the SAML checks allow, by the injected clock.
+    const latestIatMs = this.deps.clock.now() + this.deps.clockSkewMs;
+    if (claims.iat * 1000 > latestIatMs) {
+      throw fail('oidc_id_token_issued_in_future', `iat ${claims.iat} is after ${Math.floor(latestIatMs / 1000)} (now + ${this.deps.clockSkewMs / 1000} s skew)`);
+    }
     return { userKey: checkUserKey(claims[oauth.userKeyClaim], 'oidc_user_key_missing'), expiresIn: parseExpiresIn(tokens.expires_in) };
   }
 

@@ -34,6 +34,8 @@ export interface AcsInput {
   domain: string;
   samlResponse: unknown;
   relayState: unknown;
+  /** The request's login binding cookie (raw value), checked against the transaction's digest. */
+  browserBinding?: string;
 }
 
 export interface AcsResult {
@@ -220,7 +222,7 @@ export class SamlAcs {
       ctx.transaction = null;
       return;
     }
-    const txn = await this.deps.transactions.consume(need(ctx.tenant, 'tenant'), relayState);
+    const txn = await this.deps.transactions.consume(need(ctx.tenant, 'tenant'), relayState, ctx.input.browserBinding);
     if (txn.ssoType !== 'saml' || !txn.requestId) {
       throw new AppError('login_transaction_invalid', { reason: 'transaction_not_saml' });
     }

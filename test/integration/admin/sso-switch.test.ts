@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { SsoSwitch, type Effects } from '../../../src/admin/sso-switch.js';
 import type { Member } from '../../../src/domain/member.js';
 import type { NewMember } from '../../../src/domain/members.js';
+import { newBrowserBinding } from '../../../src/sso/transactions.js';
 import { digestForKey, keys, RedisStore, type KeyValueStore } from '../../../src/store/index.js';
 import {
   SERVICE_ORIGIN,
@@ -15,6 +16,7 @@ import {
   errorCodeOf,
   lastAuditReason,
   postAcs,
+  recordLoginBinding,
   sessionCookieOf,
   validResponse,
   type Gateway,
@@ -159,7 +161,9 @@ describe('switching SSO on and off through the admin API (S-21 … S-25)', () =>
     for (const c of beforeEnable) assert.equal(await sessionStatus(gw, c), 200);
 
     // A login in flight under the current mode (ssoEpoch 0): the switch must void it.
-    const txn = await gw.services.transactions.create(tenant, { ssoType: 'saml', target: `${SERVICE_ORIGIN}/board`, clientKind: 'web', requestId: '_pre-switch-request' });
+    const binding = newBrowserBinding();
+    const txn = await gw.services.transactions.create(tenant, { ssoType: 'saml', target: `${SERVICE_ORIGIN}/board`, clientKind: 'web', requestId: '_pre-switch-request' }, binding);
+    recordLoginBinding(txn.id, binding);
     preSwitchLogin = { relayState: txn.id, requestId: txn.requestId! } as StartedLogin;
   });
 

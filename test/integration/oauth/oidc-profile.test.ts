@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { TenantInput as Tenant } from '../../../src/domain/tenant.js';
-import { LOOPBACK_IDPS, PUBLIC_URL, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, sessionCookieOf, type Gateway } from '../../helpers/gateway.js';
+import { LOOPBACK_IDPS, PUBLIC_URL, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, rememberLoginBinding, sessionCookieOf, withBinding, type Gateway } from '../../helpers/gateway.js';
 import {
   BRIDGE_CLIENT_ID,
   BRIDGE_CLIENT_SECRET,
@@ -88,13 +88,14 @@ describe('OIDC profile against a real OpenID Provider and a crafted one (S-16, S
     const state = location.searchParams.get('state');
     const nonce = location.searchParams.get('nonce');
     assert.ok(state && nonce, 'state and nonce in the authorization request');
+    assert.ok(rememberLoginBinding(res, state), 'the login start sets the binding cookie');
     return { location, state, nonce };
   }
 
-  /** GET the gateway's callback with a query (a URL from the IdP, or parameters). */
+  /** GET the gateway's callback with a query (a URL from the IdP, or parameters), in the browser that started the login its state names. */
   function callback(domain: string, query: URL | Record<string, string>): ReturnType<Gateway['http']['get']> {
     const search = query instanceof URL ? query.search.slice(1) : new URLSearchParams(query).toString();
-    return gw.http.get(`/oauth/callback/${domain}?${search}`);
+    return withBinding(gw.http.get(`/oauth/callback/${domain}?${search}`), new URLSearchParams(search).get('state') ?? undefined);
   }
 
   async function assertRefused(
@@ -314,6 +315,12 @@ describe('OIDC profile against a real OpenID Provider and a crafted one (S-16, S
       assert.ok(sessionCookieOf(res));
     });
 
+    it('accepts an iat ahead of the gateway clock within the clock skew (saml.clockSkewSeconds, 180 s)', NET, async () => {
+      const res = await loginWith(fake, 'fake.example', (n, now) => fake.sign(fake.claims(n, now, { iat: Math.floor(now / 1000) + 170 })));
+      assert.equal(res.status, 303, res.text);
+      assert.ok(sessionCookieOf(res));
+    });
+
     const refusals: Array<[string, string, (idpOf: FakeOidcIdp, nonce: string, now: number) => string]> = [
       ['a wrong iss', 'oidc_id_token_invalid', (f, n, now) => f.sign(f.claims(n, now, { iss: 'https://evil-idp.example' }))],
       ['a wrong aud', 'oidc_id_token_invalid', (f, n, now) => f.sign(f.claims(n, now, { aud: OTHER_CLIENT_ID }))],
@@ -321,6 +328,9 @@ describe('OIDC profile against a real OpenID Provider and a crafted one (S-16, S
       ['a wrong nonce', 'oidc_id_token_invalid', (f, n, now) => f.sign(f.claims(n, now, { nonce: 'forged-nonce' }))],
       ['no nonce', 'oidc_id_token_invalid', (f, n, now) => f.sign(f.claims(n, now, { nonce: undefined }))],
       ['an expired exp', 'oidc_id_token_invalid', (f, n, now) => f.sign(f.claims(n, now, { iat: Math.floor(now / 1000) - 1200, exp: Math.floor(now / 1000) - 600 }))],
+      // Finding 5b: openid-client wants a numeric iat but bounds it only from below; the gateway refuses one beyond the skew.
+      ['an iat a day in the future', 'oidc_id_token_issued_in_future', (f, n, now) => f.sign(f.claims(n, now, { iat: Math.floor(now / 1000) + 86_400, exp: Math.floor(now / 1000) + 86_400 + 600 }))],
+      ['an iat just beyond the 180 s clock skew', 'oidc_id_token_issued_in_future', (f, n, now) => f.sign(f.claims(n, now, { iat: Math.floor(now / 1000) + 190 }))],
       ['alg none', 'oidc_id_token_invalid', (f, n, now) => f.sign(f.claims(n, now), { alg: 'none' })],
       [
         'HS256 keyed with the IdP public key',
@@ -359,6 +369,14 @@ describe('OIDC profile against a real OpenID Provider and a crafted one (S-16, S
       const cb = await followAuthorization((await start('oidc.example')).location);
       gw.clock.advance(2 * 3600_000);
       await assertRefused(await callback('oidc.example', cb), 'oidc.example', 400, 'login_transaction_invalid', 'transaction_expired');
+    });
+
+    it('judges iat by the gateway clock: the real IdP\'s token, issued now, is from the future for a gateway an hour behind', NET, async () => {
+      gw.clock.set(Date.now() - 3600_000);
+      const cb = await followAuthorization((await start('oidc.example')).location);
+      const res = await callback('oidc.example', cb);
+      await assertRefused(res, 'oidc.example', 400, 'oauth_login_failed', 'oidc_id_token_issued_in_future');
+      assert.ok(!res.text.includes('oidc_id_token_issued_in_future'), 'the private reason is not shown');
     });
 
     it('an ID token valid 10 min is expired 20 min later by the gateway clock, though the transaction is still live', NET, async () => {

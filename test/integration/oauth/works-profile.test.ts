@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { TenantInput as Tenant } from '../../../src/domain/tenant.js';
 import { keys } from '../../../src/store/index.js';
-import { LOOPBACK_IDPS, PUBLIC_URL, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, sessionCookieOf, type Gateway } from '../../helpers/gateway.js';
+import { LOOPBACK_IDPS, PUBLIC_URL, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, rememberLoginBinding, sessionCookieOf, withBinding, type Gateway } from '../../helpers/gateway.js';
 import { startBlackHole, startWorksIdp, type BlackHole, type RecordedRequest, type WorksIdp } from '../../helpers/works-idp.js';
 
 const DOMAIN = 'works.example';
@@ -76,13 +76,17 @@ describe('OAuth `works` profile, end to end (S-14, S-15, S-17, S-18)', () => {
     const redirectUri = new URL(raw);
     const state = redirectUri.searchParams.get('state');
     assert.ok(state, 'state travels inside redirect_uri');
+    assert.ok(rememberLoginBinding(res, state), 'the login start sets the binding cookie');
     return { location, redirectUri, state };
   }
 
-  /** What the IdP does after the user signs in: back to redirect_uri with `&code=` (or `&error=`) added. */
+  /**
+   * What the IdP does after the user signs in: back to redirect_uri with `&code=` (or `&error=`) added,
+   * in the browser that started the login (its binding cookie goes along).
+   */
   function callback(login: StartedOAuthLogin, extra: Record<string, string>, domainPath?: string): ReturnType<Gateway['http']['get']> {
     const path = domainPath ?? login.redirectUri.pathname;
-    return gw.http.get(`${path}${login.redirectUri.search}&${new URLSearchParams(extra).toString()}`);
+    return withBinding(gw.http.get(`${path}${login.redirectUri.search}&${new URLSearchParams(extra).toString()}`), login.state);
   }
 
   async function loginWithCode(domain: string, userId: string, query?: Record<string, string>) {
@@ -298,7 +302,7 @@ describe('OAuth `works` profile, end to end (S-14, S-15, S-17, S-18)', () => {
 
     it('refuses a callback without code', async () => {
       const login = await startLogin(DOMAIN);
-      const res = await gw.http.get(`${login.redirectUri.pathname}${login.redirectUri.search}`);
+      const res = await withBinding(gw.http.get(`${login.redirectUri.pathname}${login.redirectUri.search}`), login.state);
       await assertRefused(res, 400, 'oauth_login_failed', DOMAIN, 'code_missing');
       assert.equal(idp.requests.length, 0);
     });

@@ -100,6 +100,15 @@ describe('the bridge as OpenID Provider', () => {
     await cleanup();
   });
 
+  /** The tenant SAML IdP's answer (a signed response for emp-001) to the AuthnRequest in `idpUrl`, as the form body it posts to the ACS. */
+  function samlAnswer(idpUrl: URL, domain: string): string {
+    const xml = inflateRawSync(Buffer.from(idpUrl.searchParams.get('SAMLRequest')!, 'base64')).toString();
+    const requestId = /\sID="([^"]+)"/.exec(xml)![1]!;
+    const spec = { ...responseSpec(gw as unknown as Gateway, domain, idps.a, requestId, 'emp-001'), destination: `${base}/acs/${domain}`, recipient: `${base}/acs/${domain}`, audience: `${base}/saml/metadata` };
+    const response = b64(signed(buildSamlResponseXml(spec), idps.a));
+    return new URLSearchParams({ SAMLResponse: response, RelayState: idpUrl.searchParams.get('RelayState')! }).toString();
+  }
+
   /** Runs a full authorization: OP → interaction → tenant SAML IdP (a signed response we build for emp-001 of the tenant named by domain=) → back. */
   async function authorize(config: client.Configuration, redirectUri: string, params: Record<string, string>, browser = new Browser(base)) {
     const verifier = client.randomPKCECodeVerifier();
@@ -115,16 +124,11 @@ describe('the bridge as OpenID Provider', () => {
     let { url: out } = await browser.follow(url.href);
     if (out.startsWith(idps.a.ssoUrl)) {
       // The tenant's IdP: answer the AuthnRequest with a signed response for emp-001.
-      const idpUrl = new URL(out);
-      const xml = inflateRawSync(Buffer.from(idpUrl.searchParams.get('SAMLRequest')!, 'base64')).toString();
-      const requestId = /\sID="([^"]+)"/.exec(xml)![1]!;
       const domain = params.domain ?? 'a.example';
-      const spec = { ...responseSpec(gw as unknown as Gateway, domain, idps.a, requestId, 'emp-001'), destination: `${base}/acs/${domain}`, recipient: `${base}/acs/${domain}`, audience: `${base}/saml/metadata` };
-      const response = b64(signed(buildSamlResponseXml(spec), idps.a));
       ({ url: out } = await browser.follow(`${base}/acs/${domain}`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ SAMLResponse: response, RelayState: idpUrl.searchParams.get('RelayState')! }).toString(),
+        body: samlAnswer(new URL(out), domain),
       }));
     }
     return { callback: new URL(out), verifier, state, browser };
@@ -178,6 +182,20 @@ describe('the bridge as OpenID Provider', () => {
     const refreshed = await client.refreshTokenGrant(mobile, tokens.refresh_token);
     assert.notEqual(refreshed.refresh_token, tokens.refresh_token);
     await assert.rejects(client.refreshTokenGrant(mobile, tokens.refresh_token));
+  });
+
+  it('binds the interaction\'s IdP login to the browser: its answer posted from another browser is refused (login_not_bound)', async () => {
+    const url = client.buildAuthorizationUrl(web, { redirect_uri: WEB_REDIRECT, scope: 'openid', code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()), code_challenge_method: 'S256', state: 'swap', domain: 'a.example' });
+    const started = new Browser(base);
+    const { url: out } = await started.follow(url.href);
+    assert.ok(out.startsWith(idps.a.ssoUrl), out);
+    const other = new Browser(base);
+    const res = await other.request(`${base}/acs/a.example`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: samlAnswer(new URL(out), 'a.example') });
+    assert.equal(res.status, 403);
+    const page = await res.text();
+    assert.match(page, /<meta name="idpb-error-code" content="login_not_bound">/);
+    assert.ok(!res.headers.getSetCookie().some((c) => c.startsWith('idpb_session=')), 'no session');
+    assert.equal((await created.services.audit.list('a.example', 1))[0]?.reason, 'binding_cookie_missing');
   });
 
   it('refuses a mobile authorization request without PKCE', async () => {

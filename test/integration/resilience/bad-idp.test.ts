@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { TenantInput } from '../../../src/domain/tenant.js';
-import { LOOPBACK_IDPS, OPERATOR_AUTH, SERVICE_ORIGIN, beginLogin, createGateway, errorCodeOf, postAcs, validResponse, type Gateway } from '../../helpers/gateway.js';
+import { LOOPBACK_IDPS, OPERATOR_AUTH, SERVICE_ORIGIN, beginLogin, bindingCookieOf, createGateway, errorCodeOf, postAcs, validResponse, withBinding, type Gateway } from '../../helpers/gateway.js';
 import { idps } from '../../helpers/keys.js';
 
 /**
@@ -166,7 +166,7 @@ describe('a bad IdP never blocks other tenants (metadata by URL, OAuth endpoints
     const start = await gw.http.get(`/d/login/${domain}`).query({ accessUrl: `${SERVICE_ORIGIN}/x` });
     assert.equal(start.status, 302, start.text.slice(0, 300));
     const redirectUri = new URL(new URL(start.headers.location as string).searchParams.get('redirect_uri')!);
-    return gw.http.get(`${redirectUri.pathname}${redirectUri.search}&code=a-code-from-the-idp`);
+    return withBinding(gw.http.get(`${redirectUri.pathname}${redirectUri.search}&code=a-code-from-the-idp`), undefined, bindingCookieOf(start));
   }
 
   /** A full SAML login of a.example: 303 with a session when all is well. */

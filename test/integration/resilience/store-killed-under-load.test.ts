@@ -67,7 +67,14 @@ describe('Redis is killed under a concurrent load and comes back (503 or a norma
     const authn = inflateRawSync(Buffer.from(redirect.searchParams.get('SAMLRequest')!, 'base64')).toString('utf8');
     const requestId = /\sID="([^"]+)"/.exec(authn)![1]!;
     const samlResponse = validResponse(gw, DOMAIN, idps.a, { relayState, requestId } as StartedLogin, 'emp-001');
-    const acs = await request(url(`/acs/${DOMAIN}`), { method: 'POST', body: new URLSearchParams({ SAMLResponse: samlResponse, RelayState: relayState }), deadlineMs: DEADLINE_MS });
+    // The browser that started the login posts the answer, with its login binding cookie.
+    const binding = start.setCookie.find((c) => c.startsWith('idpb_login='))?.split(';')[0] ?? '';
+    const acs = await request(url(`/acs/${DOMAIN}`), {
+      method: 'POST',
+      body: new URLSearchParams({ SAMLResponse: samlResponse, RelayState: relayState }),
+      headers: { cookie: binding },
+      deadlineMs: DEADLINE_MS,
+    });
     return [
       ['login-start', start],
       ['acs', acs],

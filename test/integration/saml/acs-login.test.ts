@@ -9,10 +9,12 @@ import {
   acsUrlOf,
   b64,
   beginLogin,
+  bindingCookieOf,
   createGateway,
   errorCodeOf,
   lastAuditReason,
   postAcs,
+  rememberLoginBinding,
   responseSpec,
   sessionCookieOf,
   signed,
@@ -120,6 +122,7 @@ describe('SAML login, end to end (S-4, S-7, S-8, S-10)', () => {
 
   it('sends a login without accessUrl to the default service URL', async () => {
     const res = await gw.http.get('/d/login/a.example');
+    rememberLoginBinding(res);
     const relayState = new URL(res.headers.location as string).searchParams.get('RelayState')!;
     const requestId = /\sID="([^"]+)"/.exec((await import('node:zlib')).inflateRawSync(Buffer.from(new URL(res.headers.location as string).searchParams.get('SAMLRequest')!, 'base64')).toString())![1]!;
     const out = await postAcs(gw, 'a.example', validResponse(gw, 'a.example', idps.a, { relayState, requestId } as never, 'emp-001'), relayState);
@@ -133,6 +136,7 @@ describe('SAML login, end to end (S-4, S-7, S-8, S-10)', () => {
     const loc = new URL(res.headers.location as string, PUBLIC_URL);
     assert.equal(loc.pathname, '/d/password-login/nosso.example');
     assert.equal(loc.searchParams.get('accessUrl'), `${SERVICE_ORIGIN}/mail`);
+    assert.equal(bindingCookieOf(res), undefined, 'no login transaction, so no login binding cookie');
   });
 
   it('answers 404 tenant_not_found for unknown or malformed domains', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { ERROR_CODES, OAUTH_REJECT_REASONS, SAML_LOGOUT_REJECT_REASONS, SAML_REJECT_REASONS } from '../../../src/errors/index.js';
+import { ERROR_CODES, LOGIN_BINDING_REJECT_REASONS, OAUTH_REJECT_REASONS, SAML_LOGOUT_REJECT_REASONS, SAML_REJECT_REASONS } from '../../../src/errors/index.js';
 
 const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
 
@@ -14,8 +14,8 @@ describe('error code registry', () => {
     for (const code of documented.keys()) assert.ok(code in ERROR_CODES, `docs/errors.md lists stale code ${code}`);
   });
 
-  it('documents every private SAML, SAML logout and OAuth reason', () => {
-    for (const reason of [...SAML_REJECT_REASONS, ...SAML_LOGOUT_REJECT_REASONS, ...OAUTH_REJECT_REASONS]) assert.ok(doc.includes(`\`${reason}\``), `docs/errors.md must list ${reason}`);
+  it('documents every private SAML, SAML logout, OAuth and login binding reason', () => {
+    for (const reason of [...SAML_REJECT_REASONS, ...SAML_LOGOUT_REJECT_REASONS, ...OAUTH_REJECT_REASONS, ...LOGIN_BINDING_REJECT_REASONS]) assert.ok(doc.includes(`\`${reason}\``), `docs/errors.md must list ${reason}`);
   });
 
   it('uses snake_case codes and 4xx/5xx statuses only', () => {

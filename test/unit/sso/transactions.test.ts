@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AppError } from '../../../src/errors/index.js';
 import { MemoryStore, type SetOptions } from '../../../src/store/index.js';
-import { LoginTransactions, MAX_TRANSACTION_BYTES } from '../../../src/sso/transactions.js';
+import { LoginTransactions, MAX_TRANSACTION_BYTES, newBrowserBinding } from '../../../src/sso/transactions.js';
 import { FakeClock } from '../../helpers/clock.js';
 
 /** The largest tenant domain (253 characters) and the longest fields every entry point lets through. */
@@ -29,14 +29,14 @@ describe('login transactions: what one login may make the store hold', () => {
     })(() => clock.now());
     try {
       const txns = new LoginTransactions(store, clock, 1800);
-      await txns.create(TENANT, LONGEST);
+      await txns.create(TENANT, LONGEST, newBrowserBinding());
       assert.equal(written.length, 1);
       const stored = Buffer.byteLength(written[0]!);
       assert.ok(stored <= MAX_TRANSACTION_BYTES, `${stored} bytes`);
       assert.ok(stored > 2700, `${stored} bytes: the fields are at their longest`);
 
       await assert.rejects(
-        txns.create(TENANT, { ...LONGEST, target: `https://board.example.net/${'%E3%81%82'.repeat(400)}` }),
+        txns.create(TENANT, { ...LONGEST, target: `https://board.example.net/${'%E3%81%82'.repeat(400)}` }, newBrowserBinding()),
         (err: unknown) => err instanceof AppError && err.code === 'bad_request' && err.reason === 'transaction_too_large',
       );
       assert.equal(written.length, 1, 'nothing more was written');
