@@ -14,7 +14,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import type { TenantInput as Tenant } from '../../src/domain/tenant.js';
 import { LOGIN_BINDING_COOKIE, loginBindingCookieSettings } from '../../src/http/cookies.js';
 import { keys } from '../../src/store/index.js';
-import {
+import { LOOPBACK_IDPS,
   SERVICE_ORIGIN,
   beginLogin,
   bindingCookieOf,
@@ -86,7 +86,7 @@ describe('login binding: a login finishes only in the browser that started it (f
   let oidc: OidcIdp;
 
   before(async () => {
-    gw = await createGateway();
+    gw = await createGateway({ overrides: LOOPBACK_IDPS });
     works = await startWorksIdp({ clients: { 'bridge-client': WORKS_CLIENT_SECRET } });
     oidc = await startOidcIdp();
     await gw.services.tenants.save(worksTenant(works));

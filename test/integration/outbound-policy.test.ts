@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { TenantInput } from '../../src/domain/tenant.js';
 import { systemResolver, type HostResolver } from '../../src/sso/oauth/outbound-policy.js';
-import { OPERATOR_AUTH, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, type Gateway } from '../helpers/gateway.js';
+import { OPERATOR_AUTH, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, type Gateway, bindingCookieOf, withBinding } from '../helpers/gateway.js';
 import { idps } from '../helpers/keys.js';
 import { BRIDGE_CLIENT_ID, BRIDGE_CLIENT_SECRET, startFakeOidcIdp, startOidcIdp, type FakeOidcIdp, type OidcIdp } from '../helpers/oidc-idp.js';
 import { startBlackHole, startWorksIdp, type BlackHole, type WorksIdp } from '../helpers/works-idp.js';
@@ -112,7 +112,8 @@ async function worksCallback(gw: Gateway, domain: string, code = 'a-code-from-th
   const start = await gw.http.get(`/d/login/${domain}`).query({ accessUrl: `${SERVICE_ORIGIN}/x` });
   assert.equal(start.status, 302, start.text.slice(0, 300));
   const redirectUri = new URL(new URL(start.headers.location as string).searchParams.get('redirect_uri')!);
-  return gw.http.get(`${redirectUri.pathname}${redirectUri.search}&${new URLSearchParams({ code }).toString()}`);
+  // The callback comes from the browser that started the login (its login binding cookie).
+  return withBinding(gw.http.get(`${redirectUri.pathname}${redirectUri.search}&${new URLSearchParams({ code }).toString()}`), undefined, bindingCookieOf(start) ?? null);
 }
 
 /** An OIDC login: /d/login (discovery), then the IdP's redirect back with a code, the state and iss. */
@@ -122,7 +123,7 @@ async function oidcCallback(gw: Gateway, domain: string, issuer: string, beforeC
   const location = new URL(start.headers.location as string);
   beforeCallback(location.searchParams.get('nonce')!);
   const query = new URLSearchParams({ code: 'a-code-from-the-idp', state: location.searchParams.get('state')!, iss: issuer });
-  return gw.http.get(`/oauth/callback/${domain}?${query.toString()}`);
+  return withBinding(gw.http.get(`/oauth/callback/${domain}?${query.toString()}`), undefined, bindingCookieOf(start) ?? null);
 }
 
 const importUrl = (gw: Gateway, url: string) => gw.http.post('/admin/v1/domains/nosso.example/saml/idp-metadata').set('Authorization', OPERATOR_AUTH).send({ url });
