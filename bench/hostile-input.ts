@@ -9,8 +9,10 @@
  * from /proc, the whole process tree) over the batch is divided by the count: CPU per request. Login
  * transactions the cases need are begun before the batch, outside the measurement. The slowest single
  * answer of a batch (wall time on loopback, nothing else running) bounds how long that request can
- * have held the event loop. The reference is the ACS request of a valid login (a distinct signed
- * response answering its own transaction); the target: every case ≤ 3× that, and no answer > 50 ms.
+ * have held the event loop; the gateway's own event-loop delay monitor (its /metrics, reset by each
+ * scrape) gives the longest block during the batch. The reference is one valid SAML login: its start
+ * (GET /d/login) plus its ACS request (a distinct signed response answering its own transaction); the
+ * ratio to the ACS request alone is printed too. Target: every case ≤ 3× a login, no block > 50 ms.
  * Prints a table and one JSON line (`"bench":"hostile-input"`) that `npm run bench` folds in.
  */
 import { randomBytes } from 'node:crypto';
@@ -69,6 +71,8 @@ interface CaseResult {
   route: string;
   shape: string;
   cpuMsPerRequest: number;
+  /** The longest the gateway's event loop was held during the batch (prom-client's monitorEventLoopDelay max). */
+  maxLoopDelayMs: number | null;
   maxWallMs: number;
   statuses: Record<number, number>;
   ratio?: number;
@@ -111,6 +115,13 @@ async function main(): Promise<number> {
     return { status: res.status, ms: performance.now() - t0 };
   };
 
+  /** Scrapes /metrics: the event-loop delay histogram is reset by each scrape, so this is the max since the last one. */
+  const loopDelayMaxMs = async (): Promise<number | null> => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const m = /^idpb_nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? ([0-9.e+-]+)$/m.exec(text);
+    return m ? Number(m[1]) * 1000 : null;
+  };
+
   const measure = async (route: string, shape: string, prepare: (i: number) => Prepared | Promise<Prepared>): Promise<CaseResult> => {
     const prepared: Prepared[] = [];
     for (let i = 0; i < N; i++) prepared.push(await prepare(i));
@@ -118,6 +129,7 @@ async function main(): Promise<number> {
     const batch = prepared.slice(1);
     const statuses: Record<number, number> = {};
     let maxWallMs = 0;
+    await loopDelayMaxMs();
     const cpu0 = treeCpuMs(gw.child.pid);
     for (const p of batch) {
       const r = await send(p);
@@ -125,7 +137,8 @@ async function main(): Promise<number> {
       maxWallMs = Math.max(maxWallMs, r.ms);
     }
     const cpuMsPerRequest = (treeCpuMs(gw.child.pid) - cpu0) / batch.length;
-    return { route, shape, cpuMsPerRequest, maxWallMs, statuses };
+    const maxLoopDelayMs = await loopDelayMaxMs();
+    return { route, shape, cpuMsPerRequest, maxLoopDelayMs, maxWallMs, statuses };
   };
 
   const results: CaseResult[] = [];
@@ -168,25 +181,32 @@ async function main(): Promise<number> {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  const ref = Math.max(results[0]!.cpuMsPerRequest, 0.1);
-  for (const r of results) r.ratio = r.cpuMsPerRequest / ref;
+  // One valid SAML login costs the gateway its two requests: the start (GET /d/login) and the ACS.
+  const acsCpu = results[0]!.cpuMsPerRequest;
+  const loginCpu = Math.max(acsCpu + results[1]!.cpuMsPerRequest, 0.1);
+  for (const r of results) r.ratio = r.cpuMsPerRequest / loginCpu;
   const hostile = results.slice(2);
   const worst = hostile.reduce((a, b) => (b.cpuMsPerRequest > a.cpuMsPerRequest ? b : a));
-  const slowest = hostile.reduce((a, b) => (b.maxWallMs > a.maxWallMs ? b : a));
+  const loopOf = (r: CaseResult): number => r.maxLoopDelayMs ?? r.maxWallMs;
+  const slowest = hostile.reduce((a, b) => (loopOf(b) > loopOf(a) ? b : a));
   const fmt = (n: number, d = 1): string => n.toFixed(d);
   const pad = (s: string, n: number): string => (s.length >= n ? s : s + ' '.repeat(n - s.length));
-  process.stdout.write(`\nhostile input: CPU per request (mean of ${N - 1}, gateway process tree) and slowest answer, vs one valid login's ACS request\n`);
-  process.stdout.write(`${pad('route', 52)} ${pad('shape', 18)} ${pad('CPU ms', 8)} ${pad('× login', 8)} ${pad('max ms', 8)} statuses\n`);
+  process.stdout.write(
+    `\nhostile input: CPU per request (mean of ${N - 1}, gateway process tree) vs one valid SAML login (GET /d/login + POST /acs = ${fmt(loginCpu)} ms; the ACS request alone ${fmt(acsCpu)} ms),\nthe longest event-loop block in the batch (monitorEventLoopDelay) and the slowest answer\n`,
+  );
+  process.stdout.write(`${pad('route', 52)} ${pad('shape', 24)} ${pad('CPU ms', 8)} ${pad('× login', 8)} ${pad('× ACS', 8)} ${pad('loop ms', 8)} ${pad('max ms', 8)} statuses\n`);
   for (const r of results) {
-    process.stdout.write(`${pad(r.route, 52)} ${pad(r.shape, 18)} ${pad(fmt(r.cpuMsPerRequest), 8)} ${pad(fmt(r.ratio!, 2), 8)} ${pad(fmt(r.maxWallMs), 8)} ${JSON.stringify(r.statuses)}\n`);
+    process.stdout.write(
+      `${pad(r.route, 52)} ${pad(r.shape, 24)} ${pad(fmt(r.cpuMsPerRequest), 8)} ${pad(fmt(r.ratio!, 2), 8)} ${pad(fmt(r.cpuMsPerRequest / acsCpu, 2), 8)} ${pad(r.maxLoopDelayMs === null ? '—' : fmt(r.maxLoopDelayMs), 8)} ${pad(fmt(r.maxWallMs), 8)} ${JSON.stringify(r.statuses)}\n`,
+    );
   }
-  const met = worst.ratio! <= TARGET.ratio && slowest.maxWallMs <= TARGET.maxMs;
+  const met = worst.ratio! <= TARGET.ratio && loopOf(slowest) <= TARGET.maxMs;
   const referenceOk = (results[0]!.statuses[303] ?? 0) === N - 1;
   process.stdout.write(
-    `worst: ${worst.route} / ${worst.shape}: ${fmt(worst.cpuMsPerRequest)} ms CPU = ${fmt(worst.ratio!, 2)}× a login (target ≤ ${TARGET.ratio}×); slowest answer ${fmt(slowest.maxWallMs)} ms (target ≤ ${TARGET.maxMs} ms): ${met ? 'met' : 'NOT met'}${referenceOk ? '' : ' — INVALID: the valid logins did not all answer 303'}\n`,
+    `worst: ${worst.route} / ${worst.shape}: ${fmt(worst.cpuMsPerRequest)} ms CPU = ${fmt(worst.ratio!, 2)}× a login (${fmt(worst.cpuMsPerRequest / acsCpu, 2)}× its ACS request; target ≤ ${TARGET.ratio}× a login); longest event-loop block ${fmt(loopOf(slowest))} ms at ${slowest.route} / ${slowest.shape} (target ≤ ${TARGET.maxMs} ms): ${met ? 'met' : 'NOT met'}${referenceOk ? '' : ' — INVALID: the valid logins did not all answer 303'}\n`,
   );
   process.stdout.write(
-    `${JSON.stringify({ bench: 'hostile-input', n: N - 1, loginCpuMs: results[0]!.cpuMsPerRequest, worst: { route: worst.route, shape: worst.shape, cpuMs: worst.cpuMsPerRequest, ratio: worst.ratio }, slowestMs: slowest.maxWallMs, target: TARGET, met, valid: referenceOk, cases: results })}\n`,
+    `${JSON.stringify({ bench: 'hostile-input', n: N - 1, loginCpuMs: loginCpu, acsCpuMs: acsCpu, worst: { route: worst.route, shape: worst.shape, cpuMs: worst.cpuMsPerRequest, ratio: worst.ratio }, slowestMs: loopOf(slowest), target: TARGET, met, valid: referenceOk, cases: results })}\n`,
   );
   return referenceOk ? 0 : 1;
 }

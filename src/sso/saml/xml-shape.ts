@@ -30,10 +30,10 @@ export interface XmlShapeLimits {
  */
 export const SAML_MESSAGE_LIMITS: XmlShapeLimits = Object.freeze({
   maxDepth: 16,
-  maxNodes: 2000,
-  maxNamespaceDeclarations: 800,
+  maxNodes: 1500,
+  maxNamespaceDeclarations: 600,
   maxAttributesPerElement: 24,
-  maxAttributes: 1600,
+  maxAttributes: 1200,
   maxTextLength: 65_536,
 });
 
