@@ -102,7 +102,7 @@ export const configSchema = z.strictObject({
     .superRefine(checkStoreTarget),
   /** Secrets for encrypting stored secrets (first one encrypts; all decrypt). Env: SECRET_KEYS (comma-separated). */
   secretKeys: z.array(z.string().min(32, 'each secret key must be at least 32 characters')).min(1),
-  /** Operator key of the admin API (arrives with the admin API). Env: ADMIN_API_KEY. */
+  /** Operator key of the admin API (docs/spec.md §11): it may do everything. Env: ADMIN_API_KEY ("" = none, tenant keys only). */
   adminApiKey: z.string().min(32).optional(),
   /** Prometheus metrics at GET /metrics (docs/spec.md §12). */
   metrics: z
