@@ -21,7 +21,7 @@
  *     share shown apart; TOP=n also lists the n functions with the most self time;
  *  4. STEP_SAMPLES logins one at a time with every named ACS check timed (the table in acs.ts):
  *     median µs per check, and the rest of the request (HTTP, member lookup, session, audit);
- *  5. the floor of SPEC §13 on the same kind of responses: raw node-saml validatePostResponseAsync,
+ *  5. the floor of docs/spec.md §13 on the same kind of responses: raw node-saml validatePostResponseAsync,
  *     in-process, one at a time (no HTTP, no Redis).
  * Every login must answer 303; anything else stops the run with the first failure.
  *
@@ -291,7 +291,7 @@ function timeSteps(acs: object): Map<string, number[]> {
   return times;
 }
 
-/** SPEC §13's floor: node-saml's own validatePostResponseAsync, in-process, on the same kind of response. */
+/** docs/spec.md §13's floor: node-saml's own validatePostResponseAsync, in-process, on the same kind of response. */
 async function floor(batch: Prepared[]): Promise<number> {
   const saml = new SAML({
     issuer: SP_ENTITY_ID,
@@ -405,7 +405,7 @@ async function main(): Promise<void> {
     console.log(`  ${String(Math.max(0, requestUs - inSteps)).padStart(6)} µs  (rest: HTTP client+server, body parsing, member lookup, session, audit)`);
 
     const floorRate = FLOOR_SAMPLES > 0 ? await floor(all.slice(0, FLOOR_SAMPLES)) : Number.NaN;
-    if (FLOOR_SAMPLES > 0) console.log(`\nfloor (SPEC §13): node-saml validatePostResponseAsync alone, in-process, one at a time: ${Math.round(floorRate)} responses/s`);
+    if (FLOOR_SAMPLES > 0) console.log(`\nfloor (docs/spec.md §13): node-saml validatePostResponseAsync alone, in-process, one at a time: ${Math.round(floorRate)} responses/s`);
 
     console.log(
       JSON.stringify({

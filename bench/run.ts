@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the SPEC §13 benchmarks against the real stack on loopback.
+ * `npm run bench`: the docs/spec.md §13 benchmarks against the real stack on loopback.
  *
  *   npm run bench                          (Redis at REDIS_URL, else redis://127.0.0.1:6379)
  *   BENCH_DURATION=5 BENCH_ONLY=acs,refresh npm run bench
@@ -47,7 +47,7 @@ import { readSettings, type BenchSettings, type Mode } from './lib/settings.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_DIR = join(REPO, 'bench/results');
-/** SPEC §13 / the task's targets; scenarios without one only report their ratio. */
+/** docs/spec.md §13 / the task's targets; scenarios without one only report their ratio. */
 const REFRESH_TARGET = { reqPerSec: 1000, ratio: 0.8 };
 const FILE_TARGET = { ms: 10_000, rssGrowthMb: 150 };
 

@@ -1,5 +1,6 @@
 /**
- * The only file that reads the environment, listens, or exits.
+ * The only file that listens or exits. It reads the environment only through loadConfig
+ * (src/config/load.ts, the only code in src/ that reads process.env).
  *
  * With `workers` > 1 (default "auto": one per CPU) this process is a node:cluster primary: it applies the
  * seed once, forks the workers, restarts one that dies (with back-off), answers the workers' metrics

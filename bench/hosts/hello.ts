@@ -1,5 +1,5 @@
 /**
- * Floor of `GET /d/login/{domain}` (SPEC §13): a bare Express 5 app answering "hello", with the same
+ * Floor of `GET /d/login/{domain}` (docs/spec.md §13): a bare Express 5 app answering "hello", with the same
  * process count as the gateway under test. `BENCH_PORT`, `BENCH_PROCESSES`.
  */
 import express from 'express';

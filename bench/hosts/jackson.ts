@@ -1,5 +1,5 @@
 /**
- * Peer of `POST /acs/{domain}` (SPEC §13): BoxyHQ SAML Jackson (`@boxyhq/saml-jackson`, the library
+ * Peer of `POST /acs/{domain}` (docs/spec.md §13): BoxyHQ SAML Jackson (`@boxyhq/saml-jackson`, the library
  * behind Ory Polis) embedded in a minimal Express host, on the same Redis (engine `redis`), with one SAML
  * connection for the same IdP certificate as the gateway's tenant. Its SP-initiated flow is the
  * counterpart of ours:

@@ -1,5 +1,5 @@
 /**
- * Floor of `POST /acs/{domain}` (SPEC §13): raw `@node-saml/node-saml` `validatePostResponseAsync` in a
+ * Floor of `POST /acs/{domain}` (docs/spec.md §13): raw `@node-saml/node-saml` `validatePostResponseAsync` in a
  * minimal Express host, same process count as the gateway, fed the very same signed responses.
  *
  * node-saml runs as a standalone SP would configure it: the IdP certificate and issuer, the SP entity ID

@@ -53,7 +53,7 @@ export function requireSso(tenant: Tenant, what: string): void {
 }
 
 /**
- * The member directory's use cases (§6, §7, §11), shared by the admin API and the service side:
+ * The member directory's use cases (docs/spec.md §6, §7, §11), shared by the admin API and the service side:
  * every S-23/S-25 rule is enforced here, once.
  */
 export class MemberDirectory {

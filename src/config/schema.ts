@@ -102,9 +102,9 @@ export const configSchema = z.strictObject({
     .superRefine(checkStoreTarget),
   /** Secrets for encrypting stored secrets (first one encrypts; all decrypt). Env: SECRET_KEYS (comma-separated). */
   secretKeys: z.array(z.string().min(32, 'each secret key must be at least 32 characters')).min(1),
-  /** Operator key of the admin API (arrives with the admin API). Env: ADMIN_API_KEY. */
+  /** Operator key of the admin API (docs/spec.md §11): it may do everything. Env: ADMIN_API_KEY ("" = none, tenant keys only). */
   adminApiKey: z.string().min(32).optional(),
-  /** Prometheus metrics at GET /metrics (SPEC §12). */
+  /** Prometheus metrics at GET /metrics (docs/spec.md §12). */
   metrics: z
     .strictObject({
       enabled: z.boolean().default(true),
@@ -218,7 +218,7 @@ export const configSchema = z.strictObject({
     .default({ rateLimitPerMinute: 1200 }),
   /**
    * Per-client limits on the public login and logout routes, which anyone can call without a session
-   * (SPEC §12): requests per minute per client IP — an IPv6 client by its /64 — as Express sees it
+   * (docs/spec.md §12): requests per minute per client IP — an IPv6 client by its /64 — as Express sees it
    * behind `trustProxy`. Counted in the store, so every gateway process counts together; minutes are
    * cut by the gateway's clock. Over a limit: 429 `rate_limited` with Retry-After. Behind a NAT or an
    * egress proxy that many users share, raise them for that address's traffic.

@@ -51,7 +51,7 @@ export const ERROR_CODES = {
     message: 'Your identity provider did not answer in time. Please try again in a moment.',
   },
   rate_limited: { status: 429, message: 'Too many attempts. Please wait a moment and try again.' },
-  // admin API and the member directory (§6, §7, §11)
+  // admin API and the member directory (docs/spec.md §6, §7, §11)
   unauthorized: { status: 401, message: 'A valid API key is required.' },
   forbidden: { status: 403, message: 'This key may not do that.' },
   validation_failed: { status: 400, message: 'Some fields are not valid.' },

@@ -7,7 +7,7 @@ import { AppError } from '../errors/index.js';
 import { keys, type AtomicOp, type KeyValueStore } from '../store/index.js';
 
 /**
- * MDM settings and keys of a tenant (SPEC §8 M-1 … M-10, §9 M-11 … M-14): storage and rules.
+ * MDM settings and keys of a tenant (docs/spec.md §8 M-1 … M-10, §9 M-11 … M-14): storage and rules.
  *
  * Storage (all of a tenant's records under its hash tag `idpb:{domain}:mdm…`, written with one MULTI):
  * - `mdm`                 settings JSON `{mode, restrictOtherDomains, updatedAt}`;

@@ -3,7 +3,7 @@ import { pino, type Logger, type DestinationStream } from 'pino';
 export type { Logger } from 'pino';
 
 /**
- * Paths that must never reach a log line, whatever a caller passes by mistake (S-12 §12: no
+ * Paths that must never reach a log line, whatever a caller passes by mistake (docs/spec.md §12: no
  * SAMLResponse bodies, codes, tokens, passwords, MDM codes, cookies or Authorization headers).
  */
 export const REDACT_PATHS = [

@@ -9,7 +9,7 @@ export type LoginType = 'saml' | 'oauth' | 'password';
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /**
- * The Prometheus metrics of one gateway process (SPEC §12), on a registry of its own so that several
+ * The Prometheus metrics of one gateway process (docs/spec.md §12), on a registry of its own so that several
  * apps in one process (tests) never collide. Labels never carry secrets or member ids: only tenant
  * domains, route templates, result codes.
  */

@@ -2,7 +2,7 @@ import type { MemberSessionEnder, TenantTokenRevoker } from '../admin/sso-switch
 import { keys, type KeyValueStore } from '../store/index.js';
 
 /**
- * O-4: the revocations of §6 and §8 reach every grant, token and OP session. Registered with the SSO
+ * O-4: the revocations of docs/spec.md §6 and §8 reach every grant, token and OP session. Registered with the SSO
  * switch (members' OP sessions and grants end; every token of the tenant is revoked) and used by the
  * MDM rules for mobile grants.
  */

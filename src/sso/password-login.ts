@@ -48,7 +48,7 @@ export type PasswordLoginOutcome =
       lockedNow?: boolean;
     };
 
-/** The lower-cased, trimmed account, as accounts are compared case-insensitively (§2). */
+/** The lower-cased, trimmed account, as accounts are compared case-insensitively (docs/spec.md §2). */
 export function normalizeAccount(raw: string): string {
   return raw.trim().normalize('NFC').toLowerCase();
 }

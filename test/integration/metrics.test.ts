@@ -15,7 +15,7 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
   return undefined;
 }
 
-describe('GET /metrics (Prometheus, SPEC §12)', () => {
+describe('GET /metrics (Prometheus, docs/spec.md §12)', () => {
   let gw: Gateway;
   const nameId = 'emp-001';
 

@@ -26,7 +26,7 @@ export function healthRoutes(store: KeyValueStore, metrics: Metrics, options: Co
     }
     res.json({ status: 'ready', store: store.kind });
   });
-  // Prometheus (SPEC §12). With metrics.bearerToken set, scrapers must send it.
+  // Prometheus (docs/spec.md §12). With metrics.bearerToken set, scrapers must send it.
   if (options.enabled) {
     router.get('/metrics', async (req: Request, res: Response) => {
       if (options.bearerToken !== undefined) {

@@ -5,7 +5,7 @@ import { createGateway, type Gateway } from '../../helpers/gateway.js';
 import { freshDevice, mdmAdmin, RecordingEnder, storeKeysHolding, tenant } from './helpers.js';
 
 /**
- * SPEC §8 (M-1 … M-10) and §9 (M-11 … M-14), admin side: PUT …/mdm, …/mdm/keys, …/mdm/keys:reissue,
+ * docs/spec.md §8 (M-1 … M-10) and §9 (M-11 … M-14), admin side: PUT …/mdm, …/mdm/keys, …/mdm/keys:reissue,
  * revocation, read-back, the masked list, uniqueness for restrictOtherDomains. Time moves on the
  * gateway's FakeClock.
  */

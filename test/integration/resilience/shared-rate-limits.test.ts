@@ -13,7 +13,7 @@ import { OPERATOR_AUTH, createGateway, errorCodeOf, seedStandardTenants, type Ga
 import { createTestRedisStore, redisUrl } from '../../helpers/redis.js';
 
 /**
- * SPEC §12 rate limits are counted in Redis, so every gateway instance on one Redis shares them: the
+ * docs/spec.md §12 rate limits are counted in Redis, so every gateway instance on one Redis shares them: the
  * limit is reached by the requests of all instances together. Over it: 429 `rate_limited` with
  * Retry-After. Windows are cut by the injected clock, so a test moves to the next window by moving it.
  */

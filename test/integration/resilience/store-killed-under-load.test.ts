@@ -7,7 +7,7 @@ import { idps } from '../../helpers/keys.js';
 import { listen, pollUntil, request, startDurableRedis, watchProcess, type DurableRedis, type Listening, type Outcome } from './helpers.js';
 
 /**
- * SPEC §12 "store down", under load: a stream of concurrent requests of every kind that needs the
+ * docs/spec.md §12 "store down", under load: a stream of concurrent requests of every kind that needs the
  * store (login starts, full SAML logins with ACS posts, session reads, the session-check API, admin
  * API reads, SP metadata, the password page) runs while the gateway's Redis is SIGKILLed and later
  * started again on the same port. Every request must settle (a client-side deadline catches a hang)

@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from '../../../src/config/index.js';
 
 const PROD_SECRET = 'p'.repeat(40);
 
-describe('configuration (SPEC §3)', () => {
+describe('configuration (docs/spec.md §3)', () => {
   it('loads config/default.json with derived defaults and warns about dev placeholders', () => {
     const { config, warnings } = loadConfig({ env: {} });
     assert.equal(config.port, 3000);

@@ -11,7 +11,7 @@ import { buildOpenApi } from './openapi.js';
 import { ssoAdminRoutes } from './sso.js';
 
 /**
- * The admin API, `/admin/v1` (§11): JSON, bearer keys (the operator key reaches everything, a tenant
+ * The admin API, `/admin/v1` (docs/spec.md §11): JSON, bearer keys (the operator key reaches everything, a tenant
  * key only its tenant), rate-limited per key, every change audited. The OpenAPI document of these
  * routes is docs/openapi.json.
  */

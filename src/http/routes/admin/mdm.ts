@@ -96,7 +96,7 @@ const managedAppConfig = { configKey: MDM_CONFIG_KEY, valueType: MDM_VALUE_TYPE 
 const keyIdParam = (req: Request): string => String(req.params.id).slice(0, 100);
 
 /**
- * 3rd-party MDM sync settings and MDM keys (SPEC §8, §9, §11). Key values appear only in the answer that
+ * 3rd-party MDM sync settings and MDM keys (docs/spec.md §8, §9, §11). Key values appear only in the answer that
  * issues them and in the audited read-back; lists show masks. Audit events never carry a value.
  */
 export function mdmAdminRoutes(s: Services): Router {

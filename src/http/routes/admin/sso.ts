@@ -11,7 +11,7 @@ import { auditAdmin, scopedTenant } from './context.js';
 import { tenantView } from './domains.js';
 
 /**
- * The body of PUT …/sso (SPEC §11). Fields left out keep their stored values (switching SSO off does
+ * The body of PUT …/sso (docs/spec.md §11). Fields left out keep their stored values (switching SSO off does
  * not lose the IdP configuration); `oauth.clientSecret` may be left out to keep the stored secret.
  */
 const putSchema = z.strictObject({
