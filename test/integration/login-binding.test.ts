@@ -28,8 +28,9 @@ import { LOOPBACK_IDPS,
   withBinding,
   type Gateway,
 } from '../helpers/gateway.js';
+import { oidcTenant as oidcOAuthTenant, worksTenant as worksOAuthTenant } from '../helpers/oauth-tenants.js';
 import { idps } from '../helpers/keys.js';
-import { BRIDGE_CLIENT_ID, BRIDGE_CLIENT_SECRET, followAuthorization, startOidcIdp, type OidcIdp } from '../helpers/oidc-idp.js';
+import { followAuthorization, startOidcIdp, type OidcIdp } from '../helpers/oidc-idp.js';
 import { startWorksIdp, type WorksIdp } from '../helpers/works-idp.js';
 
 const NET = { timeout: 20_000 };
@@ -43,38 +44,8 @@ const WORKS_CLIENT_SECRET = `s3cret-${randomBytes(16).toString('hex')}`;
 
 type Res = { status: number; text: string; body?: unknown; headers: Record<string, unknown> };
 
-const worksTenant = (idp: WorksIdp): Tenant => ({
-  domain: WORKS,
-  name: 'Works tenant',
-  plan: 'standard',
-  sso: {
-    enabled: true,
-    type: 'oauth',
-    userKey: 'externalKey',
-    setExpireTime: false,
-    webLoginUrl: `${idp.url}/authorize`,
-    oauth: { profile: 'works', clientId: 'bridge-client', clientSecret: WORKS_CLIENT_SECRET, tokenUrl: idp.tokenUrl, userInfoUrl: idp.userInfoUrl, userKeyClaim: 'sub', scopes: ['openid'] },
-  },
-  serviceOrigins: [],
-  logoutRedirectDomains: [],
-  thirdPartyAppPasswordsAllowed: false,
-});
-
-const oidcTenant = (issuer: string): Tenant => ({
-  domain: OIDC,
-  name: 'OIDC tenant',
-  plan: 'standard',
-  sso: {
-    enabled: true,
-    type: 'oauth',
-    userKey: 'externalKey',
-    setExpireTime: false,
-    oauth: { profile: 'oidc', clientId: BRIDGE_CLIENT_ID, clientSecret: BRIDGE_CLIENT_SECRET, issuer, userKeyClaim: 'sub', scopes: ['openid'] },
-  },
-  serviceOrigins: [],
-  logoutRedirectDomains: [],
-  thirdPartyAppPasswordsAllowed: false,
-});
+const worksTenant = (idp: WorksIdp): Tenant => worksOAuthTenant(WORKS, { webLoginUrl: `${idp.url}/authorize`, tokenUrl: idp.tokenUrl, userInfoUrl: idp.userInfoUrl }, { clientId: 'bridge-client', clientSecret: WORKS_CLIENT_SECRET });
+const oidcTenant = (issuer: string): Tenant => oidcOAuthTenant(OIDC, issuer);
 
 const BINDING_RE = /^idpb_login=[A-Za-z0-9_-]{43}$/;
 

@@ -6,8 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import type { TenantInput } from '../../src/domain/tenant.js';
 import { systemResolver, type HostResolver } from '../../src/sso/oauth/outbound-policy.js';
 import { OPERATOR_AUTH, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, type Gateway, bindingCookieOf, withBinding } from '../helpers/gateway.js';
+import { oidcTenant, worksTenant as worksOAuthTenant } from '../helpers/oauth-tenants.js';
 import { idps } from '../helpers/keys.js';
-import { BRIDGE_CLIENT_ID, BRIDGE_CLIENT_SECRET, startFakeOidcIdp, startOidcIdp, type FakeOidcIdp, type OidcIdp } from '../helpers/oidc-idp.js';
+import { startFakeOidcIdp, startOidcIdp, type FakeOidcIdp, type OidcIdp } from '../helpers/oidc-idp.js';
 import { startBlackHole, startWorksIdp, type BlackHole, type WorksIdp } from '../helpers/works-idp.js';
 
 /**
@@ -70,38 +71,8 @@ async function startTarget(handler: (req: IncomingMessage, res: ServerResponse) 
 
 const hostPortOf = (url: string): string => new URL(url).host;
 
-const worksTenant = (domain: string, tokenUrl: string, userInfoUrl: string): TenantInput => ({
-  domain,
-  name: `Tenant ${domain}`,
-  plan: 'standard',
-  sso: {
-    enabled: true,
-    type: 'oauth',
-    userKey: 'externalKey',
-    setExpireTime: false,
-    webLoginUrl: 'https://idp.example.test/login',
-    oauth: { profile: 'works', clientId: 'bridge', clientSecret: SECRET, tokenUrl, userInfoUrl, userKeyClaim: 'sub', scopes: ['openid'] },
-  },
-  serviceOrigins: [],
-  logoutRedirectDomains: [],
-  thirdPartyAppPasswordsAllowed: false,
-});
-
-const oidcTenant = (domain: string, issuer: string): TenantInput => ({
-  domain,
-  name: `Tenant ${domain}`,
-  plan: 'standard',
-  sso: {
-    enabled: true,
-    type: 'oauth',
-    userKey: 'externalKey',
-    setExpireTime: false,
-    oauth: { profile: 'oidc', clientId: BRIDGE_CLIENT_ID, clientSecret: BRIDGE_CLIENT_SECRET, issuer, userKeyClaim: 'sub', scopes: ['openid'] },
-  },
-  serviceOrigins: [],
-  logoutRedirectDomains: [],
-  thirdPartyAppPasswordsAllowed: false,
-});
+const worksTenant = (domain: string, tokenUrl: string, userInfoUrl: string): TenantInput =>
+  worksOAuthTenant(domain, { webLoginUrl: 'https://idp.example.test/login', tokenUrl, userInfoUrl }, { clientId: 'bridge', clientSecret: SECRET });
 
 async function addMember(gw: Gateway, domain: string): Promise<void> {
   await gw.services.members.save(domain, { id: `m-${domain}`, account: `emp100@${domain}`, name: 'Employee 100', externalKey: 'emp-100', role: 'member', status: 'in_use' });

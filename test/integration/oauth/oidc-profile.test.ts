@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import type { TenantInput as Tenant } from '../../../src/domain/tenant.js';
 import { LOOPBACK_IDPS, PUBLIC_URL, SERVICE_ORIGIN, createGateway, errorCodeOf, lastAuditReason, rememberLoginBinding, sessionCookieOf, withBinding, type Gateway } from '../../helpers/gateway.js';
+import { oidcTenant } from '../../helpers/oauth-tenants.js';
 import {
   BRIDGE_CLIENT_ID,
   BRIDGE_CLIENT_SECRET,
@@ -21,21 +21,6 @@ import {
 const NET = { timeout: 20_000 };
 const TARGET = `${SERVICE_ORIGIN}/board/list?folder=42&q=a%20b`;
 
-const oidcTenant = (domain: string, issuer: string): Tenant => ({
-  domain,
-  name: `Tenant ${domain}`,
-  plan: 'standard',
-  sso: {
-    enabled: true,
-    type: 'oauth',
-    userKey: 'externalKey',
-    setExpireTime: false,
-    oauth: { profile: 'oidc', clientId: BRIDGE_CLIENT_ID, clientSecret: BRIDGE_CLIENT_SECRET, issuer, userKeyClaim: 'sub', scopes: ['openid'] },
-  },
-  serviceOrigins: [],
-  logoutRedirectDomains: [],
-  thirdPartyAppPasswordsAllowed: false,
-});
 
 interface Started {
   /** The authorization URL the gateway sent the browser to. */
