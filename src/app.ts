@@ -56,7 +56,7 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   const demoMounted = Boolean(demo && config.demo.enabled && config.env !== 'production');
   if (demo && demoMounted) {
     app.use(demoSamlIdpRouter({ publicUrl: config.publicUrl, clock: services.clock, ...demo.samlIdp }));
-    if (demo.oauthIdp) app.use(demoOAuthIdpRouter({ publicUrl: config.publicUrl, ...demo.oauthIdp }));
+    if (demo.oauthIdp) app.use(demoOAuthIdpRouter({ publicUrl: config.publicUrl, store: services.store, ...demo.oauthIdp }));
     // The demo's default service URL: shows who is signed in.
     app.get('/welcome', async (req: Request, res: Response) => {
       const session = await services.sessions.find(readCookie(req, config.session.cookieName));

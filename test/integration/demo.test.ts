@@ -111,6 +111,48 @@ describe('demo tenants and demo SAML IdP (npm start)', () => {
   });
 });
 
+describe('demo OAuth IdP (works profile) behind several processes', () => {
+  const publicUrl = 'http://localhost:3000';
+  const { config } = loadConfig({ env: { NODE_ENV: 'test' }, overrides: { logLevel: 'silent' } });
+  const seed = readSeed('config/demo-tenants.json', publicUrl);
+  const store = new MemoryStore();
+  /** Two gateway processes (two workers) on one store. */
+  const workers = [0, 1].map(() =>
+    supertest(
+      createApp(
+        { config, store, logger: createLogger({ level: 'silent' }), clock: new FakeClock() },
+        {
+          samlIdp: { privateKey: readFileSync('config/dev-only/demo-saml-idp.key.pem', 'utf8'), certificate: readFileSync('config/dev-only/demo-saml-idp.crt.pem', 'utf8'), users: seed.demoIdp!.users },
+          oauthIdp: { users: seed.demoIdp!.users, client: seed.demoIdp!.oauthClient! },
+        },
+      ).app,
+    ),
+  );
+  after(async () => store.close());
+  const client = seed.demoIdp!.oauthClient!;
+
+  it('keeps codes and tokens in the shared store: a code issued by one worker is redeemed at the other, once', async () => {
+    const [a, b] = workers as [ReturnType<typeof supertest>, ReturnType<typeof supertest>];
+    const signedIn = await a
+      .post('/demo-idp/oauth/authorize')
+      .type('form')
+      .send({ response_type: 'code', client_id: client.clientId, redirect_uri: `${publicUrl}/oauth/callback/oauth.example?state=s`, username: 'erin', password: 'erin-demo-password' });
+    assert.equal(signedIn.status, 302);
+    const code = new URL(signedIn.headers.location!).searchParams.get('code')!;
+    const redeem = (w: typeof a) => w.post('/demo-idp/oauth/token').type('form').send({ grant_type: 'authorization_code', code, client_id: client.clientId, client_secret: client.clientSecret });
+    const token = await redeem(b);
+    assert.equal(token.status, 200, token.text);
+    const accessToken = (token.body as { access_token: string }).access_token;
+    const again = await redeem(a);
+    assert.equal(again.status, 400);
+    assert.equal((again.body as { error: string }).error, 'invalid_grant');
+    const info = await a.post('/demo-idp/oauth/userinfo').type('form').send({ access_token: accessToken, client_id: client.clientId, client_secret: client.clientSecret });
+    assert.deepEqual(info.body, { user_id: 'erin@oauth.example' });
+    const unknown = await b.post('/demo-idp/oauth/userinfo').type('form').send({ access_token: 'nope', client_id: client.clientId, client_secret: client.clientSecret });
+    assert.equal((unknown.body as { error: string }).error, '303');
+  });
+});
+
 describe('npm start (the built gateway as a process)', () => {
   let child: ChildProcess;
   let base: string;
