@@ -51,7 +51,7 @@ async function demoLogin(
 
 describe('demo tenants and demo SAML IdP (npm start)', () => {
   const publicUrl = 'http://localhost:3000';
-  const { config } = loadConfig({ env: { NODE_ENV: 'test' }, overrides: { logLevel: 'silent' } });
+  const { config } = loadConfig({ env: { NODE_ENV: 'test' }, overrides: { logLevel: 'silent', serviceOrigins: ['https://board.example.net'] } });
   const store = new MemoryStore();
   const seed = readSeed('config/demo-tenants.json', publicUrl);
   let http: ReturnType<typeof supertest>;
@@ -101,6 +101,30 @@ describe('demo tenants and demo SAML IdP (npm start)', () => {
     const mallory = await demoLogin(get, post, publicUrl, 'mallory', 'mallory-demo-password');
     assert.equal(mallory.status, 403);
     assert.match(mallory.text, /member_not_found/);
+  });
+
+  it('the auto-post page lets the browser follow the ACS to the services and the OP clients (Chromium applies form-action to redirects); nothing else loads', async () => {
+    const start = await get(`/d/login/demo.example?accessUrl=${encodeURIComponent('https://board.example.net/home')}`);
+    const idpUrl = new URL(start.location!);
+    const form = await get(idpUrl.pathname + idpUrl.search);
+    const r = await http
+      .post('/demo-idp/saml/sso')
+      .type('form')
+      .send({ SAMLRequest: field(form.text, 'SAMLRequest'), RelayState: field(form.text, 'RelayState'), username: 'alice', password: 'alice-demo-password' });
+    assert.equal(r.status, 200);
+    const csp = Object.fromEntries(
+      String(r.headers['content-security-policy'])
+        .split(';')
+        .map((d) => d.trim().split(/\s+/))
+        .map(([name, ...values]) => [name!, values]),
+    );
+    // The ACS, the S-5 service origins (global and the tenant's), and the OP clients' redirect URIs (the mobile app's scheme).
+    assert.deepEqual(new Set(csp['form-action']), new Set([publicUrl, 'https://board.example.net', 'idpbridge.mobile:']));
+    assert.deepEqual(csp['default-src'], ["'none'"]);
+    assert.deepEqual(csp['frame-ancestors'], ["'none'"]);
+    assert.deepEqual(csp['base-uri'], ["'none'"]);
+    const nonce = /<script nonce="([^"]+)">/.exec(r.text)?.[1];
+    assert.deepEqual(csp['script-src'], [`'nonce-${nonce}'`]);
   });
 
   it('signs only for this gateway: an AuthnRequest naming another ACS is refused', async () => {
