@@ -149,7 +149,7 @@ ${error ? `<p role="alert"><strong>${esc(error)}</strong></p>` : ''}
         `<form id="post" method="post" action="${esc(parsed.acsUrl)}">
 <input type="hidden" name="SAMLResponse" value="${esc(Buffer.from(signed).toString('base64'))}">
 <input type="hidden" name="RelayState" value="${esc(relayState)}">
-<p>Signed in at the demo IdP.</p><button type="submit">Continue</button></form>
+<h1>Signed in at the demo IdP</h1><p>Taking you back to the service.</p><button type="submit">Continue</button></form>
 <script nonce="${nonce}">document.getElementById('post').submit()</script>`,
       ),
     );
