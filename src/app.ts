@@ -1,6 +1,6 @@
 import express, { type Express, type Request, type Response } from 'express';
 import { demoOAuthIdpRouter, type DemoOAuthClient } from './demo/oauth-idp.js';
-import { demoSamlIdpRouter, type DemoIdpUser } from './demo/saml-idp.js';
+import { cspSourceOf, demoSamlIdpRouter, type DemoIdpUser } from './demo/saml-idp.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { readCookie } from './http/cookies.js';
 import { requestContext, securityHeaders } from './http/request-context.js';
@@ -55,8 +55,15 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
 
   const demoMounted = Boolean(demo && config.demo.enabled && config.env !== 'production');
   if (demo && demoMounted) {
-    app.use(demoSamlIdpRouter({ publicUrl: config.publicUrl, clock: services.clock, ...demo.samlIdp }));
-    if (demo.oauthIdp) app.use(demoOAuthIdpRouter({ publicUrl: config.publicUrl, ...demo.oauthIdp }));
+    const opRedirects = config.oidc.clients.flatMap((c) => c.redirect_uris).map(cspSourceOf);
+    const landingsAfterAcs = async (domain: string): Promise<string[]> => {
+      const tenant = await services.tenants.find(domain);
+      const policy = tenant ? services.accessUrlPolicy(tenant) : undefined;
+      const targets = policy ? [...policy.allowedOrigins, cspSourceOf(policy.defaultServiceUrl)] : [];
+      return [...targets, ...opRedirects].filter((source): source is string => source !== null);
+    };
+    app.use(demoSamlIdpRouter({ publicUrl: config.publicUrl, clock: services.clock, landingsAfterAcs, ...demo.samlIdp }));
+    if (demo.oauthIdp) app.use(demoOAuthIdpRouter({ publicUrl: config.publicUrl, store: services.store, ...demo.oauthIdp }));
     // The demo's default service URL: shows who is signed in.
     app.get('/welcome', async (req: Request, res: Response) => {
       const session = await services.sessions.find(readCookie(req, config.session.cookieName));

@@ -1,5 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
+import { digestForKey, keys, type KeyValueStore } from '../store/index.js';
 import { browserRoute } from '../http/request-context.js';
 import { esc, page } from '../http/views.js';
 import type { DemoIdpUser } from './saml-idp.js';
@@ -13,6 +14,8 @@ export interface DemoOAuthIdpOptions {
   publicUrl: string;
   users: readonly DemoIdpUser[];
   client: DemoOAuthClient;
+  /** Where codes and tokens live: the gateway's store, shared by every worker process. */
+  store: KeyValueStore;
 }
 
 const CODE_TTL_MS = 60_000;
@@ -28,13 +31,15 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 /**
  * A small IdP speaking the suite's `works` OAuth profile, for the demo (`npm start`) only: a login
- * page, an Access Token Return API and a Return User Information API (with its error codes). Codes
- * and tokens live in this process's memory. Never mounted in production.
+ * page, an Access Token Return API and a Return User Information API (with its error codes). Never
+ * mounted in production.
+ *
+ * Codes and tokens live in the gateway's store (by digest, with a TTL; a code is redeemed once, with
+ * GETDEL), not in this process: with several workers the browser's sign-in, the gateway's token call
+ * and its user-info call may each be served by another process.
  */
 export function demoOAuthIdpRouter(options: DemoOAuthIdpOptions): Router {
   const router = Router();
-  const codes = new Map<string, { userId: string; expiresAt: number }>();
-  const tokens = new Map<string, { userId: string; expiresAt: number }>();
   const callbackPrefix = `${options.publicUrl}/oauth/callback/`;
   const form = express.urlencoded({ extended: false, limit: '16kb' });
 
@@ -68,7 +73,7 @@ ${Object.entries(q)
     res.type('html').send(loginPage(authorizeParams(req.query)));
   });
 
-  router.post('/demo-idp/oauth/authorize', browserRoute, form, (req: Request, res: Response) => {
+  router.post('/demo-idp/oauth/authorize', browserRoute, form, async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const q = authorizeParams(body);
     const user = options.users.find((u) => u.username === body.username);
@@ -77,32 +82,34 @@ ${Object.entries(q)
       return;
     }
     const code = randomBytes(24).toString('base64url');
-    codes.set(code, { userId: user.nameId, expiresAt: Date.now() + CODE_TTL_MS });
+    await options.store.set(keys.demoOAuthCode(digestForKey(code)), user.nameId, { ttlMs: CODE_TTL_MS });
     const back = new URL(q.redirect_uri!);
     back.searchParams.set('code', code);
     res.redirect(302, back.href);
   });
 
-  router.post('/demo-idp/oauth/token', form, (req: Request, res: Response) => {
+  router.post('/demo-idp/oauth/token', form, async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     if (!clientOk(body)) return void res.status(401).json({ error: 'unauthorized_client', error_description: 'Invalid client ID or secret' });
-    const entry = codes.get(str(body.code));
-    codes.delete(str(body.code));
-    if (body.grant_type !== 'authorization_code' || !entry || entry.expiresAt < Date.now()) {
+    const code = str(body.code);
+    // Single use: whoever reads it first (GETDEL) has it; expiry is the key's TTL.
+    const userId = code ? await options.store.getDel(keys.demoOAuthCode(digestForKey(code))) : null;
+    if (body.grant_type !== 'authorization_code' || userId === null) {
       return void res.status(400).json({ error: 'invalid_grant', error_description: 'Unknown, used or expired code' });
     }
     const accessToken = randomBytes(24).toString('base64url');
-    tokens.set(accessToken, { userId: entry.userId, expiresAt: Date.now() + TOKEN_TTL_S * 1000 });
+    await options.store.set(keys.demoOAuthToken(digestForKey(accessToken)), userId, { ttlMs: TOKEN_TTL_S * 1000 });
     // expires_in as a string, as some customer IdPs send it (the profile allows both).
     res.json({ access_token: accessToken, token_type: 'Bearer', expires_in: String(TOKEN_TTL_S) });
   });
 
-  router.post('/demo-idp/oauth/userinfo', form, (req: Request, res: Response) => {
+  router.post('/demo-idp/oauth/userinfo', form, async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     if (!clientOk(body)) return void res.json({ error: '301', error_description: 'unauthorized_client' });
-    const entry = tokens.get(str(body.access_token));
-    if (!entry || entry.expiresAt < Date.now()) return void res.json({ error: '303', error_description: 'invalid_access' });
-    res.json({ user_id: entry.userId });
+    const accessToken = str(body.access_token);
+    const userId = accessToken ? await options.store.get(keys.demoOAuthToken(digestForKey(accessToken))) : null;
+    if (userId === null) return void res.json({ error: '303', error_description: 'invalid_access' });
+    res.json({ user_id: userId });
   });
 
   return router;

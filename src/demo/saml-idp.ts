@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import express, { Router, type Request, type Response } from 'express';
 import type { Clock } from '../domain/clock.js';
+import { TenantRepository } from '../domain/tenants.js';
 import { AppError } from '../errors/index.js';
 import { browserRoute } from '../http/request-context.js';
 import { esc, page } from '../http/views.js';
@@ -21,6 +22,27 @@ export interface DemoSamlIdpOptions {
   certificate: string;
   users: readonly DemoIdpUser[];
   clock: Clock;
+  /**
+   * CSP sources of every place a browser may be sent after posting an answer to the ACS of `domain`:
+   * the tenant's allowed service origins and default service URL, the OP clients' redirect URIs. See
+   * the auto-post page below.
+   */
+  landingsAfterAcs(domain: string): Promise<readonly string[]>;
+}
+
+/**
+ * A redirect URI or service URL as a CSP source: its origin for http(s), its scheme (`app.example:`) for
+ * an app's custom scheme; null for anything else.
+ */
+export function cspSourceOf(url: string): string | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return null;
+  }
+  if (parsed.protocol === 'https:' || parsed.protocol === 'http:') return parsed.origin;
+  return /^[a-z][a-z0-9+.-]*:$/.test(parsed.protocol) ? parsed.protocol : null;
 }
 
 export const demoSamlIdpEntityId = (publicUrl: string): string => `${publicUrl}/demo-idp/saml`;
@@ -91,7 +113,7 @@ ${error ? `<p role="alert"><strong>${esc(error)}</strong></p>` : ''}
     res.type('html').send(loginForm(parsed, samlRequest as string, relayState));
   });
 
-  router.post('/demo-idp/saml/sso', browserRoute, express.urlencoded({ extended: false, limit: '64kb' }), (req: Request, res: Response) => {
+  router.post('/demo-idp/saml/sso', browserRoute, express.urlencoded({ extended: false, limit: '64kb' }), async (req: Request, res: Response) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const parsed = parseAuthnRequest(body.SAMLRequest, options.publicUrl, true);
     const relayState = typeof body.RelayState === 'string' ? body.RelayState : '';
@@ -111,14 +133,23 @@ ${error ? `<p role="alert"><strong>${esc(error)}</strong></p>` : ''}
     });
     const signed = signSamlResponse(xml, { privateKey: options.privateKey, certificate: options.certificate, sign: 'both' });
     const nonce = randomBytes(16).toString('base64');
-    res.setHeader('Content-Security-Policy', `default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-${nonce}'; form-action ${options.publicUrl}`);
+    // Chromium applies `form-action` to every redirect that follows the form post, not only to the
+    // form's own action: the ACS answers 303 to the login's target (a service, usually on another
+    // origin) or to the OP's interaction, which redirects to an OP client's redirect URI. So the
+    // directive lists the ACS and each of those places (a real IdP, which cannot know them, sets none).
+    const domain = TenantRepository.normaliseDomain(parsed.acsUrl.slice(`${options.publicUrl}/acs/`.length));
+    const formAction = new Set([options.publicUrl, ...(domain ? await options.landingsAfterAcs(domain) : [])]);
+    res.setHeader(
+      'Content-Security-Policy',
+      `default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-${nonce}'; form-action ${[...formAction].join(' ')}; frame-ancestors 'none'; base-uri 'none'`,
+    );
     res.type('html').send(
       page(
         'Continue',
         `<form id="post" method="post" action="${esc(parsed.acsUrl)}">
 <input type="hidden" name="SAMLResponse" value="${esc(Buffer.from(signed).toString('base64'))}">
 <input type="hidden" name="RelayState" value="${esc(relayState)}">
-<p>Signed in at the demo IdP.</p><button type="submit">Continue</button></form>
+<h1>Signed in at the demo IdP</h1><p>Taking you back to the service.</p><button type="submit">Continue</button></form>
 <script nonce="${nonce}">document.getElementById('post').submit()</script>`,
       ),
     );

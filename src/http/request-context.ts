@@ -51,10 +51,16 @@ export function browserRoute(_req: Request, res: Response, next: NextFunction): 
   next();
 }
 
-/** Security headers for every response; pages add nothing that loads from elsewhere. */
+/**
+ * Security headers for every response; pages add nothing that loads from elsewhere.
+ *
+ * `Referrer-Policy: same-origin`: other sites (IdPs, services) get no Referer at all, as with
+ * `no-referrer`, but the browser keeps telling the gateway itself where its own form posts come from —
+ * under `no-referrer` Chromium sends `Origin: null` even on a same-origin form post.
+ */
 export function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
   res.setHeader('X-Content-Type-Options', 'nosniff');
-  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Referrer-Policy', 'same-origin');
   res.setHeader('X-Frame-Options', 'DENY');
   res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action *; frame-ancestors 'none'; base-uri 'none'");
   res.setHeader('Cache-Control', 'no-store');

@@ -1,6 +1,7 @@
 /**
  * Server-rendered pages. Every dynamic value goes through `esc`. Pages carry no script except where a
- * nonce is passed (the demo IdP's auto-post form).
+ * nonce is passed (the demo IdP's auto-post form). Each page is one `main` landmark with a level-one
+ * heading, in English (`lang`); the browser tests check every page with axe-core.
  */
 export function esc(value: unknown): string {
   return String(value).replace(/[&<>"'`=]/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -13,7 +14,7 @@ label{display:block;margin:.6rem 0 .2rem}input[type=text],input[type=password]{w
 
 export function page(title: string, body: string, options: { head?: string } = {}): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${esc(title)} · idp-bridge</title><style>${STYLE}</style>${options.head ?? ''}</head><body>${body}</body></html>`;
+<title>${esc(title)} · idp-bridge</title><style>${STYLE}</style>${options.head ?? ''}</head><body><main>${body}</main></body></html>`;
 }
 
 export function errorPage(input: { code: string; message: string; requestId: string; retryUrl?: string }): string {

@@ -1,6 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import Provider from 'oidc-provider';
 import type { Config } from '../config/index.js';
+import { page } from '../http/views.js';
 import type { MemberRepository } from '../domain/members.js';
 import type { Logger } from '../observability/logger.js';
 import type { KeyValueStore } from '../store/index.js';
@@ -101,9 +102,13 @@ export function createProvider(deps: ProviderDeps): Provider {
       Grant: config.session.appTtlSeconds,
       RefreshToken: config.session.appTtlSeconds,
     },
+    // The gateway's page layout (language, landmarks, contrast), naming only the OAuth error code.
     renderError: (ctx: { type: string; body: string }, out: Record<string, string>) => {
       ctx.type = 'html';
-      ctx.body = `<!doctype html><meta charset="utf-8"><title>Sign-in problem</title><h1>We could not complete this request</h1><p>Error code: <code>${String(out.error).replace(/[^a-z_]/g, '')}</code></p>`;
+      ctx.body = page(
+        'Sign-in problem',
+        `<h1>We could not complete this request</h1><p>The service's sign-in request could not be accepted. Please go back to the service and try again.</p><p class="ref">Error code: <code>${String(out.error).replace(/[^a-z_]/g, '')}</code></p>`,
+      );
     },
   });
   provider.proxy = config.trustProxy !== false;

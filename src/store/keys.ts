@@ -106,6 +106,10 @@ export const keys = {
   opTenantGrants: (domain: string): string => `${tag(domain)}:op-grants`,
   /** Set of OP session ids of one member. No TTL; stale ids are harmless. */
   opMemberSessions: (domain: string, memberId: string): string => `${tag(domain)}:op-sessions:${memberId}`,
+  /** The demo OAuth IdP's authorization code (user id), by SHA-256 of the code; never in production. TTL: 60 s. Single use (GETDEL). */
+  demoOAuthCode: (codeDigest: string): string => `idpb:demo-oauth:code:${codeDigest}`,
+  /** The demo OAuth IdP's access token (user id), by SHA-256 of the token; never in production. TTL: its expires_in (1 h). */
+  demoOAuthToken: (tokenDigest: string): string => `idpb:demo-oauth:token:${tokenDigest}`,
   /** Audit trail of a tenant (capped list, newest first). No TTL. */
   audit: (domain: string): string => `${tag(domain)}:audit`,
   /** Audit trail of events with no tenant (unknown domain probes …). */

@@ -51,7 +51,7 @@ async function demoLogin(
 
 describe('demo tenants and demo SAML IdP (npm start)', () => {
   const publicUrl = 'http://localhost:3000';
-  const { config } = loadConfig({ env: { NODE_ENV: 'test' }, overrides: { logLevel: 'silent' } });
+  const { config } = loadConfig({ env: { NODE_ENV: 'test' }, overrides: { logLevel: 'silent', serviceOrigins: ['https://board.example.net'] } });
   const store = new MemoryStore();
   const seed = readSeed('config/demo-tenants.json', publicUrl);
   let http: ReturnType<typeof supertest>;
@@ -103,11 +103,77 @@ describe('demo tenants and demo SAML IdP (npm start)', () => {
     assert.match(mallory.text, /member_not_found/);
   });
 
+  it('the auto-post page lets the browser follow the ACS to the services and the OP clients (Chromium applies form-action to redirects); nothing else loads', async () => {
+    const start = await get(`/d/login/demo.example?accessUrl=${encodeURIComponent('https://board.example.net/home')}`);
+    const idpUrl = new URL(start.location!);
+    const form = await get(idpUrl.pathname + idpUrl.search);
+    const r = await http
+      .post('/demo-idp/saml/sso')
+      .type('form')
+      .send({ SAMLRequest: field(form.text, 'SAMLRequest'), RelayState: field(form.text, 'RelayState'), username: 'alice', password: 'alice-demo-password' });
+    assert.equal(r.status, 200);
+    const csp = Object.fromEntries(
+      String(r.headers['content-security-policy'])
+        .split(';')
+        .map((d) => d.trim().split(/\s+/))
+        .map(([name, ...values]) => [name!, values]),
+    );
+    // The ACS, the S-5 service origins (global and the tenant's), and the OP clients' redirect URIs (the mobile app's scheme).
+    assert.deepEqual(new Set(csp['form-action']), new Set([publicUrl, 'https://board.example.net', 'idpbridge.mobile:']));
+    assert.deepEqual(csp['default-src'], ["'none'"]);
+    assert.deepEqual(csp['frame-ancestors'], ["'none'"]);
+    assert.deepEqual(csp['base-uri'], ["'none'"]);
+    const nonce = /<script nonce="([^"]+)">/.exec(r.text)?.[1];
+    assert.deepEqual(csp['script-src'], [`'nonce-${nonce}'`]);
+  });
+
   it('signs only for this gateway: an AuthnRequest naming another ACS is refused', async () => {
     const { deflateRawSync } = await import('node:zlib');
     const req = `<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_x" Version="2.0" IssueInstant="2026-01-01T00:00:00Z" AssertionConsumerServiceURL="https://evil.example/acs"><saml:Issuer>https://evil.example</saml:Issuer></samlp:AuthnRequest>`;
     const res = await get(`/demo-idp/saml/sso?SAMLRequest=${encodeURIComponent(deflateRawSync(req).toString('base64'))}`);
     assert.equal(res.status, 400);
+  });
+});
+
+describe('demo OAuth IdP (works profile) behind several processes', () => {
+  const publicUrl = 'http://localhost:3000';
+  const { config } = loadConfig({ env: { NODE_ENV: 'test' }, overrides: { logLevel: 'silent' } });
+  const seed = readSeed('config/demo-tenants.json', publicUrl);
+  const store = new MemoryStore();
+  /** Two gateway processes (two workers) on one store. */
+  const workers = [0, 1].map(() =>
+    supertest(
+      createApp(
+        { config, store, logger: createLogger({ level: 'silent' }), clock: new FakeClock() },
+        {
+          samlIdp: { privateKey: readFileSync('config/dev-only/demo-saml-idp.key.pem', 'utf8'), certificate: readFileSync('config/dev-only/demo-saml-idp.crt.pem', 'utf8'), users: seed.demoIdp!.users },
+          oauthIdp: { users: seed.demoIdp!.users, client: seed.demoIdp!.oauthClient! },
+        },
+      ).app,
+    ),
+  );
+  after(async () => store.close());
+  const client = seed.demoIdp!.oauthClient!;
+
+  it('keeps codes and tokens in the shared store: a code issued by one worker is redeemed at the other, once', async () => {
+    const [a, b] = workers as [ReturnType<typeof supertest>, ReturnType<typeof supertest>];
+    const signedIn = await a
+      .post('/demo-idp/oauth/authorize')
+      .type('form')
+      .send({ response_type: 'code', client_id: client.clientId, redirect_uri: `${publicUrl}/oauth/callback/oauth.example?state=s`, username: 'erin', password: 'erin-demo-password' });
+    assert.equal(signedIn.status, 302);
+    const code = new URL(signedIn.headers.location!).searchParams.get('code')!;
+    const redeem = (w: typeof a) => w.post('/demo-idp/oauth/token').type('form').send({ grant_type: 'authorization_code', code, client_id: client.clientId, client_secret: client.clientSecret });
+    const token = await redeem(b);
+    assert.equal(token.status, 200, token.text);
+    const accessToken = (token.body as { access_token: string }).access_token;
+    const again = await redeem(a);
+    assert.equal(again.status, 400);
+    assert.equal((again.body as { error: string }).error, 'invalid_grant');
+    const info = await a.post('/demo-idp/oauth/userinfo').type('form').send({ access_token: accessToken, client_id: client.clientId, client_secret: client.clientSecret });
+    assert.deepEqual(info.body, { user_id: 'erin@oauth.example' });
+    const unknown = await b.post('/demo-idp/oauth/userinfo').type('form').send({ access_token: 'nope', client_id: client.clientId, client_secret: client.clientSecret });
+    assert.equal((unknown.body as { error: string }).error, '303');
   });
 });
 

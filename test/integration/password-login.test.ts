@@ -215,6 +215,36 @@ describe('Password sign-in (S-4, S-23)', () => {
     assert.equal(own.status, 303, 'the gateway\'s own Origin passes');
   });
 
+  it('says Referrer-Policy same-origin, and takes `Origin: null` only from the same origin (Sec-Fetch-Site), with a valid token', async () => {
+    const ip = nextIp();
+    const form = await openForm(gw, ip);
+    const post = (headers: Record<string, string>, csrf = form.csrf) => {
+      let req = gw.http.post(`/d/password-login/${DOMAIN}`).type('form').set('X-Forwarded-For', ip).set('Cookie', form.cookie);
+      for (const [k, v] of Object.entries(headers)) req = req.set(k, v);
+      return req.send({ account: 'n@nosso.example', password: PASSWORD, accessUrl: TARGET, csrf });
+    };
+    // What Chromium sends for a same-origin form post from a page served with `Referrer-Policy: no-referrer`.
+    const chromiumNoReferrer = await post({ Origin: 'null', 'Sec-Fetch-Site': 'same-origin' });
+    assert.equal(chromiumNoReferrer.status, 303, chromiumNoReferrer.text.slice(0, 300));
+    const noFetchMetadata = await post({ Origin: 'null' });
+    assert.equal(noFetchMetadata.status, 303, 'a browser without Sec-Fetch-Site: the token decides');
+    const refused: Array<[string, Record<string, string>, string?]> = [
+      ['Origin null without the token', { Origin: 'null', 'Sec-Fetch-Site': 'same-origin' }, 'A'.repeat(43)],
+      ['Origin null from another site', { Origin: 'null', 'Sec-Fetch-Site': 'cross-site' }],
+      ['Origin null from a sibling subdomain', { Origin: 'null', 'Sec-Fetch-Site': 'same-site' }],
+      ['a sibling subdomain that planted the cookie', { 'Sec-Fetch-Site': 'same-site' }],
+      ['our Origin but another site says Sec-Fetch-Site', { Origin: PUBLIC_URL, 'Sec-Fetch-Site': 'cross-site' }],
+    ];
+    for (const [name, headers, csrf] of refused) {
+      const res = await post(headers, csrf);
+      assert.equal(res.status, 403, name);
+      assert.equal(errorCodeOf(res), 'csrf_token_invalid', name);
+      assert.equal(sessionCookieOf(res), undefined, name);
+    }
+    const page = await gw.http.get(`/d/password-login/${DOMAIN}`).set('X-Forwarded-For', ip);
+    assert.equal(page.headers['referrer-policy'], 'same-origin');
+  });
+
   it('refuses every open-redirect shape on GET and POST (400 invalid_access_url, no session)', async () => {
     let ip = nextIp();
     let n = 0;

@@ -16,8 +16,15 @@ import { esc, page } from '../views.js';
 // CSRF for the gateway's own forms (password sign-in, invitation acceptance): a double-submit
 // token. GET sets a random value in an HttpOnly, SameSite=Strict cookie scoped to /d/ and puts the
 // same value in a hidden field; POST must carry both, equal. A cross-site page can neither read the
-// cookie nor make the browser send it (Strict), so it cannot forge the pair. When the browser sends
-// an Origin header it must be the gateway's own (defence in depth).
+// cookie nor make the browser send it (Strict), so it cannot forge the pair. What the browser says
+// about where the post comes from must agree (defence in depth, and the answer to the weakness of
+// any double-submit token: a sibling subdomain — same site — can plant a cookie of its own):
+// Sec-Fetch-Site, when sent, is same-origin (or none: the person's own action); Origin, when sent, is
+// the gateway's, or `null` together with Sec-Fetch-Site same-origin (or from a browser that sends no
+// Sec-Fetch-Site, where the token decides). Browsers send `Origin: null` on a same-origin form post
+// when the page's referrer policy is no-referrer, after a redirect through another origin, and in
+// some privacy modes; the gateway's pages say `Referrer-Policy: same-origin`, so that they normally
+// send the real one.
 // ---------------------------------------------------------------------------------------------
 
 export const FORM_CSRF_COOKIE = 'idpb_csrf';
@@ -41,10 +48,19 @@ export function clearFormToken(s: Services, res: Response): void {
   res.append('Set-Cookie', csrfCookie(s, '', 0));
 }
 
-/** Throws 403 `csrf_token_invalid` unless the posted token equals the cookie's (and Origin, when sent, is ours). */
+/**
+ * Throws 403 `csrf_token_invalid` unless the posted token equals the cookie's, Sec-Fetch-Site (when
+ * sent) is same-origin or none, and Origin (when sent) is ours — or `null` from the same origin.
+ */
 export function checkFormToken(s: Services, req: Request, posted: unknown): void {
+  const site = req.get('sec-fetch-site');
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    throw new AppError('csrf_token_invalid', { detail: `form posted from another origin (Sec-Fetch-Site: ${site.slice(0, 20)})` });
+  }
   const origin = req.get('origin');
-  if (origin !== undefined && origin !== new URL(s.config.publicUrl).origin) {
+  if (origin === 'null') {
+    if (site !== undefined && site !== 'same-origin') throw new AppError('csrf_token_invalid', { detail: 'form posted with Origin: null, not from the same origin' });
+  } else if (origin !== undefined && origin !== new URL(s.config.publicUrl).origin) {
     throw new AppError('csrf_token_invalid', { detail: 'form posted from a foreign origin' });
   }
   const cookie = readCookie(req, FORM_CSRF_COOKIE);
