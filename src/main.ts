@@ -20,7 +20,7 @@ import { MemberRepository } from './domain/members.js';
 import { SecretBox } from './domain/secret-box.js';
 import { TenantRepository } from './domain/tenants.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { servePrimaryMetrics } from './observability/metrics.js';
+import { servePrimaryMetrics, serveWorkerMetrics } from './observability/metrics.js';
 import type { Services } from './services.js';
 import { applySeed, readSeed } from './seed.js';
 import { buildRedisStoreOptions, createStoreFromConfig, type KeyValueStore } from './store/index.js';
@@ -59,6 +59,9 @@ function resolveWorkerCount(config: Pick<Config, 'workers' | 'store'>, cpus = av
 }
 
 async function main(): Promise<void> {
+  // A worker answers the primary's metrics collection from its first moment (empty until its app
+  // exists): the primary asks every connected worker, and one that never answered would fail every scrape.
+  if (cluster.isWorker) serveWorkerMetrics();
   const { config, warnings } = loadConfigOrExit();
   if (cluster.isWorker) {
     // The primary has logged the configuration warnings once; every line of a worker names it.

@@ -4,7 +4,7 @@
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PhaseResult } from './load.js';
+import type { PhaseResult } from './phase.js';
 import type { Mode } from './settings.js';
 
 export interface Comparison {

@@ -12,7 +12,7 @@ import { inflateRawSync } from 'node:zlib';
 import type { SamlResponseSpec } from '../../src/demo/saml-response.js';
 import { LOGIN_BINDING_COOKIE } from '../../src/http/cookies.js';
 import { BENCH_IDP } from './gateway.js';
-import type { PoolItem } from './load.js';
+import type { PoolItem } from './phase.js';
 import type { SignJob } from './sign-worker.js';
 
 export interface StartedLogin {

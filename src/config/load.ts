@@ -178,6 +178,14 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const config = parsed.data;
   const warnings: string[] = [];
   const isProd = config.env === 'production';
+  const signing = config.saml.signing;
+  // Before any key file is read: the production image has no config/dev-only, and "set X" says more than ENOENT.
+  if (isProd && config.oidc.signingKeyFile?.includes('dev-only')) {
+    throw new ConfigError('Invalid configuration:\n  - oidc.signingKeyFile: the dev-only OP key cannot be used in production; set OIDC_SIGNING_KEY_FILE');
+  }
+  if (isProd && [signing.keyFile, signing.certFile].some((f) => f?.includes('dev-only'))) {
+    throw new ConfigError('Invalid configuration:\n  - saml.signing: the dev-only SP signing key cannot be used in production; set SP_SIGNING_KEY_FILE and SP_SIGNING_CERT_FILE (or "" to sign nothing)');
+  }
   loadSigningFiles(config, cwd);
   if (!config.oidc.signingKey && config.oidc.signingKeyFile) {
     try {
@@ -185,13 +193,6 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     } catch (err) {
       throw new ConfigError(`Invalid configuration:\n  - oidc.signingKeyFile: cannot read ${config.oidc.signingKeyFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
-  }
-  if (isProd && config.oidc.signingKeyFile?.includes('dev-only')) {
-    throw new ConfigError('Invalid configuration:\n  - oidc.signingKeyFile: the dev-only OP key cannot be used in production; set OIDC_SIGNING_KEY_FILE');
-  }
-  const signing = config.saml.signing;
-  if (isProd && [signing.keyFile, signing.certFile].some((f) => f?.includes('dev-only'))) {
-    throw new ConfigError('Invalid configuration:\n  - saml.signing: the dev-only SP signing key cannot be used in production; set SP_SIGNING_KEY_FILE and SP_SIGNING_CERT_FILE (or "" to sign nothing)');
   }
   if (!signing.privateKey) warnings.push('No SP signing key (saml.signing): AuthnRequests go unsigned and SAML single logout is off.');
   else if (signing.keyFile?.includes('dev-only')) warnings.push('saml.signing uses the DEV-ONLY SP key: set SP_SIGNING_KEY_FILE before real use.');

@@ -35,8 +35,11 @@ export class Metrics {
     this.rateLimited = new Counter({ name: 'idpb_rate_limited_total', help: 'Requests refused 429 rate_limited, by limiter bucket (route family: login-start, acs, oauth-callback, saml-logout, logout, session-check, password-login …). Never by client.', labelNames: ['bucket'], registers });
     this.loginTransactions = new Counter({ name: 'idpb_login_transactions_total', help: 'Login transactions stored (one per login started at an IdP) by SSO type (saml, oauth).', labelNames: ['type'], registers });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'idpb_' });
-    // In a node:cluster worker, the primary collects this registry over IPC (see clusterMetricsText).
-    if (cluster.isWorker) AggregatorRegistry.setRegistries([this.registry]);
+    // In a node:cluster worker, the primary collects this registry over IPC (see servePrimaryMetrics).
+    if (cluster.isWorker) {
+      serveWorkerMetrics();
+      AggregatorRegistry.setRegistries([this.registry]);
+    }
   }
 
   recordLogin(domain: string | undefined, type: LoginType, result: LoginResult): void {
@@ -52,7 +55,26 @@ export class Metrics {
 
 const REQUEST = 'idpb:metrics:request';
 const RESPONSE = 'idpb:metrics:response';
-const CLUSTER_TIMEOUT_MS = 3000;
+/**
+ * How long a worker waits for the primary's answer: longer than prom-client's own 5 s limit on
+ * collecting every worker, so a slow worker surfaces as the primary's error rather than a bare timeout.
+ */
+const CLUSTER_TIMEOUT_MS = 6000;
+
+let workerSideServing = false;
+
+/**
+ * Worker side of prom-client's cluster aggregation: it answers the primary's requests for this
+ * process's metrics only once an AggregatorRegistry has been constructed in the worker (the constructor
+ * installs the IPC listener; `setRegistries` alone does not). Until a Metrics instance names its registry
+ * (`setRegistries`), the worker answers with prom-client's empty global registry, so a worker that is
+ * still starting never makes a scrape wait. Idempotent; does nothing outside a cluster worker.
+ */
+export function serveWorkerMetrics(): void {
+  if (workerSideServing || !cluster.isWorker) return;
+  workerSideServing = true;
+  new AggregatorRegistry();
+}
 
 interface MetricsMessage {
   type: typeof REQUEST | typeof RESPONSE;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../../src/config/index.js';
 
@@ -84,6 +84,17 @@ describe('configuration (docs/spec.md §3)', () => {
     const { config } = loadConfig({ env: { ...noKey, NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example', DEMO: 'true' } });
     assert.equal(config.demo.enabled, false);
     assert.ok(!config.serviceOrigins.includes('https://sso.example'), 'production adds no implicit service origin');
+  });
+
+  it('in a production tree without config/dev-only (the image), says which key file to set rather than ENOENT', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'idpb-'));
+    mkdirSync(join(dir, 'config'));
+    copyFileSync('config/default.json', join(dir, 'config', 'default.json'));
+    const env = { NODE_ENV: 'production', SECRET_KEYS: PROD_SECRET, REDIS_URL: 'redis://r:6379', PUBLIC_URL: 'https://sso.example', ADMIN_API_KEY: '' };
+    assert.throws(() => loadConfig({ cwd: dir, env: { ...env, SP_SIGNING_KEY_FILE: '', SP_SIGNING_CERT_FILE: '' } }), /oidc\.signingKeyFile: .*set OIDC_SIGNING_KEY_FILE/);
+    assert.throws(() => loadConfig({ cwd: dir, env: { ...env, OIDC_SIGNING_KEY_FILE: resolve('test/fixtures/keys/idp-b.key.pem') } }), /saml\.signing: .*set SP_SIGNING_KEY_FILE/);
+    const { config } = loadConfig({ cwd: dir, env: { ...env, SP_SIGNING_KEY_FILE: '', SP_SIGNING_CERT_FILE: '', OIDC_SIGNING_KEY_FILE: resolve('test/fixtures/keys/idp-b.key.pem') } });
+    assert.match(config.oidc.signingKey ?? '', /PRIVATE KEY/);
   });
 
   it('reads the SP signing key files, and names the key when one is missing or not PEM', () => {
