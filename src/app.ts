@@ -8,6 +8,7 @@ import { adminRouter } from './http/routes/admin/index.js';
 import { interactionRoutes } from './provider/interaction-routes.js';
 import { mobileTokenGuard } from './provider/mobile-token-guard.js';
 import { OP_PATH } from './provider/provider.js';
+import { publicRouteRule, rateLimit } from './http/rate-limit.js';
 import { healthRoutes } from './http/routes/health-routes.js';
 import { logoutRoutes } from './http/routes/logout-routes.js';
 import { mobileRoutes } from './http/routes/mobile-routes.js';
@@ -44,6 +45,8 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   // first; everything else under /oidc is oidc-provider's.
   app.use(interactionRoutes(services, services.provider));
   app.use(mobileTokenGuard(services, services.provider));
+  // Each authorization request makes oidc-provider store an interaction: a per-client budget, as /d/login has.
+  app.use(`${OP_PATH}/auth`, rateLimit(services, publicRouteRule(config, 'op-authorize')));
   app.use(OP_PATH, services.provider.callback());
   app.use(ssoRoutes(services));
   app.use(passwordRoutes(services));

@@ -36,6 +36,7 @@ export const BENCH_RATE_LIMITS = {
   oauthCallbackPerMinute: 10_000_000,
   samlLogoutPerMinute: 10_000_000,
   logoutPerMinute: 10_000_000,
+  opAuthorizePerMinute: 10_000_000,
 } as const;
 
 /** Environment variables the config loader reads (src/config/load.ts ENV_MAP): never inherited by the child. */

@@ -239,8 +239,14 @@ export const configSchema = z.strictObject({
       samlLogoutPerMinute: z.number().int().min(1).max(10_000_000).default(300),
       /** GET /d/logout and /view/oauth/sso/logout together: sign-outs. */
       logoutPerMinute: z.number().int().min(1).max(10_000_000).default(300),
+      /**
+       * GET|POST /oidc/auth: authorization requests to the OpenID Provider. Each makes oidc-provider
+       * store an interaction for its lifetime, so this bounds what one client can make the store hold
+       * there, as loginStartPerMinute does for login transactions.
+       */
+      opAuthorizePerMinute: z.number().int().min(1).max(10_000_000).default(600),
     })
-    .default({ loginStartPerMinute: 600, acsPerMinute: 600, oauthCallbackPerMinute: 600, samlLogoutPerMinute: 300, logoutPerMinute: 300 }),
+    .default({ loginStartPerMinute: 600, acsPerMinute: 600, oauthCallbackPerMinute: 600, samlLogoutPerMinute: 300, logoutPerMinute: 300, opAuthorizePerMinute: 600 }),
   session: z.strictObject({
     cookieName: z.string().regex(/^[A-Za-z0-9_-]+$/).default('idpb_session'),
     /** S-10 defaults: 24 h for web logins, 30 days for app logins. */

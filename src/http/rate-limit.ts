@@ -85,7 +85,7 @@ export function rateLimit(deps: RateLimitDeps, rule: RateLimitRule) {
 }
 
 /** The public routes anyone can call without a session, each family with its own per-client budget (config `rateLimits`). */
-export type PublicRouteFamily = 'login-start' | 'acs' | 'oauth-callback' | 'saml-logout' | 'logout';
+export type PublicRouteFamily = 'login-start' | 'acs' | 'oauth-callback' | 'saml-logout' | 'logout' | 'op-authorize';
 
 const PUBLIC_ROUTE_LIMIT_KEYS: Record<PublicRouteFamily, keyof Config['rateLimits']> = {
   'login-start': 'loginStartPerMinute',
@@ -93,6 +93,7 @@ const PUBLIC_ROUTE_LIMIT_KEYS: Record<PublicRouteFamily, keyof Config['rateLimit
   'oauth-callback': 'oauthCallbackPerMinute',
   'saml-logout': 'samlLogoutPerMinute',
   logout: 'logoutPerMinute',
+  'op-authorize': 'opAuthorizePerMinute',
 };
 
 /** The rule of a public route family: its configured requests per minute per client; the bucket is the family's name. */

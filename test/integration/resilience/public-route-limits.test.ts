@@ -16,7 +16,7 @@ import { createTestRedisStore, redisUrl } from '../../helpers/redis.js';
 
 type Agent = ReturnType<typeof supertest>;
 
-const LIMITS = { loginStartPerMinute: 6, acsPerMinute: 4, oauthCallbackPerMinute: 4, samlLogoutPerMinute: 5, logoutPerMinute: 4 };
+const LIMITS = { loginStartPerMinute: 6, acsPerMinute: 4, oauthCallbackPerMinute: 4, samlLogoutPerMinute: 5, logoutPerMinute: 4, opAuthorizePerMinute: 3 };
 const TXN_PATTERN = 'idpb:{a.example}:txn:*';
 
 interface Family {
@@ -59,6 +59,11 @@ const FAMILIES: Family[] = [
       (a, ip) => a.get('/d/logout').query({ domain: 'a.example' }).set('X-Forwarded-For', ip),
       (a, ip) => a.get('/view/oauth/sso/logout').query({ domain: 'a.example' }).set('X-Forwarded-For', ip),
     ],
+  },
+  {
+    bucket: 'op-authorize',
+    limit: LIMITS.opAuthorizePerMinute,
+    sends: [(a, ip) => a.get('/oidc/auth').query({ client_id: 'mobile', response_type: 'code', scope: 'openid', redirect_uri: 'idpbridge.mobile:/oauth2redirect' }).set('X-Forwarded-For', ip)],
   },
 ];
 

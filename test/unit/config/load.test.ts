@@ -117,7 +117,7 @@ describe('configuration (docs/spec.md §3)', () => {
 
   it('has per-client limits on the public routes by default, tunable per key, and warns when every proxy hop is trusted', () => {
     const { config, warnings } = loadConfig({ env: {} });
-    assert.deepEqual(config.rateLimits, { loginStartPerMinute: 600, acsPerMinute: 600, oauthCallbackPerMinute: 600, samlLogoutPerMinute: 300, logoutPerMinute: 300 });
+    assert.deepEqual(config.rateLimits, { loginStartPerMinute: 600, acsPerMinute: 600, oauthCallbackPerMinute: 600, samlLogoutPerMinute: 300, logoutPerMinute: 300, opAuthorizePerMinute: 600 });
     assert.ok(!warnings.some((w) => w.includes('trustProxy')));
     const tuned = loadConfig({ env: {}, overrides: { rateLimits: { loginStartPerMinute: 5000 } } }).config.rateLimits;
     assert.equal(tuned.loginStartPerMinute, 5000);
