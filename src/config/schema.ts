@@ -126,6 +126,12 @@ export const configSchema = z.strictObject({
      * Conditions allow: a browser posts it within seconds of issue, and an old assertion is a replay risk.
      */
     maxAssertionAgeSeconds: z.number().int().min(30).max(86_400).default(300),
+    /**
+     * The ACS accepts a response only when the strict verifier and, after it, passport-saml's
+     * MultiSamlStrategy (node-saml) both accept it and agree on NameID, assertion ID and Issuer. Off
+     * only where node-saml's cost per login (see `npm run bench`) is judged too high.
+     */
+    secondGate: z.boolean().default(true),
     /** Largest accepted ACS form body (the base64 SAMLResponse is inside). */
     maxResponseBytes: z.number().int().min(4096).max(5_000_000).default(262_144),
     /** How long a seen assertion ID is remembered when the assertion gives no NotOnOrAfter. */

@@ -131,6 +131,8 @@ export const SAML_REJECT_REASONS = [
   'assertion_too_old',
   'name_id_invalid',
   'assertion_replayed',
+  'second_gate_refused',
+  'second_gate_disagrees',
 ] as const;
 
 export type SamlRejectReason = (typeof SAML_REJECT_REASONS)[number];

@@ -18,6 +18,7 @@ export class Metrics {
   readonly logins: Counter<'domain' | 'type' | 'result'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status_class'>;
   readonly acsDuration: Histogram<'result'>;
+  readonly samlSecondGate: Counter<'result'>;
   readonly tokenDuration: Histogram<'grant_type' | 'mdm' | 'result'>;
   readonly mdmChecks: Counter<'domain' | 'result'>;
   readonly storeErrors: Counter<'source'>;
@@ -28,6 +29,7 @@ export class Metrics {
     const registers = [this.registry];
     this.logins = new Counter({ name: 'idpb_logins_total', help: 'Logins by tenant, type (saml, oauth, password) and result (success, failure, locked).', labelNames: ['domain', 'type', 'result'], registers });
     this.httpDuration = new Histogram({ name: 'idpb_http_request_duration_seconds', help: 'HTTP request latency by route template.', labelNames: ['method', 'route', 'status_class'], buckets: LATENCY_BUCKETS, registers });
+    this.samlSecondGate = new Counter({ name: 'idpb_saml_second_gate_total', help: 'SAML responses the strict verifier accepted, then checked by passport-saml (node-saml): agreed or refused.', labelNames: ['result'], registers });
     this.acsDuration = new Histogram({ name: 'idpb_acs_duration_seconds', help: 'SAML ACS (POST /acs/{domain}) latency by result (success: a session was created).', labelNames: ['result'], buckets: LATENCY_BUCKETS, registers });
     this.tokenDuration = new Histogram({ name: 'idpb_oidc_token_duration_seconds', help: 'OpenID Provider token endpoint latency (mobile refresh included) by grant type, whether the MDM check ran, and result.', labelNames: ['grant_type', 'mdm', 'result'], buckets: LATENCY_BUCKETS, registers });
     this.mdmChecks = new Counter({ name: 'idpb_mdm_checks_total', help: 'MDM checks of mobile requests by tenant and result (ok or the refusal code).', labelNames: ['domain', 'result'], registers });

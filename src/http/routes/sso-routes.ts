@@ -2,11 +2,13 @@ import express, { Router, type Request, type Response } from 'express';
 import { checkAccessUrl } from '../../domain/access-url.js';
 import { AppError } from '../../errors/index.js';
 import { SESSION_KEY_RE } from '../../sso/app-login-checks.js';
+import { requireSamlSettings } from '../../sso/saml/options.js';
 import { buildSpMetadata } from '../../sso/saml/sp-metadata.js';
 import type { ClientKind } from '../../sso/transactions.js';
 import type { Services } from '../../services.js';
 import { auditRefusedLogin, completeLogin } from '../complete-login.js';
 import { LOGIN_BINDING_COOKIE, readCookie } from '../cookies.js';
+import { createSamlSecondGate } from '../passport-seam.js';
 import { startLogin } from '../start-login.js';
 import { publicRouteRule, rateLimit } from '../rate-limit.js';
 import { browserRoute } from '../request-context.js';
@@ -37,6 +39,8 @@ export function ssoRoutes(s: Services): Router {
     res.redirect(302, await startLogin(s, req, res, tenant, { target, clientKind, sessionKey, worksId }));
   });
 
+  const secondGate = s.config.saml.secondGate ? createSamlSecondGate(s.sp, (outcome) => s.metrics.samlSecondGate.inc({ result: outcome })) : null;
+
   // S-8: the SAML assertion consumer.
   router.post(
     '/acs/:domain',
@@ -56,8 +60,10 @@ export function ssoRoutes(s: Services): Router {
           // The transaction is accepted only from the browser that started it (login CSRF / session swap).
           browserBinding: readCookie(req, LOGIN_BINDING_COOKIE),
         });
+        // Then the second, independent gate on what the strict verifier accepted (passport-saml).
+        if (secondGate) await secondGate(req, res, result.tenant, { nameId: result.nameId, assertionId: result.assertionId, issuer: requireSamlSettings(result.tenant).idpEntityId });
       } catch (err) {
-        await auditRefusedLogin(s, req, res, err, 'saml_response.rejected');
+        await auditRefusedLogin(s, req, res, err, 'saml_response.rejected', result?.tenant.domain);
         throw err;
       }
       res.locals.domain = result.tenant.domain;
