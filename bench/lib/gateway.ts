@@ -95,6 +95,8 @@ export function writeGatewayFiles(input: GatewayConfigInput): GatewayFiles {
         store: { redisUrl: input.redisUrl, keyPrefix: input.keyPrefix, commandTimeoutMs: 5000 },
         demo: { enabled: false },
         rateLimits: BENCH_RATE_LIMITS,
+        // BENCH_SECOND_GATE=off measures the ACS without passport-saml's second gate (saml.secondGate).
+        ...(process.env.BENCH_SECOND_GATE === 'off' ? { saml: { secondGate: false } } : {}),
         seedFile,
       },
       null,
