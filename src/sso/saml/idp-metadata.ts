@@ -34,7 +34,7 @@ export function parseIdpMetadata(xml: string): IdpMetadata {
   try {
     doc = parseUntrustedXml(xml, METADATA_LIMITS);
   } catch (err) {
-    if (err instanceof XmlRefused) throw refuse(err.kind === 'doctype_refused' ? 'DOCTYPE declarations are not allowed' : 'the XML is malformed');
+    if (err instanceof XmlRefused) throw refuse({ doctype_refused: 'DOCTYPE declarations are not allowed', xml_malformed: 'the XML is malformed', xml_too_complex: 'the XML is nested too deeply or has too many elements or attributes' }[err.kind]);
     throw err;
   }
   const root = doc.documentElement;

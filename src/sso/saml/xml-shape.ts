@@ -47,29 +47,30 @@ export const METADATA_LIMITS: XmlShapeLimits = Object.freeze({
   maxTextLength: 262_144,
 });
 
-export class XmlShapeRefused extends Error {
+/** Untrusted XML refused before or while parsing: the kind is the private reason (logs and audit). */
+export class XmlRefused extends Error {
   constructor(
-    readonly kind: 'xml_too_complex' | 'xml_malformed' | 'doctype_refused',
+    readonly kind: 'doctype_refused' | 'xml_malformed' | 'xml_too_complex',
     message: string,
   ) {
     super(message);
-    this.name = 'XmlShapeRefused';
+    this.name = 'XmlRefused';
   }
 }
 
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
 
 /**
- * Walks the document once, counting what the limits name, and throws XmlShapeRefused at the first
+ * Walks the document once, counting what the limits name, and throws XmlRefused at the first
  * limit passed (or at a DOCTYPE, or at markup too broken to count). Linear in the input; no regular
  * expression that can backtrack. Well-formedness is left to the parser that runs afterwards.
  */
 export function checkXmlShape(xml: string, limits: XmlShapeLimits): void {
   function tooComplex(what: string): never {
-    throw new XmlShapeRefused('xml_too_complex', what);
+    throw new XmlRefused('xml_too_complex', what);
   }
   function malformed(what: string): never {
-    throw new XmlShapeRefused('xml_malformed', what);
+    throw new XmlRefused('xml_malformed', what);
   }
   let depth = 0;
   let nodes = 0;
@@ -104,7 +105,7 @@ export function checkXmlShape(xml: string, limits: XmlShapeLimits): void {
         if (end - lt - 9 > limits.maxTextLength) tooComplex(`a CDATA section of more than ${limits.maxTextLength} characters`);
         end += 2;
       } else {
-        throw new XmlShapeRefused('doctype_refused', 'DOCTYPE or other declaration');
+        throw new XmlRefused('doctype_refused', 'DOCTYPE or other declaration');
       }
       if (++nodes > limits.maxNodes) tooComplex(`more than ${limits.maxNodes} nodes`);
     } else {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { DOMParser } from '@xmldom/xmldom';
 import { buildSamlResponseXml } from '../../../src/demo/saml-response.js';
 import { SignatureRefused, verifyEnvelopedSignature } from '../../../src/sso/saml/enveloped-signature.js';
-import { SAML_MESSAGE_LIMITS, XmlShapeRefused, checkXmlShape } from '../../../src/sso/saml/xml-shape.js';
+import { SAML_MESSAGE_LIMITS, XmlRefused, checkXmlShape } from '../../../src/sso/saml/xml-shape.js';
 import { NS } from '../../../src/sso/saml/xml.js';
 import { signed } from '../../helpers/gateway.js';
 import { HOSTILE_FILLERS, hostileResponse, injectIntoAssertion, limitHuggingFiller } from '../../helpers/hostile-xml.js';
@@ -14,7 +14,7 @@ const refusedAs = (xml: string): string | null => {
     checkXmlShape(xml, SAML_MESSAGE_LIMITS);
     return null;
   } catch (err) {
-    assert.ok(err instanceof XmlShapeRefused);
+    assert.ok(err instanceof XmlRefused);
     return err.kind;
   }
 };
