@@ -2,8 +2,17 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../domain/clock.js';
 import { digestForKey, keys, type KeyValueStore } from '../store/index.js';
 
-/** Who is calling the admin API. */
-export type AdminPrincipal = { kind: 'operator' } | { kind: 'tenant'; domain: string; keyId: string };
+/** What an API key may do: `read` only reads; `full` does everything its tenant's super admin may. */
+export type ApiKeyScope = 'read' | 'full';
+
+/**
+ * Who is calling the admin API: the operator (config key), a tenant's API key (automation), or an
+ * administrator signed in to the console as themselves (a member whose role is admin or super admin).
+ */
+export type AdminPrincipal =
+  | { kind: 'operator' }
+  | { kind: 'tenant'; domain: string; keyId: string; scope: ApiKeyScope }
+  | { kind: 'member'; domain: string; memberId: string; role: 'super_admin' | 'admin'; sessionId: string };
 
 interface StoredKey {
   id: string;
@@ -36,7 +45,7 @@ export class AdminKeys {
     const raw = await this.store.get(keys.adminApiKey(digestForKey(presented)));
     if (raw === null) return null;
     const stored = JSON.parse(raw) as StoredKey;
-    return { kind: 'tenant', domain: stored.domain, keyId: stored.id };
+    return { kind: 'tenant', domain: stored.domain, keyId: stored.id, scope: 'full' };
   }
 
   async create(domain: string, name: string): Promise<{ id: string; key: string; name: string; createdAt: string }> {

@@ -17,10 +17,36 @@ export function principalOf(res: Response): AdminPrincipal {
   return res.locals.admin;
 }
 
-/** `operator`, or `admin-key:<id>`: the actor of admin audit events. */
+/** `operator`, `admin-key:<id>` or `member:<id>` (a console session): the actor of admin audit events. */
 export function actorOf(res: Response): string {
   const p = principalOf(res);
-  return p.kind === 'operator' ? 'operator' : `admin-key:${p.keyId}`;
+  if (p.kind === 'operator') return 'operator';
+  return p.kind === 'tenant' ? `admin-key:${p.keyId}` : `member:${p.memberId}`;
+}
+
+/**
+ * What a principal may do: `read` (everyone), `write` (the operator, a full-scope key, an admin or super
+ * admin), `super` (the operator, a full-scope key, a super admin): switching SSO on or off, MDM
+ * settings, API keys, the super admin role.
+ */
+export type AdminPermission = 'read' | 'write' | 'super';
+
+export function permissionsOf(p: AdminPrincipal): Record<AdminPermission, boolean> {
+  if (p.kind === 'operator') return { read: true, write: true, super: true };
+  if (p.kind === 'tenant') return { read: true, write: p.scope === 'full', super: p.scope === 'full' };
+  return { read: true, write: true, super: p.role === 'super_admin' };
+}
+
+const REFUSALS: Record<Exclude<AdminPermission, 'read'>, string> = {
+  write: 'This key is read-only.',
+  super: 'Only a super admin may do this.',
+};
+
+/** 403 `forbidden` unless the caller holds `permission`. */
+export function requirePermission(res: Response, permission: AdminPermission): void {
+  if (permission === 'read') return;
+  const p = principalOf(res);
+  if (!permissionsOf(p)[permission]) throw new AppError('forbidden', { message: REFUSALS[permission], detail: `${permission} permission required` });
 }
 
 export function requireOperator(res: Response): void {

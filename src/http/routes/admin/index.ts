@@ -41,7 +41,7 @@ export function adminRouter(s: Services, extra: Array<(s: Services) => Router> =
       windowMs: 60_000,
       subject: (_req) => {
         const p = principalOf(_req.res!);
-        return p.kind === 'operator' ? 'operator' : p.keyId;
+        return p.kind === 'operator' ? 'operator' : p.kind === 'tenant' ? p.keyId : `member:${p.memberId}`;
       },
     }),
   );
