@@ -27,19 +27,24 @@ export function browserMissing(): string | false {
 // The gateway process
 // ---------------------------------------------------------------------------------------------
 
-/** Newest modification time of the files the build reads. */
+/** Newest modification time of the files the build reads (the server's and the console's). */
 function newestSource(): number {
   let newest = 0;
   const walk = (dir: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+      else if (/\.(ts|tsx|css|json|html|svg)$/.test(entry.name)) newest = Math.max(newest, statSync(path).mtimeMs);
     }
   };
   walk('src');
   for (const f of ['tsconfig.json', 'tsconfig.build.json', 'package.json']) newest = Math.max(newest, statSync(f).mtimeMs);
   return newest;
+}
+
+/** The build's outputs: the server, and the console when the repository has one. */
+function builtOutputs(): string[] {
+  return existsSync('src/console') ? ['dist/main.js', 'dist/console/index.html'] : ['dist/main.js'];
 }
 
 /** Runs a command to its end, within `timeoutMs`; rejects with its output when it fails. */
@@ -59,10 +64,12 @@ function run(command: string, args: string[], timeoutMs: number): Promise<void> 
   });
 }
 
-/** `npm run build` (tsc -p tsconfig.build.json) unless dist/ is newer than every source file. */
+/** `npm run build` (the server, and the console) unless every output is newer than every source file. */
 export async function buildIfStale(): Promise<'built' | 'current'> {
-  if (existsSync('dist/main.js') && statSync('dist/main.js').mtimeMs >= newestSource()) return 'current';
-  await run(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], 180_000);
+  const newest = newestSource();
+  if (builtOutputs().every((f) => existsSync(f) && statSync(f).mtimeMs >= newest)) return 'current';
+  const npm = process.env.npm_execpath;
+  await (npm ? run(process.execPath, [npm, 'run', 'build'], 300_000) : run('npm', ['run', 'build'], 300_000));
   return 'built';
 }
 
