@@ -10,7 +10,7 @@ import {
 } from '../../../mdm/mdm-keys.js';
 import type { Services } from '../../../services.js';
 import { parseBody } from '../../validate.js';
-import { auditAdmin, scopedTenant } from './context.js';
+import { auditAdmin, requirePermission, scopedTenant } from './context.js';
 import { registerAdminOperations } from './openapi.js';
 
 const customValue = z.string().regex(CUSTOM_KEY_RE, CUSTOM_KEY_MESSAGE);
@@ -118,6 +118,7 @@ export function mdmAdminRoutes(s: Services): Router {
 
   router.put(base, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
     const body = parseBody(putSchema, req.body);
     const result = await s.mdmKeys.configure(tenant, body);
     const { settings, previousMode } = result;
@@ -166,6 +167,7 @@ export function mdmAdminRoutes(s: Services): Router {
 
   router.post(`${base}/keys`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
     const body = parseBody(addKeySchema, req.body);
     const created = await s.mdmKeys.add(tenant, { value: body.value, effectiveFrom: body.effectiveFrom === undefined ? undefined : Date.parse(body.effectiveFrom) });
     await auditAdmin(s, req, res, {
@@ -179,6 +181,7 @@ export function mdmAdminRoutes(s: Services): Router {
   // The path has a literal colon (`keys:reissue`), escaped for Express.
   router.post(`${base}/keys\\:reissue`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
     const body = parseBody(reissueSchema, req.body);
     const result = await s.mdmKeys.reissue(tenant, body);
     const graceUntil = result.graceUntil === null ? null : new Date(result.graceUntil).toISOString();
@@ -193,6 +196,7 @@ export function mdmAdminRoutes(s: Services): Router {
 
   router.delete(`${base}/keys/:id`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
     const result = await s.mdmKeys.revoke(tenant, keyIdParam(req));
     await auditAdmin(s, req, res, {
       type: 'mdm_key.revoked',
@@ -211,6 +215,8 @@ export function mdmAdminRoutes(s: Services): Router {
 
   router.get(`${base}/keys/:id/value`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    // A key value is a secret that admits devices: revealing it again is a super admin's (or a full key's) act.
+    requirePermission(res, 'super');
     const revealed = await s.mdmKeys.reveal(tenant.domain, keyIdParam(req));
     await auditAdmin(s, req, res, { type: 'mdm_key.revealed', domain: tenant.domain, data: { keyId: revealed.id } });
     res.json({ id: revealed.id, value: revealed.value, status: revealed.status, ...managedAppConfig });
