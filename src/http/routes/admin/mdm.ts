@@ -49,7 +49,7 @@ registerAdminOperations([
     method: 'put',
     path: '/domains/{domain}/mdm',
     summary:
-      'Set the MDM mode (M-1): `external` needs plan standard/advanced, deletes built-in MDM exceptions (count returned), issues a key (auto or `customKey`, M-2) and names it for the MDM console (M-3); `none` stops checks and keeps keys inactive (M-9); `restrictOtherDomains` needs unique keys (M-7)',
+      'Set the MDM mode (M-1; super): `external` needs plan standard/advanced, deletes built-in MDM exceptions (count returned), issues a key (auto or `customKey`, M-2) and names it for the MDM console (M-3); `none` stops checks and keeps keys inactive (M-9); `restrictOtherDomains` needs unique keys (M-7)',
     body: putSchema,
     success: 200,
     errors: ['plan_required', 'mdm_key_not_unique', 'conflict'],
@@ -58,7 +58,7 @@ registerAdminOperations([
   {
     method: 'post',
     path: '/domains/{domain}/mdm/keys',
-    summary: 'Add a key, auto or custom, optionally effective later (M-12, M-14); at most 5 active keys (M-11)',
+    summary: 'Add a key, auto or custom, optionally effective later (M-12, M-14); at most 5 active keys (M-11); super',
     body: addKeySchema,
     success: 201,
     errors: ['mdm_external_required', 'mdm_key_limit', 'mdm_key_not_unique', 'conflict'],
@@ -66,7 +66,7 @@ registerAdminOperations([
   {
     method: 'post',
     path: '/domains/{domain}/mdm/keys:reissue',
-    summary: 'Reissue (M-6): a new key replaces every active key; `graceSeconds` keeps the replaced keys valid that long',
+    summary: 'Reissue (M-6, super): a new key replaces every active key; `graceSeconds` keeps the replaced keys valid that long',
     body: reissueSchema,
     success: 201,
     errors: ['mdm_external_required', 'mdm_key_limit', 'mdm_key_not_unique', 'conflict'],
@@ -74,11 +74,11 @@ registerAdminOperations([
   {
     method: 'delete',
     path: '/domains/{domain}/mdm/keys/{id}',
-    summary: 'Revoke a key and end the mobile sessions it admitted (M-12); revoking the last active key issues a replacement at once',
+    summary: 'Revoke a key and end the mobile sessions it admitted (M-12, super); revoking the last active key issues a replacement at once',
     success: 200,
     errors: ['mdm_external_required', 'mdm_key_not_found', 'conflict'],
   },
-  { method: 'get', path: '/domains/{domain}/mdm/keys/{id}/value', summary: 'Read a key value back, to paste into the MDM console (M-2; audited as mdm_key.revealed)', success: 200, errors: ['mdm_key_not_found', 'conflict'] },
+  { method: 'get', path: '/domains/{domain}/mdm/keys/{id}/value', summary: 'Read a key value back, to paste into the MDM console (M-2; audited as mdm_key.revealed; super)', success: 200, errors: ['mdm_key_not_found', 'conflict', 'forbidden'] },
   { method: 'get', path: '/domains/{domain}/mdm/builtin-exceptions', summary: 'Built-in MDM exception settings', success: 200 },
   {
     method: 'post',
