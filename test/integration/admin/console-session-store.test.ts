@@ -11,7 +11,7 @@ const TIMEOUTS = { idleMs: 30 * MINUTE, absoluteMs: 8 * 60 * MINUTE };
 
 /** Console sessions behave alike on the memory store, one Redis and Redis Cluster (both keys of a session in one slot). */
 const deployments: Array<{ name: string; make: () => Promise<{ store: KeyValueStore; cleanup: () => Promise<void> }> }> = [
-  { name: 'memory', make: async () => ({ store: new MemoryStore(), cleanup: async () => undefined }) },
+  { name: 'memory', make: () => Promise.resolve({ store: new MemoryStore(), cleanup: () => Promise.resolve() }) },
   { name: 'Redis', make: createTestRedisStore },
   { name: 'Redis Cluster', make: createTestRedisClusterStore },
 ];
