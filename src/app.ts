@@ -9,6 +9,7 @@ import { interactionRoutes } from './provider/interaction-routes.js';
 import { mobileTokenGuard } from './provider/mobile-token-guard.js';
 import { OP_PATH } from './provider/provider.js';
 import { publicRouteRule, rateLimit } from './http/rate-limit.js';
+import { consoleRoutes } from './http/routes/console-routes.js';
 import { healthRoutes } from './http/routes/health-routes.js';
 import { logoutRoutes } from './http/routes/logout-routes.js';
 import { mobileRoutes } from './http/routes/mobile-routes.js';
@@ -53,6 +54,7 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   app.use(serviceRoutes(services));
   app.use(sessionRoutes(services));
   app.use(logoutRoutes(services));
+  app.use(consoleRoutes(services));
   app.use(mobileRoutes(services));
   app.use('/admin/v1', adminRouter(services));
 

@@ -4,6 +4,7 @@ import { mobileSessionEnder } from './provider/mobile-token-guard.js';
 import { OpRevocation } from './provider/op-revocation.js';
 import { createProvider } from './provider/provider.js';
 import { AdminKeys } from './admin/api-keys.js';
+import { ConsoleSessions } from './admin/console-sessions.js';
 import { MemberDirectory } from './admin/member-directory.js';
 import { SsoSwitch } from './admin/sso-switch.js';
 import type { Config } from './config/index.js';
@@ -30,6 +31,11 @@ import { WebSessions } from './sso/sessions.js';
 import { LoginTransactions } from './sso/transactions.js';
 import { keys, type KeyValueStore } from './store/index.js';
 
+/** Where the tenant's login returns an administrator signing in to the console (an allowed accessUrl, exactly). */
+export function consoleCompleteUrl(publicUrl: string): string {
+  return `${publicUrl}/console/auth/complete`;
+}
+
 /** What the composition root hands to createApp(). Tests build these with a real Redis and a fake clock. */
 export interface AppDeps {
   config: Config;
@@ -55,6 +61,7 @@ export interface Services extends AppDeps {
   appLoginChecks: AppLoginChecks;
   samlLogout: SamlLogout;
   adminKeys: AdminKeys;
+  consoleSessions: ConsoleSessions;
   memberDirectory: MemberDirectory;
   ssoSwitch: SsoSwitch;
   mdmKeys: MdmKeys;
@@ -116,6 +123,7 @@ export function buildServices(deps: AppDeps): Services {
     oauthLogin: new OAuthLogin({ http: outbound, transactions, members, clock, clockSkewMs: config.saml.clockSkewSeconds * 1000, publicUrl: config.publicUrl, allowHttp }),
     appLoginChecks: new AppLoginChecks(store),
     adminKeys: new AdminKeys(store, clock, config.adminApiKey),
+    consoleSessions: new ConsoleSessions(store, clock, { idleMs: config.console.idleTimeoutSeconds * 1000, absoluteMs: config.console.absoluteTimeoutSeconds * 1000 }),
     memberDirectory: new MemberDirectory(members, sessions, store, clock),
     ssoSwitch: new SsoSwitch({ store, tenants, clock, sessionEnders: [sessions, opRevocation], tokenRevokers: [opRevocation] }),
     provider: createProvider({ config, store, members, logger }),
@@ -130,6 +138,8 @@ export function buildServices(deps: AppDeps): Services {
       allowHttp: config.publicUrl.startsWith('http://'),
       defaultServiceUrl: defaultServiceUrl(tenant),
       internalPrefixes: [`${config.publicUrl}/oidc/interaction/`],
+      // The console signs administrators in through the tenant's own login, which returns here.
+      internalPages: [consoleCompleteUrl(config.publicUrl)],
     }),
     defaultServiceUrl,
   };

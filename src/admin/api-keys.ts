@@ -19,7 +19,24 @@ interface StoredKey {
   domain: string;
   name: string;
   createdAt: number;
+  /** Absent on keys stored before scopes existed: those are `full`. */
+  scope?: ApiKeyScope;
+  /** Ms since the epoch; absent = never expires (also keys stored before expiry existed). */
+  expiresAt?: number;
 }
+
+/** A tenant API key as listed (never the key itself). */
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  scope: ApiKeyScope;
+  createdAt: string;
+  expiresAt: string | null;
+  expired: boolean;
+}
+
+/** The longest an API key may live: a year (366 days, for leap years). */
+export const API_KEY_MAX_LIFETIME_MS = 366 * 86_400_000;
 
 const KEY_RE = /^idpb_[A-Za-z0-9_-]{43}$/;
 
@@ -45,27 +62,48 @@ export class AdminKeys {
     const raw = await this.store.get(keys.adminApiKey(digestForKey(presented)));
     if (raw === null) return null;
     const stored = JSON.parse(raw) as StoredKey;
-    return { kind: 'tenant', domain: stored.domain, keyId: stored.id, scope: 'full' };
+    // An expired key is refused like an unknown one; it stays listed (expired: true) until revoked.
+    if (stored.expiresAt !== undefined && stored.expiresAt <= this.clock.now()) return null;
+    return { kind: 'tenant', domain: stored.domain, keyId: stored.id, scope: stored.scope ?? 'full' };
   }
 
-  async create(domain: string, name: string): Promise<{ id: string; key: string; name: string; createdAt: string }> {
+  /** `expiresAt` (ms) is checked by the caller (in the future, within API_KEY_MAX_LIFETIME_MS). */
+  async create(domain: string, name: string, options: { scope?: ApiKeyScope; expiresAt?: number } = {}): Promise<ApiKeyView & { key: string }> {
     const key = `idpb_${randomBytes(32).toString('base64url')}`;
-    const stored: StoredKey = { id: `key_${randomBytes(8).toString('hex')}`, domain, name, createdAt: this.clock.now() };
+    const stored: StoredKey = {
+      id: `key_${randomBytes(8).toString('hex')}`,
+      domain,
+      name,
+      createdAt: this.clock.now(),
+      scope: options.scope ?? 'full',
+      ...(options.expiresAt === undefined ? {} : { expiresAt: options.expiresAt }),
+    };
     const digest = digestForKey(key);
     await this.store.set(keys.adminApiKey(digest), JSON.stringify(stored));
     await this.store.hSet(keys.adminApiKeysOf(domain), { [stored.id]: digest });
-    return { id: stored.id, key, name, createdAt: new Date(stored.createdAt).toISOString() };
+    const { id, ...view } = this.view(stored);
+    return { id, key, ...view };
   }
 
-  async list(domain: string): Promise<Array<{ id: string; name: string; createdAt: string }>> {
-    const out: Array<{ id: string; name: string; createdAt: string }> = [];
+  async list(domain: string): Promise<ApiKeyView[]> {
+    const out: ApiKeyView[] = [];
     for (const digest of Object.values(await this.store.hGetAll(keys.adminApiKeysOf(domain)))) {
       const raw = await this.store.get(keys.adminApiKey(digest));
       if (raw === null) continue;
-      const k = JSON.parse(raw) as StoredKey;
-      out.push({ id: k.id, name: k.name, createdAt: new Date(k.createdAt).toISOString() });
+      out.push(this.view(JSON.parse(raw) as StoredKey));
     }
     return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  private view(k: StoredKey): ApiKeyView {
+    return {
+      id: k.id,
+      name: k.name,
+      scope: k.scope ?? 'full',
+      createdAt: new Date(k.createdAt).toISOString(),
+      expiresAt: k.expiresAt === undefined ? null : new Date(k.expiresAt).toISOString(),
+      expired: k.expiresAt !== undefined && k.expiresAt <= this.clock.now(),
+    };
   }
 
   /** True when the key existed. */

@@ -259,6 +259,18 @@ export const configSchema = z.strictObject({
     webTtlSeconds: z.number().int().min(60).default(86_400),
     appTtlSeconds: z.number().int().min(60).default(2_592_000),
   }),
+  /**
+   * Console sessions (`/console`, docs/spec.md §11): an administrator signed in as themselves. The session
+   * ends after `idleTimeoutSeconds` without a request (each request slides it) and, whatever the use,
+   * `absoluteTimeoutSeconds` after sign-in; then the administrator signs in again through the tenant's login.
+   */
+  console: z
+    .strictObject({
+      idleTimeoutSeconds: z.number().int().min(60).max(86_400).default(1800),
+      absoluteTimeoutSeconds: z.number().int().min(300).max(7 * 86_400).default(28_800),
+    })
+    .refine((c) => c.idleTimeoutSeconds <= c.absoluteTimeoutSeconds, { message: 'idleTimeoutSeconds must not exceed absoluteTimeoutSeconds', path: ['idleTimeoutSeconds'] })
+    .default({ idleTimeoutSeconds: 1800, absoluteTimeoutSeconds: 28_800 }),
   loginTransaction: z.strictObject({
     /** Login transactions expire after 30 minutes (public docs). */
     ttlSeconds: z.number().int().min(60).max(3600).default(1800),

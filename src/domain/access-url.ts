@@ -9,6 +9,11 @@ export interface AccessUrlPolicy {
   defaultServiceUrl: string;
   /** URL prefixes of the gateway itself that may be targets (the OP's interaction pages). */
   internalPrefixes?: readonly string[];
+  /**
+   * Pages of the gateway itself that may be targets, each exactly (`origin + path`, any query): the
+   * console's sign-in completion. A longer path, a trailing slash or another encoding of the path is refused.
+   */
+  internalPages?: readonly string[];
 }
 
 /**
@@ -61,6 +66,7 @@ export function checkAccessUrl(raw: unknown, policy: AccessUrlPolicy): string {
   }
   if (url.username || url.password) throw refuse('accessUrl holds userinfo');
   if (policy.internalPrefixes?.some((p) => url.href.startsWith(p))) return bounded(url.href);
+  if (policy.internalPages?.includes(`${url.origin}${url.pathname}`)) return bounded(url.href);
   if (!policy.allowedOrigins.includes(url.origin)) throw refuse(`accessUrl origin not allowed: ${url.origin}`);
   return bounded(url.href);
 }

@@ -52,8 +52,10 @@ export const ERROR_CODES = {
   },
   rate_limited: { status: 429, message: 'Too many attempts. Please wait a moment and try again.' },
   // admin API and the member directory (docs/spec.md §6, §7, §11)
-  unauthorized: { status: 401, message: 'A valid API key is required.' },
-  forbidden: { status: 403, message: 'This key may not do that.' },
+  unauthorized: { status: 401, message: 'A valid API key or console sign-in is required.' },
+  console_session_expired: { status: 401, message: 'Your console session has ended. Please sign in again.' },
+  csrf_failed: { status: 403, message: 'This request could not be verified as coming from the console. Please reload the page and try again.' },
+  forbidden: { status: 403, message: 'You may not do that.' },
   validation_failed: { status: 400, message: 'Some fields are not valid.' },
   conflict: { status: 409, message: 'This conflicts with the current state.' },
   sso_enabled: { status: 409, message: 'This is not available while single sign-on is on.' },

@@ -65,3 +65,23 @@ export function setLoginBindingCookie(res: Response, settings: LoginBindingCooki
 export function singleString(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
+
+/**
+ * The console session cookie: `__Host-idpb_console` when the gateway is on https (the prefix makes the
+ * browser insist on Secure, Path=/ and no Domain, so no sibling subdomain can plant or shadow it), else
+ * `idpb_console`. HttpOnly; SameSite=Strict (no other site's page or link ever sends it); Path=/.
+ */
+export function consoleCookieName(publicUrl: string): string {
+  return publicUrl.startsWith('https://') ? '__Host-idpb_console' : 'idpb_console';
+}
+
+export function setConsoleCookie(res: Response, publicUrl: string, value: string, maxAgeSeconds: number): void {
+  res.append(
+    'Set-Cookie',
+    serialize(consoleCookieName(publicUrl), value, { httpOnly: true, sameSite: 'strict', secure: publicUrl.startsWith('https://'), path: '/', maxAge: maxAgeSeconds }),
+  );
+}
+
+export function clearConsoleCookie(res: Response, publicUrl: string): void {
+  res.append('Set-Cookie', serialize(consoleCookieName(publicUrl), '', { httpOnly: true, sameSite: 'strict', secure: publicUrl.startsWith('https://'), path: '/', maxAge: 0 }));
+}

@@ -52,6 +52,14 @@ export const keys = {
   adminApiKey: (keyDigest: string): string => `idpb:admin-key:${keyDigest}`,
   /** Hash key id → digest of a tenant's admin API keys. No TTL. */
   adminApiKeysOf: (domain: string): string => `${tag(domain)}:admin-keys`,
+  /**
+   * Console session (JSON: member id, CSRF token, times), by the SHA-256 of the cookie's secret. In the
+   * tenant's slot (the cookie names the domain), with its last-use key, so both are written and ended in
+   * one MULTI on Redis Cluster. TTL: console.absoluteTimeoutSeconds.
+   */
+  consoleSession: (domain: string, sessionIdDigest: string): string => `${tag(domain)}:console-session:${sessionIdDigest}`,
+  /** When a console session was last used (ms), slid on use. TTL: console.idleTimeoutSeconds, renewed on use. */
+  consoleSessionSeen: (domain: string, sessionIdDigest: string): string => `${tag(domain)}:console-session:${sessionIdDigest}:seen`,
   /** Hash invitation id → invitation (JSON) of a tenant. No TTL (each invitation carries its expiry). */
   invitations: (domain: string): string => `${tag(domain)}:invitations`,
   /** Invitation token digest → "domain id" (accepting an invitation by link). TTL: the invitation's. */

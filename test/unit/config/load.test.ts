@@ -16,8 +16,17 @@ describe('configuration (docs/spec.md §3)', () => {
     assert.equal(config.session.cookieName, 'idpb_session');
     assert.equal(config.loginTransaction.ttlSeconds, 1800);
     assert.equal(config.saml.clockSkewSeconds, 180);
+    assert.deepEqual(config.console, { idleTimeoutSeconds: 1800, absoluteTimeoutSeconds: 28_800 });
     assert.ok(warnings.some((w) => w.includes('IN-PROCESS store')));
     assert.ok(warnings.some((w) => w.includes('DEV-ONLY')));
+  });
+
+  it('validates the console timeouts at boot: whole seconds in range, idle no longer than absolute', () => {
+    const bad = [{ idleTimeoutSeconds: 30 }, { absoluteTimeoutSeconds: 10 * 86_400 }, { idleTimeoutSeconds: 7200, absoluteTimeoutSeconds: 3600 }, { idleTimeoutSeconds: 90.5 }, { idle: 60 }];
+    for (const consoleConfig of bad) {
+      assert.throws(() => loadConfig({ env: {}, overrides: { console: consoleConfig } }), /console/, JSON.stringify(consoleConfig));
+    }
+    assert.equal(loadConfig({ env: {}, overrides: { console: { idleTimeoutSeconds: 600, absoluteTimeoutSeconds: 3600 } } }).config.console.idleTimeoutSeconds, 600);
   });
 
   it('applies environment overrides', () => {

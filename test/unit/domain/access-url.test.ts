@@ -33,6 +33,26 @@ describe('accessUrl rules (S-5)', () => {
     assert.equal(checkAccessUrl('https://intranet.a.example', policy), 'https://intranet.a.example/');
   });
 
+  it('admits an internal page of the gateway exactly (any query), and nothing else of its origin', () => {
+    const withPage = { ...policy, internalPages: ['https://sso.bridge.test/console/auth/complete'] };
+    assert.equal(checkAccessUrl('https://sso.bridge.test/console/auth/complete?domain=a.example', withPage), 'https://sso.bridge.test/console/auth/complete?domain=a.example');
+    assert.equal(checkAccessUrl('https://SSO.bridge.test/console/auth/complete', withPage), 'https://sso.bridge.test/console/auth/complete');
+    for (const bad of [
+      'https://sso.bridge.test/console/auth/completely',
+      'https://sso.bridge.test/console/auth/complete/',
+      'https://sso.bridge.test/console/auth/complete/x',
+      'https://sso.bridge.test/console/auth/%63omplete',
+      'https://sso.bridge.test/console/',
+      'https://sso.bridge.test/',
+      'http://sso.bridge.test/console/auth/complete',
+      'https://sso.bridge.test:444/console/auth/complete',
+      'https://user@sso.bridge.test/console/auth/complete',
+      'https://sso.bridge.test/console/auth/complete#x',
+    ]) {
+      assert.throws(() => checkAccessUrl(bad, withPage), AppError, bad);
+    }
+  });
+
   it('resolves a path with exactly one leading slash on the default service origin', () => {
     assert.equal(checkAccessUrl('/mail/inbox?id=3', policy), 'https://board.example.net/mail/inbox?id=3');
     assert.equal(checkAccessUrl('/%2F%2Fevil.example', policy), 'https://board.example.net/%2F%2Fevil.example');

@@ -54,13 +54,13 @@ export function requireOperator(res: Response): void {
 }
 
 /**
- * The tenant named in the path, as the caller may see it: a tenant key reaching another tenant's path
- * gets 404 `tenant_not_found`, exactly as if the tenant did not exist.
+ * The tenant named in the path, as the caller may see it: a tenant key or a console member reaching
+ * another tenant's path gets 404 `tenant_not_found`, exactly as if the tenant did not exist.
  */
 export async function scopedTenant(s: Services, req: Request, res: Response): Promise<Tenant> {
   const domain = TenantRepository.normaliseDomain(req.params.domain);
   const p = principalOf(res);
-  if (!domain || (p.kind === 'tenant' && p.domain !== domain)) {
+  if (!domain || (p.kind !== 'operator' && p.domain !== domain)) {
     throw new AppError('tenant_not_found', { detail: 'tenant outside the key scope or malformed' });
   }
   const tenant = await s.tenants.load(domain);

@@ -5,7 +5,8 @@ import { domainSchema, originSchema, tenantSchema, type Tenant } from '../../../
 import { AppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
 import { parseBody } from '../../validate.js';
-import { auditAdmin, principalOf, requireOperator, scopedTenant } from './context.js';
+import { API_KEY_MAX_LIFETIME_MS } from '../../../admin/api-keys.js';
+import { auditAdmin, principalOf, requireOperator, requirePermission, scopedTenant } from './context.js';
 
 /** A tenant as the admin API shows it: SSO secrets never leave. */
 export function tenantView(t: Tenant): Record<string, unknown> {
@@ -45,7 +46,13 @@ const originsSchema = z.strictObject({
 
 const policySchema = tenantSchema.shape.passwordPolicy.unwrap();
 const retentionSchema = z.strictObject({ loginRetentionDays: z.number().int().min(1).max(90) });
-const apiKeySchema = z.strictObject({ name: z.string().min(1).max(100) });
+const apiKeySchema = z.strictObject({
+  name: z.string().min(1).max(100),
+  /** `read`: GET only; `full` (default): everything a super admin of the tenant may do. */
+  scope: z.enum(['read', 'full']).default('full'),
+  /** When the key stops working: an ISO 8601 date-time in the future, at most 366 days ahead. Absent: never. */
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+});
 
 export function domainRoutes(s: Services): Router {
   const router = Router();
@@ -79,6 +86,8 @@ export function domainRoutes(s: Services): Router {
       requireSso(tenant, 'Switching third-party app passwords on or off');
     }
     if (body.plan !== undefined && principalOf(res).kind !== 'operator') throw new AppError('forbidden', { message: 'Only the operator changes plans.' });
+    // Break-glass is the super admin's own way in while the IdP is down: only a super admin changes it.
+    if (body.superAdminBreakGlass !== undefined && body.superAdminBreakGlass !== tenant.superAdminBreakGlass) requirePermission(res, 'super');
     const saved = await s.tenants.save({
       ...tenant,
       ...body,
@@ -128,14 +137,23 @@ export function domainRoutes(s: Services): Router {
   // Shown once; only its hash is stored.
   router.post('/domains/:domain/api-keys', async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
     const body = parseBody(apiKeySchema, req.body);
-    const created = await s.adminKeys.create(tenant.domain, body.name);
-    await auditAdmin(s, req, res, { type: 'api_key.created', domain: tenant.domain, data: { keyId: created.id } });
+    let expiresAt: number | undefined;
+    if (body.expiresAt !== undefined) {
+      expiresAt = Date.parse(body.expiresAt);
+      const now = s.clock.now();
+      const problem = expiresAt <= now ? 'must be in the future' : expiresAt > now + API_KEY_MAX_LIFETIME_MS ? 'must be at most 366 days ahead' : null;
+      if (problem) throw new AppError('validation_failed', { details: [{ path: 'expiresAt', message: problem }], detail: `expiresAt ${problem}` });
+    }
+    const created = await s.adminKeys.create(tenant.domain, body.name, { scope: body.scope, expiresAt });
+    await auditAdmin(s, req, res, { type: 'api_key.created', domain: tenant.domain, data: { keyId: created.id, scope: created.scope, expiresAt: created.expiresAt } });
     res.status(201).json(created);
   });
 
   router.delete('/domains/:domain/api-keys/:keyId', async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
     if (!(await s.adminKeys.revoke(tenant.domain, String(req.params.keyId)))) throw new AppError('not_found', { message: 'No such API key.' });
     await auditAdmin(s, req, res, { type: 'api_key.revoked', domain: tenant.domain, data: { keyId: String(req.params.keyId) } });
     res.status(204).end();

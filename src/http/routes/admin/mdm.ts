@@ -10,7 +10,7 @@ import {
 } from '../../../mdm/mdm-keys.js';
 import type { Services } from '../../../services.js';
 import { parseBody } from '../../validate.js';
-import { auditAdmin, scopedTenant } from './context.js';
+import { auditAdmin, requirePermission, scopedTenant } from './context.js';
 import { registerAdminOperations } from './openapi.js';
 
 const customValue = z.string().regex(CUSTOM_KEY_RE, CUSTOM_KEY_MESSAGE);
@@ -49,7 +49,7 @@ registerAdminOperations([
     method: 'put',
     path: '/domains/{domain}/mdm',
     summary:
-      'Set the MDM mode (M-1): `external` needs plan standard/advanced, deletes built-in MDM exceptions (count returned), issues a key (auto or `customKey`, M-2) and names it for the MDM console (M-3); `none` stops checks and keeps keys inactive (M-9); `restrictOtherDomains` needs unique keys (M-7)',
+      'Set the MDM mode (M-1; super): `external` needs plan standard/advanced, deletes built-in MDM exceptions (count returned), issues a key (auto or `customKey`, M-2) and names it for the MDM console (M-3); `none` stops checks and keeps keys inactive (M-9); `restrictOtherDomains` needs unique keys (M-7)',
     body: putSchema,
     success: 200,
     errors: ['plan_required', 'mdm_key_not_unique', 'conflict'],
@@ -58,7 +58,7 @@ registerAdminOperations([
   {
     method: 'post',
     path: '/domains/{domain}/mdm/keys',
-    summary: 'Add a key, auto or custom, optionally effective later (M-12, M-14); at most 5 active keys (M-11)',
+    summary: 'Add a key, auto or custom, optionally effective later (M-12, M-14); at most 5 active keys (M-11); super',
     body: addKeySchema,
     success: 201,
     errors: ['mdm_external_required', 'mdm_key_limit', 'mdm_key_not_unique', 'conflict'],
@@ -66,7 +66,7 @@ registerAdminOperations([
   {
     method: 'post',
     path: '/domains/{domain}/mdm/keys:reissue',
-    summary: 'Reissue (M-6): a new key replaces every active key; `graceSeconds` keeps the replaced keys valid that long',
+    summary: 'Reissue (M-6, super): a new key replaces every active key; `graceSeconds` keeps the replaced keys valid that long',
     body: reissueSchema,
     success: 201,
     errors: ['mdm_external_required', 'mdm_key_limit', 'mdm_key_not_unique', 'conflict'],
@@ -74,11 +74,11 @@ registerAdminOperations([
   {
     method: 'delete',
     path: '/domains/{domain}/mdm/keys/{id}',
-    summary: 'Revoke a key and end the mobile sessions it admitted (M-12); revoking the last active key issues a replacement at once',
+    summary: 'Revoke a key and end the mobile sessions it admitted (M-12, super); revoking the last active key issues a replacement at once',
     success: 200,
     errors: ['mdm_external_required', 'mdm_key_not_found', 'conflict'],
   },
-  { method: 'get', path: '/domains/{domain}/mdm/keys/{id}/value', summary: 'Read a key value back, to paste into the MDM console (M-2; audited as mdm_key.revealed)', success: 200, errors: ['mdm_key_not_found', 'conflict'] },
+  { method: 'get', path: '/domains/{domain}/mdm/keys/{id}/value', summary: 'Read a key value back, to paste into the MDM console (M-2; audited as mdm_key.revealed; super)', success: 200, errors: ['mdm_key_not_found', 'conflict', 'forbidden'] },
   { method: 'get', path: '/domains/{domain}/mdm/builtin-exceptions', summary: 'Built-in MDM exception settings', success: 200 },
   {
     method: 'post',
@@ -118,6 +118,7 @@ export function mdmAdminRoutes(s: Services): Router {
 
   router.put(base, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
     const body = parseBody(putSchema, req.body);
     const result = await s.mdmKeys.configure(tenant, body);
     const { settings, previousMode } = result;
@@ -166,6 +167,7 @@ export function mdmAdminRoutes(s: Services): Router {
 
   router.post(`${base}/keys`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
     const body = parseBody(addKeySchema, req.body);
     const created = await s.mdmKeys.add(tenant, { value: body.value, effectiveFrom: body.effectiveFrom === undefined ? undefined : Date.parse(body.effectiveFrom) });
     await auditAdmin(s, req, res, {
@@ -179,6 +181,7 @@ export function mdmAdminRoutes(s: Services): Router {
   // The path has a literal colon (`keys:reissue`), escaped for Express.
   router.post(`${base}/keys\\:reissue`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
     const body = parseBody(reissueSchema, req.body);
     const result = await s.mdmKeys.reissue(tenant, body);
     const graceUntil = result.graceUntil === null ? null : new Date(result.graceUntil).toISOString();
@@ -193,6 +196,7 @@ export function mdmAdminRoutes(s: Services): Router {
 
   router.delete(`${base}/keys/:id`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
     const result = await s.mdmKeys.revoke(tenant, keyIdParam(req));
     await auditAdmin(s, req, res, {
       type: 'mdm_key.revoked',
@@ -211,6 +215,8 @@ export function mdmAdminRoutes(s: Services): Router {
 
   router.get(`${base}/keys/:id/value`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    // A key value is a secret that admits devices: revealing it again is a super admin's (or a full key's) act.
+    requirePermission(res, 'super');
     const revealed = await s.mdmKeys.reveal(tenant.domain, keyIdParam(req));
     await auditAdmin(s, req, res, { type: 'mdm_key.revealed', domain: tenant.domain, data: { keyId: revealed.id } });
     res.json({ id: revealed.id, value: revealed.value, status: revealed.status, ...managedAppConfig });

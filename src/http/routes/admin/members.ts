@@ -5,7 +5,8 @@ import { accountSchema, externalKeySchema, memberRoleSchema, memberStatusSchema 
 import { AppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
 import { parseBody } from '../../validate.js';
-import { auditAdmin, scopedTenant } from './context.js';
+import type { Member } from '../../../domain/member.js';
+import { auditAdmin, requirePermission, scopedTenant } from './context.js';
 
 const createSchema = z.strictObject({
   account: accountSchema,
@@ -28,6 +29,15 @@ const patchSchema = z.strictObject({
 const passwordSchema = z.strictObject({ password: z.string() });
 const appPasswordSchema = z.strictObject({ name: z.string().min(1).max(100) });
 
+/**
+ * Giving or taking the super admin role needs `super`; so does any change to a super admin (account,
+ * external key, status, password, invitation, app passwords, deletion): an admin who could change the
+ * super admin's external key or password could sign in as them.
+ */
+function requireSuperFor(res: Response, target: Member | null, newRole?: Member['role']): void {
+  if (target?.role === 'super_admin' || newRole === 'super_admin') requirePermission(res, 'super');
+}
+
 export function memberRoutes(s: Services): Router {
   const router = Router();
   const base = '/domains/:domain/members';
@@ -43,6 +53,7 @@ export function memberRoutes(s: Services): Router {
   router.post(base, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
     const body = parseBody(createSchema, req.body);
+    requireSuperFor(res, null, body.role);
     const member = await s.memberDirectory.create(tenant, body);
     await auditAdmin(s, req, res, { type: 'member.created', domain: tenant.domain, data: { memberId: member.id, status: member.status, role: member.role, withPassword: body.password !== undefined } });
     res.status(201).json(memberView(member));
@@ -57,6 +68,7 @@ export function memberRoutes(s: Services): Router {
     const tenant = await scopedTenant(s, req, res);
     const member = await s.memberDirectory.load(tenant, String(req.params.id));
     const body = parseBody(patchSchema, req.body);
+    requireSuperFor(res, member, body.role);
     const saved = await s.memberDirectory.update(tenant, member, body);
     await auditAdmin(s, req, res, { type: 'member.updated', domain: tenant.domain, data: { memberId: member.id, fields: Object.keys(body).join(',') } });
     res.json(memberView(saved));
@@ -65,6 +77,7 @@ export function memberRoutes(s: Services): Router {
   router.delete(`${base}/:id`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
     const member = await s.memberDirectory.load(tenant, String(req.params.id));
+    requireSuperFor(res, member);
     await s.memberDirectory.remove(tenant, member);
     await auditAdmin(s, req, res, { type: 'member.deleted', domain: tenant.domain, data: { memberId: member.id } });
     res.status(204).end();
@@ -74,6 +87,7 @@ export function memberRoutes(s: Services): Router {
   router.put(`${base}/:id/password`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
     const member = await s.memberDirectory.load(tenant, String(req.params.id));
+    requireSuperFor(res, member);
     await s.memberDirectory.setPassword(tenant, member, parseBody(passwordSchema, req.body).password);
     await auditAdmin(s, req, res, { type: 'member.password_set', domain: tenant.domain, data: { memberId: member.id } });
     res.status(204).end();
@@ -83,6 +97,7 @@ export function memberRoutes(s: Services): Router {
   router.post(`${base}/:id/invitations`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
     const member = await s.memberDirectory.load(tenant, String(req.params.id));
+    requireSuperFor(res, member);
     const { invitation, token } = await s.memberDirectory.invite(tenant, member);
     await auditAdmin(s, req, res, { type: 'invitation.created', domain: tenant.domain, data: { memberId: member.id, invitationId: invitation.id } });
     res.status(201).json({ id: invitation.id, url: `${s.config.publicUrl}/d/invite/${token}`, expiresAt: new Date(invitation.expiresAt).toISOString() });
@@ -92,6 +107,7 @@ export function memberRoutes(s: Services): Router {
   router.post(`${base}/:id/app-passwords`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
     const member = await s.memberDirectory.load(tenant, String(req.params.id));
+    requireSuperFor(res, member);
     const { appPassword, password } = await s.memberDirectory.createAppPassword(tenant, member, parseBody(appPasswordSchema, req.body).name);
     await auditAdmin(s, req, res, { type: 'app_password.created', domain: tenant.domain, data: { memberId: member.id, appPasswordId: appPassword.id } });
     res.status(201).json({ id: appPassword.id, name: appPassword.name, createdAt: new Date(appPassword.createdAt).toISOString(), password });
@@ -100,6 +116,7 @@ export function memberRoutes(s: Services): Router {
   router.delete(`${base}/:id/app-passwords/:appPasswordId`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
     const member = await s.memberDirectory.load(tenant, String(req.params.id));
+    requireSuperFor(res, member);
     if (!(await s.memberDirectory.deleteAppPassword(member, String(req.params.appPasswordId)))) throw new AppError('not_found', { message: 'No such app password.' });
     await auditAdmin(s, req, res, { type: 'app_password.deleted', domain: tenant.domain, data: { memberId: member.id } });
     res.status(204).end();

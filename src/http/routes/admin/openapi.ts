@@ -22,13 +22,20 @@ const operations: AdminOperation[] = [
   { method: 'post', path: '/domains', summary: 'Register a tenant', operatorOnly: true, body: domainBodies.create, success: 201, errors: ['conflict', 'forbidden'] },
   { method: 'get', path: '/domains', summary: 'List the tenants this key may see', success: 200 },
   { method: 'get', path: '/domains/{domain}', summary: 'Read a tenant (SSO secrets never included)', success: 200 },
-  { method: 'patch', path: '/domains/{domain}', summary: 'Update name, plan (operator), group, default service URL, app-password switch (S-24), break-glass', body: domainBodies.patch, success: 200, errors: ['sso_required'] },
+  { method: 'patch', path: '/domains/{domain}', summary: 'Update name, plan (operator), group, default service URL, app-password switch (S-24), break-glass (super)', body: domainBodies.patch, success: 200, errors: ['sso_required', 'forbidden'] },
   { method: 'put', path: '/domains/{domain}/origins', summary: 'Service origins (accessUrl allowlist) and logout redirection domains (S-24: only while SSO is on)', body: domainBodies.origins, success: 200, errors: ['sso_required'] },
   { method: 'put', path: '/domains/{domain}/password-policy', summary: 'Password policy (S-23: refused while SSO is on)', body: domainBodies.passwordPolicy, success: 200, errors: ['sso_enabled'] },
   { method: 'put', path: '/domains/{domain}/login-retention', summary: 'Login retention in days (S-23: refused while SSO is on)', body: domainBodies.loginRetention, success: 200, errors: ['sso_enabled'] },
-  { method: 'get', path: '/domains/{domain}/api-keys', summary: 'List tenant API keys (never the keys themselves)', success: 200 },
-  { method: 'post', path: '/domains/{domain}/api-keys', summary: 'Create a tenant API key; the key is shown once', body: domainBodies.apiKey, success: 201 },
-  { method: 'delete', path: '/domains/{domain}/api-keys/{keyId}', summary: 'Revoke a tenant API key', success: 204 },
+  { method: 'get', path: '/domains/{domain}/api-keys', summary: 'List tenant API keys with `scope`, `expiresAt` (null: never) and `expired` (never the keys themselves)', success: 200 },
+  {
+    method: 'post',
+    path: '/domains/{domain}/api-keys',
+    summary: 'Create a tenant API key (super): `scope` read|full (default full), optional `expiresAt` in the future and at most 366 days ahead; the key is shown once',
+    body: domainBodies.apiKey,
+    success: 201,
+    errors: ['forbidden'],
+  },
+  { method: 'delete', path: '/domains/{domain}/api-keys/{keyId}', summary: 'Revoke a tenant API key (super)', success: 204, errors: ['forbidden', 'not_found'] },
   { method: 'get', path: '/domains/{domain}/audit', summary: 'The audit trail, newest first (`limit` 1–500)', success: 200 },
   { method: 'get', path: '/domains/{domain}/sso', summary: 'SSO settings and any switch in progress', success: 200 },
   {
@@ -41,10 +48,10 @@ const operations: AdminOperation[] = [
   },
   { method: 'post', path: '/domains/{domain}/saml/idp-metadata', summary: 'Import IdP metadata: XML body, or {"url"} fetched behind an SSRF guard (S-12)', body: 'xml-or-json', success: 200, errors: ['idp_metadata_invalid', 'metadata_fetch_failed'] },
   { method: 'get', path: '/domains/{domain}/members', summary: 'List members (`count` 1–1000, `cursor`)', success: 200 },
-  { method: 'post', path: '/domains/{domain}/members', summary: 'Add a member (S-25: externalKey required while SSO is on; S-23: no password while SSO is on)', body: memberBodies.create, success: 201, errors: ['external_key_required', 'external_key_conflict', 'account_conflict', 'sso_enabled', 'password_policy_violation'] },
+  { method: 'post', path: '/domains/{domain}/members', summary: 'Add a member (S-25: externalKey required while SSO is on; S-23: no password while SSO is on; role super_admin needs super)', body: memberBodies.create, success: 201, errors: ['forbidden', 'external_key_required', 'external_key_conflict', 'account_conflict', 'sso_enabled', 'password_policy_violation'] },
   { method: 'get', path: '/domains/{domain}/members/{id}', summary: 'Read a member', success: 200, errors: ['unknown_member'] },
-  { method: 'patch', path: '/domains/{domain}/members/{id}', summary: 'Update a member; externalKey set, changed or removed with null (S-26)', body: memberBodies.patch, success: 200, errors: ['unknown_member', 'external_key_conflict', 'external_key_required'] },
-  { method: 'delete', path: '/domains/{domain}/members/{id}', summary: 'Delete a member and end its sessions', success: 204, errors: ['unknown_member'] },
+  { method: 'patch', path: '/domains/{domain}/members/{id}', summary: 'Update a member; externalKey set, changed or removed with null (S-26); giving or taking super_admin, or changing a super admin, needs super', body: memberBodies.patch, success: 200, errors: ['forbidden', 'unknown_member', 'external_key_conflict', 'external_key_required'] },
+  { method: 'delete', path: '/domains/{domain}/members/{id}', summary: 'Delete a member and end its sessions (a super admin: super)', success: 204, errors: ['unknown_member', 'forbidden'] },
   { method: 'put', path: '/domains/{domain}/members/{id}/password', summary: "Set a member's password (S-23: refused while SSO is on)", body: memberBodies.password, success: 204, errors: ['sso_enabled', 'password_policy_violation'] },
   { method: 'post', path: '/domains/{domain}/members/{id}/invitations', summary: 'Invite a pending member; the link is shown once (S-23: refused while SSO is on)', success: 201, errors: ['sso_enabled', 'conflict'] },
   { method: 'post', path: '/domains/{domain}/members/{id}/app-passwords', summary: 'Create a third-party app password; shown once (S-23: refused while SSO is on)', body: memberBodies.appPassword, success: 201, errors: ['sso_enabled', 'forbidden'] },
@@ -85,7 +92,7 @@ export function buildOpenApi(publicUrl: string): Record<string, unknown> {
     } else if (op.body) {
       requestBody = { required: true, content: { 'application/json': { schema: z.toJSONSchema(op.body, { io: 'input', unrepresentable: 'any' }) } } };
     }
-    const errorCodes = ['unauthorized', 'validation_failed', 'tenant_not_found', 'rate_limited', ...(op.errors ?? [])];
+    const errorCodes = ['unauthorized', 'validation_failed', 'tenant_not_found', 'rate_limited', ...(op.method === 'get' ? [] : ['forbidden', 'csrf_failed']), ...(op.errors ?? [])];
     paths[op.path] ??= {};
     paths[op.path]![op.method] = {
       summary: op.summary,
@@ -103,10 +110,25 @@ export function buildOpenApi(publicUrl: string): Record<string, unknown> {
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'idp-bridge admin API', version: '1', description: 'Tenant-scoped administration. A tenant key reaching another tenant answers 404, as if it did not exist.' },
+    info: {
+      title: 'idp-bridge admin API',
+      version: '1',
+      description:
+        'Tenant-scoped administration. A tenant key or console session reaching another tenant answers 404, as if it did not exist. Permissions: read (everyone), write (the operator, a full-scope key, an admin or super admin: every method but GET/HEAD), super (the operator, a full-scope key, a super admin). With the console cookie, every method but GET/HEAD needs X-CSRF-Token (from GET /session) and Sec-Fetch-Site, when sent, must be same-origin.',
+    },
     servers: [{ url: `${publicUrl}/admin/v1` }],
-    security: [{ bearer: [] }],
-    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_API_KEY (operator) or a tenant key from POST /domains/{domain}/api-keys' } } },
+    security: [{ bearer: [] }, { console: [] }],
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_API_KEY (operator) or a tenant key from POST /domains/{domain}/api-keys (scope read or full; an expired key answers 401)' },
+        console: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: '__Host-idpb_console',
+          description: 'The console session of an administrator (`idpb_console` when the gateway is on http), set by /console/auth/complete; used only when no Authorization header is sent',
+        },
+      },
+    },
     paths,
   };
 }

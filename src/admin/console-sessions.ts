@@ -1,0 +1,145 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Clock } from '../domain/clock.js';
+import { DOMAIN_RE } from '../domain/tenant.js';
+import { digestForKey, keys, type KeyValueStore } from '../store/index.js';
+
+/** How the administrator proved who they are when the console session began. */
+export type ConsoleSignInMethod = 'saml' | 'oauth' | 'password';
+
+/** What the store keeps of a console session (never the cookie's secret: the keys hold only its SHA-256). */
+interface StoredConsoleSession {
+  /** A public id (`cs_…`) for audit events and logs; it opens nothing. */
+  id: string;
+  domain: string;
+  memberId: string;
+  csrfToken: string;
+  method: ConsoleSignInMethod;
+  createdAt: number;
+}
+
+export interface ConsoleSession extends StoredConsoleSession {
+  /** Last use (ms), as last written; writes are spaced by at most TOUCH_INTERVAL_MS. */
+  lastSeenAt: number;
+  /** The session ends at the earlier of these two (ms). */
+  idleExpiresAt: number;
+  absoluteExpiresAt: number;
+}
+
+export interface ConsoleTimeouts {
+  idleMs: number;
+  absoluteMs: number;
+}
+
+/** `<43 base64url characters of secret>.<domain>`: the domain only says which tenant's slot holds the session. */
+const COOKIE_RE = /^([A-Za-z0-9_-]{43})\.([a-z0-9.-]{1,253})$/;
+const CSRF_RE = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Requests closer together than this do not rewrite the last-use time: the idle timeout is exact to
+ * within this much, and a console polling every few seconds costs one write per interval, not one per request.
+ */
+const TOUCH_INTERVAL_MS = 15_000;
+
+function parseCookie(value: unknown): { secret: string; domain: string } | null {
+  if (typeof value !== 'string') return null;
+  const m = COOKIE_RE.exec(value);
+  if (!m || !DOMAIN_RE.test(m[2]!)) return null;
+  return { secret: m[1]!, domain: m[2]! };
+}
+
+/**
+ * Console sessions: an administrator (a member whose role is admin or super admin) signed in to the
+ * console of their tenant. The cookie carries 256 random bits and the tenant's domain; the store keeps
+ * the session under the SHA-256 of the bits, in the tenant's hash slot, as two keys written and
+ * deleted together in one MULTI (so it works alike on one Redis, Redis Cluster and the memory store):
+ *
+ * - the record (member, CSRF token, sign-in method, creation time), which lives until the absolute timeout;
+ * - the last-use time, which lives for the idle timeout and is rewritten on use.
+ *
+ * Both timeouts are also checked against the injected clock, so tests move time instead of waiting.
+ * A last-use write racing a sign-out can leave that one key behind (never the record): without the
+ * record no session is found, and the orphan expires with its TTL. Who the member is and what role they
+ * hold is not kept here: the admin API re-reads the member on every request.
+ */
+export class ConsoleSessions {
+  constructor(
+    private readonly store: KeyValueStore,
+    private readonly clock: Clock,
+    private readonly timeouts: ConsoleTimeouts,
+  ) {}
+
+  get idleMs(): number {
+    return this.timeouts.idleMs;
+  }
+
+  get absoluteMs(): number {
+    return this.timeouts.absoluteMs;
+  }
+
+  /** A new session; returns the cookie value (shown to this browser only) and the session. */
+  async create(fields: { domain: string; memberId: string; method: ConsoleSignInMethod }): Promise<{ cookieValue: string; session: ConsoleSession }> {
+    const secret = randomBytes(32).toString('base64url');
+    const now = this.clock.now();
+    const stored: StoredConsoleSession = { id: `cs_${randomBytes(8).toString('hex')}`, ...fields, csrfToken: randomBytes(32).toString('base64url'), createdAt: now };
+    const digest = digestForKey(secret);
+    await this.store.atomic([
+      { op: 'set', key: keys.consoleSession(fields.domain, digest), value: JSON.stringify(stored), ttlMs: this.timeouts.absoluteMs },
+      { op: 'set', key: keys.consoleSessionSeen(fields.domain, digest), value: String(now), ttlMs: this.timeouts.idleMs },
+    ]);
+    return { cookieValue: `${secret}.${fields.domain}`, session: this.view(stored, now) };
+  }
+
+  /**
+   * The live session the cookie names, its idle time slid to now; null when there is none (unknown,
+   * malformed, or past either timeout — then it is deleted).
+   */
+  async use(cookieValue: unknown): Promise<ConsoleSession | null> {
+    const parsed = parseCookie(cookieValue);
+    if (!parsed) return null;
+    const digest = digestForKey(parsed.secret);
+    const recordKey = keys.consoleSession(parsed.domain, digest);
+    const seenKey = keys.consoleSessionSeen(parsed.domain, digest);
+    const [raw, seenRaw] = await this.store.mGet([recordKey, seenKey]);
+    if (raw === null || raw === undefined) return null;
+    const stored = JSON.parse(raw) as StoredConsoleSession;
+    const lastSeenAt = Number(seenRaw);
+    const now = this.clock.now();
+    if (stored.domain !== parsed.domain || seenRaw === null || seenRaw === undefined || !Number.isFinite(lastSeenAt)) {
+      await this.store.del(recordKey, seenKey);
+      return null;
+    }
+    const session = this.view(stored, lastSeenAt);
+    if (now >= session.idleExpiresAt || now >= session.absoluteExpiresAt) {
+      await this.store.del(recordKey, seenKey);
+      return null;
+    }
+    if (now - lastSeenAt < TOUCH_INTERVAL_MS) return session;
+    await this.store.set(seenKey, String(now), { ttlMs: Math.min(this.timeouts.idleMs, session.absoluteExpiresAt - now) });
+    return this.view(stored, now);
+  }
+
+  /** Ends the session the cookie names; true when there was one. */
+  async destroy(cookieValue: unknown): Promise<boolean> {
+    const parsed = parseCookie(cookieValue);
+    if (!parsed) return false;
+    const digest = digestForKey(parsed.secret);
+    const ended = await this.store.del(keys.consoleSession(parsed.domain, digest));
+    await this.store.del(keys.consoleSessionSeen(parsed.domain, digest));
+    return ended > 0;
+  }
+
+  /** Constant-time comparison of a presented X-CSRF-Token with the session's. */
+  static csrfMatches(session: ConsoleSession, presented: unknown): boolean {
+    if (typeof presented !== 'string' || !CSRF_RE.test(presented)) return false;
+    return timingSafeEqual(Buffer.from(presented), Buffer.from(session.csrfToken));
+  }
+
+  private view(stored: StoredConsoleSession, lastSeenAt: number): ConsoleSession {
+    return {
+      ...stored,
+      lastSeenAt,
+      idleExpiresAt: lastSeenAt + this.timeouts.idleMs,
+      absoluteExpiresAt: stored.createdAt + this.timeouts.absoluteMs,
+    };
+  }
+}
