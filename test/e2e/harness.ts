@@ -280,8 +280,8 @@ export async function launchChromium(): Promise<Browser> {
 }
 
 /** A new browser profile (cookies, cache): one person's browser. Every wait is bounded. */
-export async function newPerson(browser: Browser): Promise<BrowserContext> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
+export async function newPerson(browser: Browser, locale = 'en-US'): Promise<BrowserContext> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale });
   context.setDefaultTimeout(10_000);
   context.setDefaultNavigationTimeout(15_000);
   return context;
