@@ -6,6 +6,7 @@ import { createProvider } from './provider/provider.js';
 import { AdminKeys } from './admin/api-keys.js';
 import { MemberDirectory } from './admin/member-directory.js';
 import { SsoSwitch } from './admin/sso-switch.js';
+import { TestSignIns } from './admin/test-sign-ins.js';
 import type { Config } from './config/index.js';
 import type { Clock } from './domain/clock.js';
 import { MemberRepository } from './domain/members.js';
@@ -57,6 +58,8 @@ export interface Services extends AppDeps {
   adminKeys: AdminKeys;
   memberDirectory: MemberDirectory;
   ssoSwitch: SsoSwitch;
+  /** Administrators' test sign-ins of a tenant's configured IdP (docs/spec.md §11). */
+  testSignIns: TestSignIns;
   mdmKeys: MdmKeys;
   mdmCheck: MdmCheck;
   deviceSessions: DeviceSessions;
@@ -118,6 +121,7 @@ export function buildServices(deps: AppDeps): Services {
     adminKeys: new AdminKeys(store, clock, config.adminApiKey),
     memberDirectory: new MemberDirectory(members, sessions, store, clock),
     ssoSwitch: new SsoSwitch({ store, tenants, clock, sessionEnders: [sessions, opRevocation], tokenRevokers: [opRevocation] }),
+    testSignIns: new TestSignIns(store, clock),
     provider: createProvider({ config, store, members, logger }),
     opRevocation,
     mdmKeys,
