@@ -7,6 +7,7 @@ import { AdminKeys } from './admin/api-keys.js';
 import { ConsoleSessions } from './admin/console-sessions.js';
 import { MemberDirectory } from './admin/member-directory.js';
 import { SsoSwitch } from './admin/sso-switch.js';
+import { TestSignIns } from './admin/test-sign-ins.js';
 import type { Config } from './config/index.js';
 import type { Clock } from './domain/clock.js';
 import { MemberRepository } from './domain/members.js';
@@ -64,6 +65,8 @@ export interface Services extends AppDeps {
   consoleSessions: ConsoleSessions;
   memberDirectory: MemberDirectory;
   ssoSwitch: SsoSwitch;
+  /** Administrators' test sign-ins of a tenant's configured IdP (docs/spec.md §11). */
+  testSignIns: TestSignIns;
   mdmKeys: MdmKeys;
   mdmCheck: MdmCheck;
   deviceSessions: DeviceSessions;
@@ -126,6 +129,7 @@ export function buildServices(deps: AppDeps): Services {
     consoleSessions: new ConsoleSessions(store, clock, { idleMs: config.console.idleTimeoutSeconds * 1000, absoluteMs: config.console.absoluteTimeoutSeconds * 1000 }),
     memberDirectory: new MemberDirectory(members, sessions, store, clock),
     ssoSwitch: new SsoSwitch({ store, tenants, clock, sessionEnders: [sessions, opRevocation], tokenRevokers: [opRevocation] }),
+    testSignIns: new TestSignIns(store, clock),
     provider: createProvider({ config, store, members, logger }),
     opRevocation,
     mdmKeys,

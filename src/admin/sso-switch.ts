@@ -26,11 +26,15 @@ export type Effects = Record<EffectName, number>;
  */
 export interface MemberSessionEnder {
   endSessionsOfMembers(domain: string, memberIds: string[]): Promise<number>;
+  /** What endSessionsOfMembers would return now, changing nothing (the switch preview). */
+  countSessionsOfMembers(domain: string, memberIds: string[]): Promise<number>;
 }
 
 /** Revokes every access and refresh token issued for a tenant (the OpenID Provider registers one). */
 export interface TenantTokenRevoker {
   revokeTenantTokens(domain: string): Promise<number>;
+  /** What revokeTenantTokens would return now, changing nothing (the switch preview). */
+  countTenantTokens(domain: string): Promise<number>;
 }
 
 interface SwitchJob {
@@ -46,6 +50,8 @@ interface SwitchJob {
   cursor: string;
   /** Members switched so far (= the size of the done set). */
   membersDone: number;
+  /** The tenant's members when the job started (SCARD), for progress; absent on jobs recorded before it existed. */
+  membersTotal?: number;
   /** Tenant-wide effects (invitations, tokens) done. */
   tenantWideDone: boolean;
   ssoEpoch: number;
@@ -71,12 +77,51 @@ export interface SwitchResult {
   effects: Effects;
 }
 
-/** What GET …/sso shows of a switch that has not finished (an interrupted one waits for the next PUT). */
+/**
+ * What GET …/sso shows of a switch that has not finished: `running` while a process holds the switch
+ * lock; otherwise it was interrupted and waits for POST …/sso/switch/resume (or the next PUT / PATCH).
+ */
 export interface PendingSwitch {
   target: boolean;
   startedAt: string;
   membersDone: number;
+  membersTotal: number;
+  running: boolean;
 }
+
+/** What a switch would do, counted without doing it (POST …/sso/preview). */
+export interface SwitchPreview {
+  /** False when `enabled` would not change (and no switch that way is pending): nothing would run. */
+  switching: boolean;
+  target: boolean;
+  effects: Effects;
+}
+
+/** One member's part of a switch: what becomes of the record, and what it counts. Pure. */
+function memberSwitch(member: Member, enabling: boolean): { outcome: 'delete' | 'update' | 'none'; next: Member; counts: Partial<Effects> } {
+  if (enabling && member.status === 'unapproved') {
+    return { outcome: 'delete', next: member, counts: { unapprovedDeleted: 1, appPasswordsDeleted: member.appPasswords.length } };
+  }
+  const next: Member = { ...member };
+  const counts: Partial<Effects> = {};
+  if (enabling && member.status === 'pending') {
+    next.status = 'in_use';
+    counts.pendingActivated = 1;
+  }
+  if (enabling && member.appPasswords.length > 0) {
+    counts.appPasswordsDeleted = member.appPasswords.length;
+    next.appPasswords = [];
+  }
+  if (!enabling && member.passwordHash && member.role !== 'super_admin') {
+    delete next.passwordHash;
+    counts.passwordsDeleted = 1;
+  }
+  return { outcome: Object.keys(counts).length ? 'update' : 'none', next, counts };
+}
+
+const addCounts = (into: Effects, counts: Partial<Effects>): void => {
+  for (const name of EFFECT_NAMES) into[name] += counts[name] ?? 0;
+};
 
 const LOCK_TTL_MS = 15_000;
 const zeroEffects = (): Effects => Object.fromEntries(EFFECT_NAMES.map((n) => [n, 0])) as Effects;
@@ -112,10 +157,72 @@ export class SsoSwitch {
   }
 
   async pendingJob(domain: string): Promise<PendingSwitch | null> {
-    const raw = await this.deps.store.get(keys.ssoSwitchJob(domain));
+    const { store } = this.deps;
+    const raw = await store.get(keys.ssoSwitchJob(domain));
     if (raw === null) return null;
     const job = JSON.parse(raw) as SwitchJob;
-    return { target: job.target, startedAt: new Date(job.startedAt).toISOString(), membersDone: job.membersDone ?? 0 };
+    const running = (await store.pttl(keys.ssoSwitchLock(domain))) !== -2;
+    const membersDone = job.membersDone ?? 0;
+    // A job from before membersTotal existed: the members now, plus those an enabling switch deleted.
+    const membersTotal = job.membersTotal ?? Math.max(membersDone, await store.sCard(keys.memberIds(domain)));
+    return { target: job.target, startedAt: new Date(job.startedAt).toISOString(), membersDone, membersTotal, running };
+  }
+
+  /**
+   * Finishes an interrupted switch with the tenant's stored settings (the switch had saved them before
+   * it began). 409 `conflict` when there is none, or while one is running.
+   */
+  async resume(domain: string): Promise<SwitchResult> {
+    const pending = await this.pendingJob(domain);
+    if (!pending) throw new AppError('conflict', { message: 'There is no interrupted SSO switch to resume.', detail: 'no pending switch job' });
+    if (pending.running) throw new AppError('conflict', { message: 'The SSO switch is running right now; it does not need resuming.', detail: 'switch lock held' });
+    const tenant = await this.deps.tenants.load(domain);
+    try {
+      return await this.apply(tenant, { ...tenant.sso, enabled: pending.target });
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'sso_switch_in_progress') {
+        throw new AppError('conflict', { message: 'The SSO switch is running right now; it does not need resuming.', detail: 'switch lock taken meanwhile' });
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Counts what apply(tenant, {…, enabled: target}) would do now, the way it would do it — tenant-wide
+   * effects first, then the members streamed with SSCAN in batches (never all in memory), skipping those
+   * a pending switch the same way has finished (its counts so far are included) — and changes nothing.
+   * Exact as long as nothing else changes in between.
+   */
+  async preview(tenant: Tenant, target: boolean): Promise<SwitchPreview> {
+    const { store } = this.deps;
+    const domain = tenant.domain;
+    const rawJob = await store.get(keys.ssoSwitchJob(domain));
+    const job = rawJob === null ? null : ({ membersDone: 0, ...(JSON.parse(rawJob) as Partial<SwitchJob>) } as SwitchJob);
+    const resuming = job !== null && job.target === target;
+    const effects = zeroEffects();
+    if (!resuming && tenant.sso.enabled === target) return { switching: false, target, effects };
+    if (resuming) {
+      const counts = await store.hGetAll(keys.ssoSwitchCounts(domain));
+      for (const name of EFFECT_NAMES) effects[name] = Number(counts[name] ?? 0);
+    }
+    if (target && !(resuming && job.tenantWideDone)) {
+      effects.invitationsInvalidated += await store.hLen(keys.invitations(domain));
+      for (const r of this.deps.tokenRevokers) effects.tokensRevoked += await r.countTenantTokens(domain);
+    }
+    const skipDone = resuming && job.membersDone > 0;
+    let cursor = '0';
+    do {
+      const [next, page] = await store.sScan(keys.memberIds(domain), cursor, this.batchSize);
+      cursor = next;
+      const done: boolean[] = skipDone ? await Promise.all(page.map((id) => store.sIsMember(doneKey(domain), id))) : page.map(() => false);
+      // SSCAN may return a member twice: the preview counts each once (the switch changes it once).
+      const ids = [...new Set(page.filter((_, i) => !done[i]))];
+      if (ids.length === 0) continue;
+      for (const ender of this.deps.sessionEnders) effects.sessionsEnded += await ender.countSessionsOfMembers(domain, ids);
+      const raws = await store.mGet(ids.map((id) => keys.member(domain, id)));
+      for (const raw of raws) if (raw !== null) addCounts(effects, memberSwitch(JSON.parse(raw) as Member, target).counts);
+    } while (cursor !== '0');
+    return { switching: true, target, effects };
   }
 
   /**
@@ -158,6 +265,7 @@ export class SsoSwitch {
           tenantWideDone: false,
           ssoEpoch: current.ssoEpoch + 1,
           startedAt: this.deps.clock.now(),
+          membersTotal: await store.sCard(keys.memberIds(domain)),
         };
         await store.atomic([
           { op: 'del', key: keys.ssoSwitchCounts(domain) },
@@ -231,35 +339,18 @@ export class SsoSwitch {
       if (raw === null) return;
       const id = ids[i]!;
       const member = JSON.parse(raw) as Member;
-      if (enabling && member.status === 'unapproved') {
+      const change = memberSwitch(member, enabling);
+      addCounts(counts, change.counts);
+      if (change.outcome === 'delete') {
         ops.push(
           { op: 'del', key: keys.member(domain, id) },
           { op: 'sRem', key: keys.memberIds(domain), members: [id] },
           { op: 'hDel', key: keys.memberByAccount(domain), fields: [member.account] },
           ...(member.externalKey ? [{ op: 'hDel' as const, key: keys.memberByExternalKey(domain), fields: [member.externalKey] }] : []),
         );
-        counts.unapprovedDeleted += 1;
-        counts.appPasswordsDeleted += member.appPasswords.length;
-        return;
+      } else if (change.outcome === 'update') {
+        ops.push({ op: 'set', key: keys.member(domain, id), value: JSON.stringify(change.next) });
       }
-      const next: Member = { ...member };
-      let changed = false;
-      if (enabling && member.status === 'pending') {
-        next.status = 'in_use';
-        counts.pendingActivated += 1;
-        changed = true;
-      }
-      if (enabling && member.appPasswords.length > 0) {
-        counts.appPasswordsDeleted += member.appPasswords.length;
-        next.appPasswords = [];
-        changed = true;
-      }
-      if (!enabling && member.passwordHash && member.role !== 'super_admin') {
-        delete next.passwordHash;
-        counts.passwordsDeleted += 1;
-        changed = true;
-      }
-      if (changed) ops.push({ op: 'set', key: keys.member(domain, id), value: JSON.stringify(next) });
     });
     for (const name of EFFECT_NAMES) if (counts[name]) ops.push({ op: 'hIncrBy', key: keys.ssoSwitchCounts(domain), field: name, by: counts[name] });
     ops.push({ op: 'sAdd', key: doneKey(domain), members: ids }, { op: 'set', key: keys.ssoSwitchJob(domain), value: JSON.stringify(advancedJob) });

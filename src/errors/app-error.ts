@@ -25,6 +25,12 @@ export class AppError extends Error {
   readonly details: unknown;
   /** The tenant a refusal concerns, once the use case knows it (for the audit trail). */
   tenantDomain: string | undefined;
+  /**
+   * The test sign-in (docs/spec.md §11) whose login transaction this refusal answers, once the use case
+   * has resolved the transaction (and the identifier the IdP asserted, when it got that far): the route
+   * records the outcome there instead of showing the employee's error page.
+   */
+  testSignIn: { id: string; assertedId?: string } | undefined;
 
   constructor(code: ErrorCode, options: AppErrorOptions = {}) {
     const entry = ERROR_CODES[code];

@@ -50,6 +50,10 @@ export const ERROR_CODES = {
     status: 502,
     message: 'Your identity provider did not answer in time. Please try again in a moment.',
   },
+  test_sign_in_invalid: {
+    status: 400,
+    message: 'This test sign-in link has expired or was already used. Please start a new test sign-in from the console.',
+  },
   rate_limited: { status: 429, message: 'Too many attempts. Please wait a moment and try again.' },
   // admin API and the member directory (docs/spec.md §6, §7, §11)
   unauthorized: { status: 401, message: 'A valid API key or console sign-in is required.' },

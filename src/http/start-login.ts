@@ -13,6 +13,11 @@ export interface LoginStart {
   clientKind: ClientKind;
   sessionKey?: string;
   worksId?: string;
+  /**
+   * An administrator's test sign-in: the login goes to the tenant's configured IdP even while SSO is
+   * off, and the transaction carries this id (the ACS / callback record the outcome instead of a session).
+   */
+  testSignInId?: string;
 }
 
 const bindingSettings = new WeakMap<Services['config'], LoginBindingCookieSettings>();
@@ -37,7 +42,7 @@ export function loginBindingCookieOf(s: Services): LoginBindingCookieSettings {
  * accept the transaction only from a browser that carries the same value.
  */
 export async function startLogin(s: Services, req: Request, res: Response, tenant: Tenant, input: LoginStart): Promise<string> {
-  if (!tenant.sso.enabled) {
+  if (!tenant.sso.enabled && input.testSignInId === undefined) {
     return `/d/password-login/${tenant.domain}?${new URLSearchParams({ accessUrl: input.target }).toString()}`;
   }
   const current = readCookie(req, LOGIN_BINDING_COOKIE);
@@ -55,7 +60,7 @@ async function startSamlLogin(s: Services, tenant: Tenant, input: LoginStart, br
   samlEntryPoint(tenant, input.clientKind);
   const txn = await s.transactions.create(
     tenant,
-    { ssoType: 'saml', target: input.target, clientKind: input.clientKind, requestId, sessionKey: input.sessionKey },
+    { ssoType: 'saml', target: input.target, clientKind: input.clientKind, requestId, sessionKey: input.sessionKey, ...(input.testSignInId ? { testSignInId: input.testSignInId } : {}) },
     browserBinding,
   );
   return authnRequestUrl({ tenant, sp: s.sp, clientKind: input.clientKind, requestId, relayState: txn.id, now: s.clock.now(), worksId: input.worksId, signingKey: s.sp.signing?.key });

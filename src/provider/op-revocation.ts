@@ -35,6 +35,32 @@ export class OpRevocation implements MemberSessionEnder, TenantTokenRevoker {
     return results.reduce((n, r) => n + r.sessions + r.grants, 0);
   }
 
+  /** MemberSessionEnder: what endSessionsOfMembers would count now (live OP sessions, and grants), without ending anything. */
+  async countSessionsOfMembers(domain: string, memberIds: string[]): Promise<number> {
+    const counts = await Promise.all(
+      memberIds.map(async (id) => {
+        const [grants, sessionIds] = await Promise.all([this.store.sCard(keys.opMemberGrants(domain, id)), this.store.sMembers(keys.opMemberSessions(domain, id))]);
+        const ttls = await Promise.all(sessionIds.map((sid) => this.store.pttl(keys.opModel('Session', sid))));
+        return grants + ttls.filter((t) => t !== -2).length;
+      }),
+    );
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** TenantTokenRevoker: the tokens revokeTenantTokens would revoke now, without revoking any. */
+  async countTenantTokens(domain: string): Promise<number> {
+    let tokens = 0;
+    let cursor = '0';
+    do {
+      const [next, ids] = await this.store.sScan(keys.opTenantGrants(domain), cursor, 500);
+      for (const rows of await Promise.all(ids.map((g) => this.store.sMembers(keys.opGrantRows(g))))) {
+        tokens += rows.filter((k) => k.includes(':AccessToken:') || k.includes(':RefreshToken:')).length;
+      }
+      cursor = next;
+    } while (cursor !== '0');
+    return tokens;
+  }
+
   /** TenantTokenRevoker: every grant of the tenant; returns the number of tokens revoked. */
   async revokeTenantTokens(domain: string): Promise<number> {
     const key = keys.opTenantGrants(domain);

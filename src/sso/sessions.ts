@@ -91,6 +91,13 @@ export class WebSessions implements MemberSessionEnder {
     return ended;
   }
 
+  /** MemberSessionEnder: how many web sessions endSessionsOfMembers would end now (the switch preview). Changes nothing. */
+  async countSessionsOfMembers(domain: string, memberIds: string[]): Promise<number> {
+    const digests = await this.store.sUnion(memberIds.map((id) => keys.memberSessions(domain, id)));
+    const ttls = await Promise.all(digests.map((d) => this.store.pttl(keys.webSession(d))));
+    return ttls.filter((t) => t !== -2).length;
+  }
+
   /** Ends every session of a member; returns how many were live. */
   async destroyAllOfMember(domain: string, memberId: string): Promise<number> {
     const indexKey = keys.memberSessions(domain, memberId);

@@ -28,6 +28,12 @@ export interface LoginTransaction {
    * raw value. Absent only on transactions stored before binding existed, which are refused.
    */
   browserBindingDigest?: string;
+  /**
+   * Set on an administrator's test sign-in (docs/spec.md §11): the login runs at the tenant's configured
+   * IdP even while SSO is off, and its end records the outcome on this test sign-in instead of
+   * creating a session.
+   */
+  testSignInId?: string;
   createdAt: number;
 }
 
@@ -112,14 +118,33 @@ export class LoginTransactions {
     if (txn.domain !== domain || txn.id !== rawId) {
       throw new AppError('login_transaction_invalid', { reason: 'transaction_of_other_tenant' });
     }
-    // Before anything else is said about it: a transaction started in another browser is not this one's.
-    this.checkBinding(txn, browserBinding);
-    if (this.clock.now() - txn.createdAt >= this.ttlSeconds * 1000) {
-      throw new AppError('login_transaction_invalid', { reason: 'transaction_expired' });
+    try {
+      // Before anything else is said about it: a transaction started in another browser is not this one's.
+      this.checkBinding(txn, browserBinding);
+      if (this.clock.now() - txn.createdAt >= this.ttlSeconds * 1000) {
+        throw new AppError('login_transaction_invalid', { reason: 'transaction_expired' });
+      }
+      // Switching SSO on or off discards the logins in flight (S-21/S-22).
+      if ((txn.ssoEpoch ?? 0) !== tenant.ssoEpoch) throw new AppError('login_transaction_invalid', { reason: 'transaction_voided_by_sso_switch' });
+    } catch (err) {
+      // A test sign-in's refusal is its outcome: the route records it there.
+      if (err instanceof AppError && txn.testSignInId) err.testSignIn = { id: txn.testSignInId };
+      throw err;
     }
-    // Switching SSO on or off discards the logins in flight (S-21/S-22).
-    if ((txn.ssoEpoch ?? 0) !== tenant.ssoEpoch) throw new AppError('login_transaction_invalid', { reason: 'transaction_voided_by_sso_switch' });
     return txn;
+  }
+
+  /**
+   * The test sign-in a live transaction of this tenant belongs to, without consuming it (one GET). The
+   * ACS and the OAuth callback of a tenant whose SSO is off ask this before anything else: only a test
+   * sign-in's transaction goes on from there.
+   */
+  async testSignInOf(domain: string, rawId: unknown): Promise<string | undefined> {
+    if (typeof rawId !== 'string' || !TRANSACTION_ID_RE.test(rawId)) return undefined;
+    const raw = await this.store.get(keys.loginTransaction(domain, rawId));
+    if (raw === null) return undefined;
+    const txn = JSON.parse(raw) as LoginTransaction;
+    return txn.domain === domain ? txn.testSignInId : undefined;
   }
 
   /** Finding 2 (login CSRF / session swap): the request must carry the cookie whose digest the transaction keeps. */

@@ -72,6 +72,10 @@ export const keys = {
   ssoSwitchDone: (domain: string): string => `${tag(domain)}:sso-switch:done`,
   /** Lock held by the process running a tenant's SSO switch. TTL: 30 s, renewed per batch. */
   ssoSwitchLock: (domain: string): string => `${tag(domain)}:sso-switch:lock`,
+  /** A test sign-in of the tenant's configured IdP (JSON record: status, outcome). TTL: TEST_SIGN_IN_RECORD_TTL_MS (1 h) from its creation. */
+  ssoTestSignIn: (domain: string, id: string): string => `${tag(domain)}:sso-test:${id}`,
+  /** A test sign-in link's token, by SHA-256 of the token → "domain id". TTL: TEST_SIGN_IN_TOKEN_TTL_MS (10 min). Single use (GETDEL). */
+  ssoTestSignInToken: (tokenDigest: string): string => `idpb:sso-test-token:${tokenDigest}`,
   /** External-key CSV import being staged or applied (JSON job: state, batches, next batch, counts). No TTL: the next external-key request finishes (or, if never committed, discards) it. */
   externalKeyImportJob: (domain: string): string => `${tag(domain)}:ext-key-import`,
   /** One staged batch of an import's validated plan (hash member id → "<release 0|1>\t<new key>"). No TTL: deleted in the MULTI that applies it, or with its uncommitted job. */
@@ -126,6 +130,10 @@ export const keys = {
 
 export const APP_LOGIN_CHECK_TTL_MS = 10 * 60_000;
 export const LOGOUT_TRANSACTION_TTL_MS = 10 * 60_000;
+/** How long a test sign-in link may be opened. */
+export const TEST_SIGN_IN_TOKEN_TTL_MS = 10 * 60_000;
+/** How long a test sign-in's record (and its outcome) can be read: the link's 10 min plus a login transaction's 30 min, rounded up. */
+export const TEST_SIGN_IN_RECORD_TTL_MS = 60 * 60_000;
 /** How long a device's session index outlives its last mobile token request (longer than any refresh token). */
 export const DEVICE_SESSIONS_TTL_MS = 90 * 24 * 3600_000;
 

@@ -10,6 +10,7 @@ import { auditRefusedLogin, completeLogin } from '../complete-login.js';
 import { LOGIN_BINDING_COOKIE, readCookie } from '../cookies.js';
 import { createSamlSecondGate } from '../passport-seam.js';
 import { startLogin } from '../start-login.js';
+import { failedTestOutcome, finishTestSignIn, succeededTestOutcome } from '../test-sign-in.js';
 import { publicRouteRule, rateLimit } from '../rate-limit.js';
 import { browserRoute } from '../request-context.js';
 
@@ -39,6 +40,26 @@ export function ssoRoutes(s: Services): Router {
     res.redirect(302, await startLogin(s, req, res, tenant, { target, clientKind, sessionKey, worksId }));
   });
 
+  // An administrator's test sign-in (docs/spec.md §11): the single-use link from POST …/sso/test-sign-ins
+  // starts a login at the tenant's configured IdP — as /d/login does, even while SSO is off — whose end
+  // is recorded on the test instead of creating a session.
+  router.get('/d/test-sign-in/:token', browserRoute, loginStartLimit, async (req: Request, res: Response) => {
+    const test = await s.testSignIns.open(req.params.token);
+    res.locals.domain = test.domain;
+    await s.audit.record({ type: 'sso.test_sign_in.opened', domain: test.domain, actor: 'anonymous', requestId: res.locals.requestId, ip: req.ip, data: { testSignInId: test.id } });
+    let location: string;
+    try {
+      const tenant = await s.tenants.load(test.domain);
+      location = await startLogin(s, req, res, tenant, { target: `${s.config.publicUrl}/console/`, clientKind: 'web', testSignInId: test.id });
+    } catch (err) {
+      // Settings a login cannot start with (no certificate, no login URL, discovery failed …) are the test's outcome too.
+      if (!(err instanceof AppError)) throw err;
+      await finishTestSignIn(s, req, res, test.domain, test.id, failedTestOutcome(err), err.status);
+      return;
+    }
+    res.redirect(302, location);
+  });
+
   const secondGate = s.config.saml.secondGate ? createSamlSecondGate(s.sp, (outcome) => s.metrics.samlSecondGate.inc({ result: outcome })) : null;
 
   // S-8: the SAML assertion consumer.
@@ -49,7 +70,7 @@ export function ssoRoutes(s: Services): Router {
     express.urlencoded({ extended: false, limit: s.config.saml.maxResponseBytes, parameterLimit: 10 }),
     async (req: Request, res: Response) => {
       const stopTimer = s.metrics.acsDuration.startTimer();
-      res.on('finish', () => stopTimer({ result: res.statusCode === 303 ? 'success' : 'failure' }));
+      res.on('finish', () => stopTimer({ result: res.locals.testSignIn ? 'test' : res.statusCode === 303 ? 'success' : 'failure' }));
       const body = (req.body ?? {}) as Record<string, unknown>;
       let result;
       try {
@@ -63,10 +84,23 @@ export function ssoRoutes(s: Services): Router {
         // Then the second, independent gate on what the strict verifier accepted (passport-saml).
         if (secondGate) await secondGate(req, res, result.tenant, { nameId: result.nameId, assertionId: result.assertionId, issuer: requireSamlSettings(result.tenant).idpEntityId });
       } catch (err) {
+        // A test sign-in's refusal (even one the second gate makes) is recorded on the test, not shown as a login error.
+        const testSignInId = err instanceof AppError ? (err.testSignIn?.id ?? result?.transaction?.testSignInId) : undefined;
+        const domain = err instanceof AppError ? (err.tenantDomain ?? result?.tenant.domain) : undefined;
+        if (err instanceof AppError && testSignInId && domain) {
+          res.locals.testSignIn = true;
+          await finishTestSignIn(s, req, res, domain, testSignInId, failedTestOutcome(err, result?.nameId), err.status);
+          return;
+        }
         await auditRefusedLogin(s, req, res, err, 'saml_response.rejected', result?.tenant.domain);
         throw err;
       }
       res.locals.domain = result.tenant.domain;
+      if (result.transaction?.testSignInId) {
+        res.locals.testSignIn = true;
+        await finishTestSignIn(s, req, res, result.tenant.domain, result.transaction.testSignInId, succeededTestOutcome(result.member, result.nameId));
+        return;
+      }
       await completeLogin(s, req, res, {
         tenant: result.tenant,
         member: result.member,
@@ -83,7 +117,8 @@ export function ssoRoutes(s: Services): Router {
   router.get('/oauth/callback/:domain', browserRoute, rateLimit(s, publicRouteRule(s.config, 'oauth-callback')), async (req: Request, res: Response) => {
     const tenant = await s.tenants.load(req.params.domain);
     res.locals.domain = tenant.domain;
-    if (!tenant.sso.enabled || tenant.sso.type !== 'oauth') {
+    // While SSO is off, only an administrator's test sign-in comes back here (its transaction is looked at, not consumed).
+    if (tenant.sso.type !== 'oauth' || (!tenant.sso.enabled && !(await s.transactions.testSignInOf(tenant.domain, req.query.state)))) {
       throw new AppError('sso_not_enabled', { detail: `OAuth callback for ${tenant.domain}, which does not use OAuth SSO` });
     }
     const rawQuery = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
@@ -91,8 +126,19 @@ export function ssoRoutes(s: Services): Router {
     try {
       result = await s.oauthLogin.finish(tenant, req.query, rawQuery, readCookie(req, LOGIN_BINDING_COOKIE));
     } catch (err) {
+      if (err instanceof AppError && err.testSignIn) {
+        await finishTestSignIn(s, req, res, tenant.domain, err.testSignIn.id, failedTestOutcome(err), err.status);
+        return;
+      }
       await auditRefusedLogin(s, req, res, err, 'oauth_callback.rejected', tenant.domain);
       throw err;
+    }
+    if (!tenant.sso.enabled && !result.transaction.testSignInId) {
+      throw new AppError('sso_not_enabled', { detail: `OAuth callback for ${tenant.domain}, whose SSO is off` });
+    }
+    if (result.transaction.testSignInId) {
+      await finishTestSignIn(s, req, res, tenant.domain, result.transaction.testSignInId, succeededTestOutcome(result.member, result.userKey));
+      return;
     }
     await completeLogin(s, req, res, { tenant, member: result.member, method: 'oauth', transaction: result.transaction, idpExpiresAt: result.idpExpiresAt });
   });

@@ -28,12 +28,16 @@ export interface OAuthStart {
   worksId?: string;
   /** The starting browser's login binding cookie (raw); the transaction keeps its digest. */
   browserBinding: string;
+  /** An administrator's test sign-in (see LoginTransaction.testSignInId). */
+  testSignInId?: string;
 }
 
 export interface OAuthResult {
   tenant: Tenant;
   member: Member;
   transaction: LoginTransaction;
+  /** The identifier the IdP asserted (user_id or the configured ID token claim). */
+  userKey: string;
   /** now + expires_in, when the IdP sent one (S-10). */
   idpExpiresAt?: number;
 }
@@ -121,6 +125,7 @@ export class OAuthLogin {
         target: input.target,
         clientKind: input.clientKind,
         sessionKey: input.sessionKey,
+        ...(input.testSignInId ? { testSignInId: input.testSignInId } : {}),
         ...oidcChecks,
       },
       input.browserBinding,
@@ -171,20 +176,28 @@ export class OAuthLogin {
     const oauth = OAuthLogin.settings(tenant);
     if (typeof query.state !== 'string' || query.state === '') throw new AppError('login_transaction_invalid', { reason: 'state_missing' });
     const txn = await this.deps.transactions.consume(tenant, query.state, browserBinding);
-    if (txn.ssoType !== 'oauth') throw new AppError('login_transaction_invalid', { reason: 'transaction_not_oauth' });
-    if (query.error !== undefined) {
-      const code = typeof query.error === 'string' && PRINTABLE.test(query.error) ? query.error.slice(0, 64) : 'malformed';
-      throw fail('idp_error', `idp_error: ${code}`);
+    let userKey: string | undefined;
+    try {
+      if (txn.ssoType !== 'oauth') throw new AppError('login_transaction_invalid', { reason: 'transaction_not_oauth' });
+      if (query.error !== undefined) {
+        const code = typeof query.error === 'string' && PRINTABLE.test(query.error) ? query.error.slice(0, 64) : 'malformed';
+        throw fail('idp_error', `idp_error: ${code}`);
+      }
+      const answer = oauth.profile === 'works' ? await this.finishWorks(oauth, query) : await this.finishOidc(tenant.domain, oauth, txn, rawQuery);
+      userKey = answer.userKey;
+      const member = await mapAssertedIdentity(tenant, userKey, this.deps.members);
+      return {
+        tenant,
+        member,
+        userKey,
+        transaction: txn,
+        idpExpiresAt: answer.expiresIn === undefined ? undefined : this.deps.clock.now() + answer.expiresIn * 1000,
+      };
+    } catch (err) {
+      // A test sign-in's refusal is its outcome (the callback records it): say which test, and what the IdP asserted.
+      if (err instanceof AppError && txn.testSignInId) err.testSignIn = { id: txn.testSignInId, ...(userKey !== undefined ? { assertedId: userKey } : {}) };
+      throw err;
     }
-    const { userKey, expiresIn } =
-      oauth.profile === 'works' ? await this.finishWorks(oauth, query) : await this.finishOidc(tenant.domain, oauth, txn, rawQuery);
-    const member = await mapAssertedIdentity(tenant, userKey, this.deps.members);
-    return {
-      tenant,
-      member,
-      transaction: txn,
-      idpExpiresAt: expiresIn === undefined ? undefined : this.deps.clock.now() + expiresIn * 1000,
-    };
   }
 
   // S-15: token exchange and user info, form POSTs with the client secret in the body.

@@ -56,6 +56,8 @@ export interface AcsResult {
 interface AcsContext {
   readonly input: AcsInput;
   tenant?: Tenant;
+  /** The tenant's SSO is off: only a test sign-in's transaction is accepted. */
+  testOnly?: boolean;
   saml?: SamlSettings & { idpCertificates: string[] };
   xml?: string;
   response?: Element;
@@ -131,6 +133,9 @@ export class SamlAcs {
     } catch (err) {
       // Let the caller audit the refusal against the tenant when we got that far.
       if (err instanceof AppError && ctx.tenant) err.tenantDomain = ctx.tenant.domain;
+      // On a test sign-in the refusal is the test's outcome: say which test, and what the IdP asserted.
+      const testSignInId = ctx.transaction?.testSignInId;
+      if (err instanceof AppError && testSignInId) err.testSignIn = { id: testSignInId, ...(ctx.nameId !== undefined ? { assertedId: ctx.nameId } : {}) };
       throw err;
     }
   }
@@ -156,11 +161,15 @@ export class SamlAcs {
     };
   }
 
-  // S-8 (1): the tenant exists and uses SAML.
+  // S-8 (1): the tenant exists and uses SAML. While its SSO is off, only an administrator's test
+  // sign-in (docs/spec.md §11) goes on: RelayState must name a live test transaction (one GET, not consumed).
   private async checkTenant(ctx: AcsContext): Promise<void> {
     const tenant = await this.deps.tenants.load(ctx.input.domain);
-    if (!tenant.sso.enabled || tenant.sso.type !== 'saml') {
-      throw new AppError('sso_not_enabled', { detail: `SAML response for ${tenant.domain}, which does not use SAML SSO` });
+    const refuse = (): AppError => new AppError('sso_not_enabled', { detail: `SAML response for ${tenant.domain}, which does not use SAML SSO` });
+    if (tenant.sso.type !== 'saml') throw refuse();
+    if (!tenant.sso.enabled) {
+      if (!tenant.sso.saml || !(await this.deps.transactions.testSignInOf(tenant.domain, ctx.input.relayState))) throw refuse();
+      ctx.testOnly = true;
     }
     ctx.tenant = tenant;
     ctx.saml = requireSamlSettings(tenant);
@@ -226,6 +235,7 @@ export class SamlAcs {
     if (txn.ssoType !== 'saml' || !txn.requestId) {
       throw new AppError('login_transaction_invalid', { reason: 'transaction_not_saml' });
     }
+    if (ctx.testOnly && !txn.testSignInId) throw new AppError('sso_not_enabled', { detail: `SAML response for ${txn.domain}, whose SSO is off` });
     ctx.transaction = txn;
   }
 

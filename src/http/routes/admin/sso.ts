@@ -1,18 +1,41 @@
+import { X509Certificate } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { fetchMetadata } from '../../../admin/metadata-fetch.js';
-import { oauthSettingsSchema, ssoSettingsSchema, type SsoSettings, type Tenant } from '../../../domain/tenant.js';
+import type { PendingSwitch } from '../../../admin/sso-switch.js';
+import { testSignInView } from '../../../admin/test-sign-ins.js';
+import { oauthSettingsSchema, samlSettingsSchema, ssoSettingsSchema, type SsoSettings, type Tenant } from '../../../domain/tenant.js';
 import { AppError, isAppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
 import { normaliseCertificatePem } from '../../../sso/saml/certificates.js';
 import { applyIdpMetadata, parseIdpMetadata } from '../../../sso/saml/idp-metadata.js';
+import { acsUrl, sloUrl, spEntityId } from '../../../sso/saml/options.js';
 import { parseBody } from '../../validate.js';
-import { auditAdmin, scopedTenant } from './context.js';
+import { actorOf, auditAdmin, requirePermission, scopedTenant } from './context.js';
 import { tenantView } from './domains.js';
 
+const DAY_MS = 24 * 3600_000;
+/** A certificate expiring within this is flagged `expiresSoon`. */
+const EXPIRES_SOON_MS = 30 * DAY_MS;
+
+/** What GET …/sso adds to the settings; PUT and PATCH accept these keys back and ignore them. */
+const readOnlyKeys = {
+  certificates: z.array(z.unknown()).optional().describe('Read-only (from GET): ignored.'),
+  sp: z.unknown().optional().describe('Read-only (from GET): ignored.'),
+  switchInProgress: z.unknown().optional().describe('Read-only (from GET): ignored.'),
+};
+const clientSecretSet = z.boolean().optional().describe('Read-only (from GET): ignored. Leave clientSecret out to keep the stored secret.');
+const idpMetadataXml = z
+  .string()
+  .max(1_000_000)
+  .optional()
+  .describe('IdP metadata XML: its entity ID, SSO URL (webLoginUrl), SLO URL and signing certificates are applied over the other fields.');
+
 /**
- * The body of PUT …/sso (docs/spec.md §11). Fields left out keep their stored values (switching SSO off does
- * not lose the IdP configuration); `oauth.clientSecret` may be left out to keep the stored secret.
+ * The body of PUT …/sso (docs/spec.md §11): the settings GET returns, read-only keys ignored. Top-level
+ * fields left out keep their stored values (switching SSO off does not lose the IdP configuration);
+ * `saml` and `oauth`, when given, replace the stored ones, except that `oauth.clientSecret` may be left
+ * out to keep the stored secret.
  */
 const putSchema = z.strictObject({
   enabled: z.boolean(),
@@ -22,11 +45,58 @@ const putSchema = z.strictObject({
   webLoginUrl: z.string().url().optional(),
   appLoginUrl: z.string().url().optional(),
   logoutUrl: z.string().url().optional(),
-  saml: ssoSettingsSchema.shape.saml,
-  oauth: oauthSettingsSchema.extend({ clientSecret: z.string().min(1).max(4096).optional() }).optional(),
+  saml: samlSettingsSchema.extend({ idpEntityId: samlSettingsSchema.shape.idpEntityId.optional(), idpMetadataXml }).optional(),
+  oauth: oauthSettingsSchema.extend({ clientSecret: z.string().min(1).max(4096).optional(), clientSecretSet }).optional(),
+  ...readOnlyKeys,
 });
+type PutBody = z.infer<typeof putSchema>;
 
-function urlProblems(settings: z.infer<typeof putSchema>, allowHttp: boolean): Array<{ path: string; message: string }> {
+/** Optional, and `null` removes the stored value. */
+const clearableUrl = z.string().url().nullable().optional();
+
+/** PATCH …/sso: any subset of the PUT body; `saml` and `oauth` are merged field by field with the stored ones. */
+const patchSchema = z.strictObject({
+  enabled: z.boolean().optional(),
+  type: ssoSettingsSchema.shape.type.unwrap().optional(),
+  userKey: ssoSettingsSchema.shape.userKey.unwrap().optional(),
+  setExpireTime: z.boolean().optional(),
+  webLoginUrl: clearableUrl,
+  appLoginUrl: clearableUrl,
+  logoutUrl: clearableUrl,
+  saml: z
+    .strictObject({
+      idpEntityId: z.string().min(1).max(1024).optional(),
+      idpCertificates: z.array(z.string()).max(2).optional(),
+      spEntityId: z.string().min(1).max(1024).nullable().optional(),
+      allowUnsolicited: z.boolean().optional(),
+      signAuthnRequests: z.boolean().optional(),
+      allowSha1: z.boolean().optional(),
+      idpSloUrl: clearableUrl,
+      idpMetadataXml,
+    })
+    .optional(),
+  oauth: z
+    .strictObject({
+      profile: z.enum(['works', 'oidc']).optional(),
+      clientId: z.string().min(1).max(512).optional(),
+      clientSecret: z.string().min(1).max(4096).optional(),
+      clientSecretSet,
+      tokenUrl: clearableUrl,
+      userInfoUrl: clearableUrl,
+      issuer: clearableUrl,
+      userKeyClaim: z.string().min(1).max(200).optional(),
+      scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).optional(),
+    })
+    .optional(),
+  ...readOnlyKeys,
+});
+type PatchBody = z.infer<typeof patchSchema>;
+
+const testSignInSchema = z.strictObject({});
+
+type Problem = { path: string; message: string };
+
+function urlProblems(settings: SsoSettings, allowHttp: boolean): Problem[] {
   const urls: Array<[string, string | undefined]> = [
     ['webLoginUrl', settings.webLoginUrl],
     ['appLoginUrl', settings.appLoginUrl],
@@ -41,8 +111,8 @@ function urlProblems(settings: z.infer<typeof putSchema>, allowHttp: boolean): A
     .map(([path]) => ({ path, message: 'must be an https URL' }));
 }
 
-/** What an enabled configuration needs to work at all. */
-function completenessProblems(s: SsoSettings): Array<{ path: string; message: string }> {
+/** What a configuration needs to sign anybody in (`enabled` settings, or a test sign-in). */
+function completenessProblems(s: SsoSettings, why = 'is required to enable SSO'): Problem[] {
   if (!s.enabled) return [];
   const need: Array<[string, unknown]> =
     s.type === 'saml'
@@ -62,57 +132,263 @@ function completenessProblems(s: SsoSettings): Array<{ path: string; message: st
             ['oauth.tokenUrl', s.oauth?.tokenUrl],
             ['oauth.userInfoUrl', s.oauth?.userInfoUrl],
           ];
-  return need.filter(([, v]) => !v).map(([path]) => ({ path, message: 'is required to enable SSO' }));
+  return need.filter(([, v]) => !v).map(([path]) => ({ path, message: why }));
+}
+
+/** A copy without the keys whose value is undefined; keys whose value is null are removed from `base`. */
+function mergeFields<T extends object>(base: Partial<T>, patch: Record<string, unknown>, ignore: string[] = []): Partial<T> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(patch)) {
+    if (ignore.includes(k) || v === undefined) continue;
+    if (v === null) delete out[k];
+    else out[k] = v;
+  }
+  return out as Partial<T>;
+}
+
+export interface ResolvedSettings {
+  settings: SsoSettings;
+  /** Validation problems (url, completeness, missing fields): PUT and PATCH refuse with them, preview lists them. */
+  problems: Problem[];
+  warnings: string[];
+}
+
+/**
+ * The settings a PUT (`replace`: saml / oauth given replace the stored ones) or a PATCH (`merge`: field by
+ * field) would store. Certificates are normalised and `saml.idpMetadataXml` applied; an unusable
+ * certificate or metadata document throws its own error (`certificate_not_pem`, `idp_metadata_invalid` …)
+ * with the field's path in `details`.
+ */
+export function resolveSettings(stored: SsoSettings, body: PutBody | PatchBody, mode: 'replace' | 'merge', allowHttp: boolean): ResolvedSettings {
+  const problems: Problem[] = [];
+  const warnings: string[] = [];
+  const top = mergeFields<SsoSettings>(stored, { ...body, saml: undefined, oauth: undefined, certificates: undefined, sp: undefined, switchInProgress: undefined });
+
+  let saml: Record<string, unknown> | undefined = stored.saml;
+  if (body.saml) {
+    const base: Record<string, unknown> = mode === 'merge' ? { ...stored.saml } : { allowUnsolicited: false, signAuthnRequests: false, allowSha1: false, idpCertificates: [] };
+    // PUT replaces saml, but the stored metadata document stays with the IdP it describes.
+    if (mode === 'replace' && stored.saml?.idpMetadataXml && body.saml.idpEntityId === stored.saml.idpEntityId) base.idpMetadataXml = stored.saml.idpMetadataXml;
+    saml = mergeFields(base, body.saml, ['idpMetadataXml']);
+  }
+  if (saml?.idpCertificates) {
+    try {
+      saml = { ...saml, idpCertificates: (saml.idpCertificates as string[]).map(normaliseCertificatePem) };
+    } catch (err) {
+      if (isAppError(err)) throw new AppError(err.code, { message: err.publicMessage, details: [{ path: 'saml.idpCertificates', message: err.publicMessage }] });
+      throw err;
+    }
+  }
+
+  let oauth: Record<string, unknown> | undefined = stored.oauth;
+  if (body.oauth) {
+    oauth = mergeFields(mode === 'merge' ? { ...stored.oauth } : {}, body.oauth, ['clientSecretSet']);
+    oauth.clientSecret ??= stored.oauth?.clientSecret;
+    if (!oauth.clientSecret) problems.push({ path: 'oauth.clientSecret', message: 'is required' });
+  }
+
+  let candidate = { ...top, ...(saml ? { saml } : {}), ...(oauth ? { oauth } : {}) } as SsoSettings;
+  if (!saml) delete candidate.saml;
+  if (!oauth) delete candidate.oauth;
+  const xml = body.saml?.idpMetadataXml;
+  if (xml !== undefined) {
+    let metadata;
+    try {
+      metadata = parseIdpMetadata(xml);
+    } catch (err) {
+      if (isAppError(err)) throw new AppError(err.code, { message: err.publicMessage, details: [{ path: 'saml.idpMetadataXml', message: err.publicMessage }], detail: err.detail });
+      throw err;
+    }
+    candidate = applyIdpMetadata({ ...candidate, saml: { idpEntityId: metadata.entityId, ...candidate.saml } as SsoSettings['saml'] }, metadata, xml);
+    warnings.push(...metadata.warnings);
+  }
+
+  const parsed = ssoSettingsSchema.safeParse(candidate);
+  if (!parsed.success) {
+    problems.push(...parsed.error.issues.filter((i) => !(i.path.join('.') === 'oauth.clientSecret' && problems.some((p) => p.path === 'oauth.clientSecret'))).map((i) => ({ path: i.path.join('.'), message: i.message })));
+  }
+  const settings = parsed.success ? parsed.data : candidate;
+  problems.push(...urlProblems(settings, allowHttp), ...completenessProblems(settings));
+  // S-3: accounts change on rename or relocation; external keys do not.
+  if (settings.userKey === 'account') warnings.push('userKey "account": accounts can change when a member is renamed or relocated; an external key is safer.');
+  return { settings, problems, warnings };
+}
+
+export interface CertificateInfo {
+  index: number;
+  subject: string;
+  issuer: string;
+  /** SHA-256 fingerprint, colon-separated hex pairs (AA:BB:…). */
+  fingerprintSha256: string;
+  notBefore: string;
+  notAfter: string;
+  expired: boolean;
+  /** Valid now, but for 30 days or less. */
+  expiresSoon: boolean;
+}
+
+const distinguishedName = (dn: string): string => dn.split('\n').filter(Boolean).join(', ');
+
+/** The tenant's IdP certificates as the console shows them, judged by the injected clock. */
+export function certificateInfo(pems: readonly string[], now: number): CertificateInfo[] {
+  const out: CertificateInfo[] = [];
+  pems.forEach((pem, index) => {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(pem);
+    } catch {
+      return; // stored certificates were validated when saved
+    }
+    const notAfter = Date.parse(cert.validTo);
+    const expired = now >= notAfter;
+    out.push({
+      index,
+      subject: distinguishedName(cert.subject),
+      issuer: distinguishedName(cert.issuer),
+      fingerprintSha256: cert.fingerprint256,
+      notBefore: new Date(cert.validFrom).toISOString(),
+      notAfter: new Date(notAfter).toISOString(),
+      expired,
+      expiresSoon: !expired && notAfter - now <= EXPIRES_SOON_MS,
+    });
+  });
+  return out;
+}
+
+function certificateWarnings(certs: CertificateInfo[]): string[] {
+  return certs.flatMap((c) =>
+    c.expired ? [`IdP certificate ${c.index + 1} (${c.subject}) expired on ${c.notAfter}.`] : c.expiresSoon ? [`IdP certificate ${c.index + 1} (${c.subject}) expires on ${c.notAfter}.`] : [],
+  );
+}
+
+/**
+ * GET …/sso: the settings in the very shape PUT and PATCH accept (no secret: `oauth.clientSecretSet`
+ * instead; no stored metadata document), plus the read-only `certificates`, `sp` and `switchInProgress`.
+ */
+export function ssoView(s: Services, tenant: Tenant, switchInProgress: PendingSwitch | null): Record<string, unknown> {
+  const { saml, oauth, ...rest } = tenant.sso;
+  const base = s.config.publicUrl;
+  const domain = tenant.domain;
+  let samlView: Record<string, unknown> | undefined;
+  if (saml) {
+    const { idpMetadataXml: _xml, ...shown } = saml;
+    samlView = shown;
+  }
+  let oauthView: Record<string, unknown> | undefined;
+  if (oauth) {
+    const { clientSecret, ...shown } = oauth;
+    oauthView = { ...shown, clientSecretSet: Boolean(clientSecret) };
+  }
+  return {
+    ...rest,
+    ...(samlView ? { saml: samlView } : {}),
+    ...(oauthView ? { oauth: oauthView } : {}),
+    certificates: certificateInfo(saml?.idpCertificates ?? [], s.clock.now()),
+    sp: {
+      entityId: spEntityId(s.sp, tenant),
+      acsUrl: acsUrl(s.sp, domain),
+      // The SP's single logout endpoints exist only when the gateway can sign (sp-metadata.ts).
+      sloUrl: s.sp.signing ? sloUrl(s.sp) : null,
+      metadataUrl: `${base}/saml/metadata/${domain}`,
+      certificateUrl: s.sp.signing ? `${base}/admin/v1/domains/${domain}/saml/sp-certificate.pem` : null,
+      directLoginUrl: `${base}/d/login/${domain}`,
+      oauthRedirectUri: `${base}/oauth/callback/${domain}`,
+    },
+    switchInProgress,
+  };
 }
 
 export function ssoAdminRoutes(s: Services): Router {
   const router = Router();
   const allowHttp = s.config.env !== 'production';
 
+  const view = async (tenant: Tenant): Promise<Record<string, unknown>> => ssoView(s, tenant, await s.ssoSwitch.pendingJob(tenant.domain));
+
   router.get('/domains/:domain/sso', async (req: Request, res: Response) => {
-    const tenant = await scopedTenant(s, req, res);
-    res.json({ ...(tenantView(tenant).sso as object), switchInProgress: await s.ssoSwitch.pendingJob(tenant.domain) });
+    res.json(await view(await scopedTenant(s, req, res)));
   });
 
-  // S-21 … S-25: settings, and the side effects of switching, with their counts.
-  router.put('/domains/:domain/sso', async (req: Request, res: Response) => {
+  // S-21 … S-25: settings, and the side effects of switching, with their counts (PUT replaces, PATCH merges).
+  const save = (mode: 'replace' | 'merge') => async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
-    const body = parseBody(putSchema, req.body);
-    const problems = urlProblems(body, allowHttp);
-    let certificates: string[] | undefined;
-    try {
-      certificates = body.saml?.idpCertificates.map(normaliseCertificatePem);
-    } catch (err) {
-      if (isAppError(err)) throw new AppError(err.code, { message: err.publicMessage, details: [{ path: 'saml.idpCertificates', message: err.publicMessage }] });
-      throw err;
-    }
-    const secret = body.oauth ? (body.oauth.clientSecret ?? tenant.sso.oauth?.clientSecret) : undefined;
-    if (body.oauth && !secret) problems.push({ path: 'oauth.clientSecret', message: 'is required' });
-    const stored = tenant.sso;
-    const settings: SsoSettings = {
-      enabled: body.enabled,
-      type: body.type ?? stored.type,
-      userKey: body.userKey ?? stored.userKey,
-      setExpireTime: body.setExpireTime ?? stored.setExpireTime,
-      webLoginUrl: body.webLoginUrl ?? stored.webLoginUrl,
-      appLoginUrl: body.appLoginUrl ?? stored.appLoginUrl,
-      logoutUrl: body.logoutUrl ?? stored.logoutUrl,
-      saml: body.saml ? { ...body.saml, idpCertificates: certificates ?? [] } : stored.saml,
-      oauth: body.oauth ? { ...body.oauth, clientSecret: secret! } : stored.oauth,
-    };
-    problems.push(...completenessProblems(settings));
+    requirePermission(res, 'write');
+    const body = mode === 'replace' ? parseBody(putSchema, req.body) : parseBody(patchSchema, req.body);
+    const { settings, problems, warnings } = resolveSettings(tenant.sso, body, mode, allowHttp);
     if (problems.length) throw new AppError('validation_failed', { details: problems, detail: problems.map((p) => p.path).join(',') });
+    // Switching SSO on or off — or finishing a switch that was interrupted — is the super admin's.
+    if (settings.enabled !== tenant.sso.enabled || (await s.ssoSwitch.pendingJob(tenant.domain))) requirePermission(res, 'super');
 
     const result = await s.ssoSwitch.apply(tenant, settings);
-    const warnings: string[] = [];
-    // S-3: accounts change on rename or relocation; external keys do not.
-    if (settings.userKey === 'account') warnings.push('userKey "account": accounts can change when a member is renamed or relocated; an external key is safer.');
     await auditAdmin(s, req, res, {
       type: result.switched ? (settings.enabled ? 'sso.enabled' : 'sso.disabled') : 'sso.updated',
       domain: tenant.domain,
-      data: { type: settings.type, userKey: settings.userKey, ...(result.switched ? result.effects : {}) },
+      data: { type: settings.type, userKey: settings.userKey, ...(mode === 'merge' ? { fields: Object.keys(body).join(',') } : {}), ...(result.switched ? result.effects : {}) },
     });
-    res.json({ effects: result.effects, switched: result.switched, sso: (tenantView(result.tenant) as { sso: unknown }).sso, warnings });
+    const sso = await view(result.tenant);
+    warnings.push(...certificateWarnings(sso.certificates as CertificateInfo[]));
+    res.json({ effects: result.effects, switched: result.switched, sso, warnings });
+  };
+  router.put('/domains/:domain/sso', save('replace'));
+  router.patch('/domains/:domain/sso', save('merge'));
+
+  // What a PATCH with this body would do, counted, without doing any of it.
+  router.post('/domains/:domain/sso/preview', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const body = parseBody(patchSchema, req.body);
+    let resolved: ResolvedSettings;
+    try {
+      resolved = resolveSettings(tenant.sso, body, 'merge', allowHttp);
+    } catch (err) {
+      if (!isAppError(err) || err.status >= 500) throw err;
+      const details = Array.isArray(err.details) ? (err.details as Problem[]) : [{ path: '', message: err.publicMessage }];
+      resolved = { settings: { ...tenant.sso, ...(body.enabled === undefined ? {} : { enabled: body.enabled }) }, problems: details, warnings: [] };
+    }
+    const { settings, problems, warnings } = resolved;
+    const preview = await s.ssoSwitch.preview(tenant, settings.enabled);
+    warnings.push(...certificateWarnings(certificateInfo(settings.saml?.idpCertificates ?? [], s.clock.now())));
+    if (preview.switching && settings.enabled) warnings.push('Switching SSO on signs every member out; from then on members sign in at the identity provider only.');
+    if (preview.switching && !settings.enabled) warnings.push('Switching SSO off signs every member out and deletes every password except the super admin’s; members then need new passwords.');
+    res.json({ ...preview, problems, warnings });
+  });
+
+  // Finishes a switch that a restart or a store fault interrupted.
+  router.post('/domains/:domain/sso/switch/resume', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
+    const result = await s.ssoSwitch.resume(tenant.domain);
+    await auditAdmin(s, req, res, {
+      type: result.tenant.sso.enabled ? 'sso.enabled' : 'sso.disabled',
+      domain: tenant.domain,
+      data: { resumed: true, ...result.effects },
+    });
+    res.json({ effects: result.effects, switched: result.switched, sso: await view(result.tenant), warnings: [] });
+  });
+
+  // The SP certificate to give the IdP (it verifies signed AuthnRequests and logout messages with it).
+  router.get('/domains/:domain/saml/sp-certificate.pem', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const certificate = s.sp.signing?.certificate;
+    if (!certificate) throw new AppError('not_found', { message: 'This gateway has no SP signing certificate.', detail: 'saml.signing not configured' });
+    res.attachment(`${tenant.domain}-sp-certificate.pem`).type('application/x-pem-file').send(certificate.endsWith('\n') ? certificate : `${certificate}\n`);
+  });
+
+  // A test sign-in at the configured IdP, whether SSO is on or not (the link is for the administrator's own browser).
+  router.post('/domains/:domain/sso/test-sign-ins', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'write');
+    parseBody(testSignInSchema, req.body);
+    const problems = completenessProblems({ ...tenant.sso, enabled: true }, 'is required to test signing in');
+    if (problems.length) throw new AppError('validation_failed', { message: 'The SSO settings are not complete enough to test signing in.', details: problems, detail: problems.map((p) => p.path).join(',') });
+    const { record, token } = await s.testSignIns.create(tenant.domain, actorOf(res));
+    await auditAdmin(s, req, res, { type: 'sso.test_sign_in.started', domain: tenant.domain, data: { testSignInId: record.id, type: tenant.sso.type } });
+    res.status(201).json({ id: record.id, url: `${s.config.publicUrl}/d/test-sign-in/${token}`, expiresAt: new Date(record.expiresAt).toISOString() });
+  });
+
+  router.get('/domains/:domain/sso/test-sign-ins/:id', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const record = await s.testSignIns.get(tenant.domain, String(req.params.id));
+    if (!record) throw new AppError('not_found', { message: 'No such test sign-in (they are kept for an hour).' });
+    res.json(testSignInView(record));
   });
 
   // S-12: IdP metadata as an XML body, or {"url"} fetched behind the outbound policy (SSRF guard).
@@ -145,4 +421,4 @@ export function ssoAdminRoutes(s: Services): Router {
   return router;
 }
 
-export const ssoBodies = { put: putSchema, metadataUrl: z.strictObject({ url: z.string().url() }) };
+export const ssoBodies = { put: putSchema, patch: patchSchema, testSignIn: testSignInSchema, metadataUrl: z.strictObject({ url: z.string().url() }) };
