@@ -1,4 +1,4 @@
-export type { AtomicOp, KeyValueStore, SetOptions } from './types.js';
+export type { AtomicOp, KeyValueStore, LexBound, SetOptions } from './types.js';
 export { MemoryStore } from './memory-store.js';
 export { RedisStore, type RedisMode, type RedisNodeAddress, type RedisStoreOptions, type RedisTarget } from './redis-store.js';
 export { buildRedisStoreOptions, createStoreFromConfig } from './create-store.js';
