@@ -3,6 +3,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { CsvError, parse } from 'csv-parse';
 import type { Clock } from '../domain/clock.js';
 import { externalKeySchema, type Member } from '../domain/member.js';
+import { memberIndexOps } from '../domain/member-index.js';
 import type { MemberRepository } from '../domain/members.js';
 import type { Tenant } from '../domain/tenant.js';
 import { AppError } from '../errors/index.js';
@@ -545,7 +546,8 @@ export class ExternalKeys {
         result.push({ id: m.id, account: m.account, externalKey: key });
         if ((m.externalKey ?? null) === key) return;
         changed++;
-        ops.push({ op: 'set', key: keys.member(domain, m.id), value: JSON.stringify(withExternalKey(m, key)) });
+        const next = withExternalKey(m, key);
+        ops.push({ op: 'set', key: keys.member(domain, m.id), value: JSON.stringify(next) }, ...memberIndexOps(domain, m, next));
         if (key !== null) claimedFields[key] = m.id;
         if (m.externalKey && !indexOfKey.has(m.externalKey)) released.push(m.externalKey);
       });
@@ -785,12 +787,16 @@ export class ExternalKeys {
       planned.forEach((p, i) => {
         const member = members[i];
         if (!member) return; // deleted since validation
-        ops.push({ op: 'set', key: keys.member(domain, p.id), value: JSON.stringify(withExternalKey(member, p.key || null)) });
+        const next = withExternalKey(member, p.key || null);
+        ops.push({ op: 'set', key: keys.member(domain, p.id), value: JSON.stringify(next) }, ...memberIndexOps(domain, member, next));
         if (p.key) claimed[p.key] = p.id;
         const old = releasing[i];
         if (old && holders[i] === p.id) released.push(old);
         const intruder = intruders[i] ? (JSON.parse(intruders[i]) as Member) : null;
-        if (intruder?.externalKey === p.key) ops.push({ op: 'set', key: keys.member(domain, intruder.id), value: JSON.stringify(withExternalKey(intruder, null)) });
+        if (intruder?.externalKey === p.key) {
+          const freed = withExternalKey(intruder, null);
+          ops.push({ op: 'set', key: keys.member(domain, intruder.id), value: JSON.stringify(freed) }, ...memberIndexOps(domain, intruder, freed));
+        }
       });
       job = { ...job, next: job.next + 1 };
       ops.push(

@@ -25,6 +25,19 @@ const patchSchema = z.strictObject({
   externalKey: externalKeySchema.nullable().optional(),
 });
 
+const listQuerySchema = z.object({
+  q: z
+    .string()
+    .max(200)
+    .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), 'must not contain control characters')
+    .optional(),
+  status: memberStatusSchema.optional(),
+  role: memberRoleSchema.optional(),
+  hasExternalKey: z.enum(['true', 'false']).optional(),
+  count: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().max(1400).optional(),
+});
+
 const passwordSchema = z.strictObject({ password: z.string() });
 const appPasswordSchema = z.strictObject({ name: z.string().min(1).max(100) });
 
@@ -34,10 +47,12 @@ export function memberRoutes(s: Services): Router {
 
   router.get(base, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
-    const count = Math.min(Math.max(Number(req.query.count ?? 100) || 100, 1), 1000);
-    const cursor = typeof req.query.cursor === 'string' && /^[A-Za-z0-9_=-]{1,200}$/.test(req.query.cursor) ? req.query.cursor : '0';
-    const page = await s.memberDirectory.list(tenant, cursor, count);
-    res.json({ members: page.members.map(memberView), nextCursor: page.nextCursor });
+    const query = parseBody(listQuerySchema, req.query);
+    const page = await s.memberDirectory.search(tenant, {
+      ...query,
+      hasExternalKey: query.hasExternalKey === undefined ? undefined : query.hasExternalKey === 'true',
+    });
+    res.json({ members: page.members.map(memberView), nextCursor: page.nextCursor, total: page.total });
   });
 
   router.post(base, async (req: Request, res: Response) => {
@@ -108,4 +123,4 @@ export function memberRoutes(s: Services): Router {
   return router;
 }
 
-export const memberBodies = { create: createSchema, patch: patchSchema, password: passwordSchema, appPassword: appPasswordSchema };
+export const memberBodies = { list: listQuerySchema, create: createSchema, patch: patchSchema, password: passwordSchema, appPassword: appPasswordSchema };

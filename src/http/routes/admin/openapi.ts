@@ -40,7 +40,14 @@ const operations: AdminOperation[] = [
     errors: ['certificate_not_pem', 'certificate_invalid', 'sso_switch_in_progress', 'store_unavailable'],
   },
   { method: 'post', path: '/domains/{domain}/saml/idp-metadata', summary: 'Import IdP metadata: XML body, or {"url"} fetched behind an SSRF guard (S-12)', body: 'xml-or-json', success: 200, errors: ['idp_metadata_invalid', 'metadata_fetch_failed'] },
-  { method: 'get', path: '/domains/{domain}/members', summary: 'List members (`count` 1–1000, `cursor`)', success: 200 },
+  {
+    method: 'get',
+    path: '/domains/{domain}/members',
+    summary:
+      'Search members: `q` (prefix of the account, of the name from any word, or of the external key; case-insensitive), `status`, `role`, `hasExternalKey` true|false, `count` 1–100 (default 50), `cursor` → {members, nextCursor, total}; a page may be short with a nextCursor',
+    success: 200,
+    errors: ['conflict'],
+  },
   { method: 'post', path: '/domains/{domain}/members', summary: 'Add a member (S-25: externalKey required while SSO is on; S-23: no password while SSO is on)', body: memberBodies.create, success: 201, errors: ['external_key_required', 'external_key_conflict', 'account_conflict', 'sso_enabled', 'password_policy_violation'] },
   { method: 'get', path: '/domains/{domain}/members/{id}', summary: 'Read a member', success: 200, errors: ['unknown_member'] },
   { method: 'patch', path: '/domains/{domain}/members/{id}', summary: 'Update a member; externalKey set, changed or removed with null (S-26)', body: memberBodies.patch, success: 200, errors: ['unknown_member', 'external_key_conflict', 'external_key_required'] },
