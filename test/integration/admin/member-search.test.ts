@@ -253,6 +253,19 @@ describe('GET …/members: search, filters and paging over the member indexes', 
     });
   });
 
+  it('PATCH status suspends (ending the web sessions) and restores a member; the status filter follows', async () => {
+    const { id: sessionId } = await gw.services.sessions.create({ memberId: 's1', domain: D, account: 'alice@search.example', authMethod: 'saml', clientKind: 'web' }, 3600_000);
+    const patch = (status: string) => gw.http.patch(`/admin/v1/domains/${D}/members/s1`).set('Authorization', OPERATOR).send({ status });
+    const suspended = await patch('suspended');
+    assert.equal(suspended.status, 200, suspended.text);
+    assert.equal(suspended.body.status, 'suspended');
+    assert.equal(await gw.services.sessions.find(sessionId), null, 'suspending ended the session');
+    assert.deepEqual(idsOf(await search(gw, { status: 'suspended' })), ['s2', 's1']);
+    const restored = await patch('in_use');
+    assert.equal(restored.body.status, 'in_use');
+    assert.deepEqual(idsOf(await search(gw, { status: 'suspended' })), ['s2']);
+  });
+
   describe('tenants whose members were written before the index', () => {
     const OLD = 'old.example';
 

@@ -1,11 +1,13 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { memberView } from '../../../admin/member-directory.js';
+import { MembersCsvImport } from '../../../admin/members-csv.js';
 import { accountSchema, externalKeySchema, memberRoleSchema, memberStatusSchema } from '../../../domain/member.js';
 import { AppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
 import { parseBody } from '../../validate.js';
-import { auditAdmin, scopedTenant } from './context.js';
+import { auditAdmin, permissionsOf, principalOf, scopedTenant } from './context.js';
+import { assertCsvUpload } from './csv-upload.js';
 
 const createSchema = z.strictObject({
   account: accountSchema,
@@ -44,6 +46,7 @@ const appPasswordSchema = z.strictObject({ name: z.string().min(1).max(100) });
 export function memberRoutes(s: Services): Router {
   const router = Router();
   const base = '/domains/:domain/members';
+  const csvImport = new MembersCsvImport({ store: s.store, clock: s.clock });
 
   router.get(base, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
@@ -61,6 +64,22 @@ export function memberRoutes(s: Services): Router {
     const member = await s.memberDirectory.create(tenant, body);
     await auditAdmin(s, req, res, { type: 'member.created', domain: tenant.domain, data: { memberId: member.id, status: member.status, role: member.role, withPassword: body.password !== undefined } });
     res.status(201).json(memberView(member));
+  });
+
+  // All-or-nothing bulk add (see src/admin/members-csv.ts).
+  router.post(`${base}.csv`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    assertCsvUpload(req);
+    let result;
+    try {
+      result = await csvImport.importCsv(tenant, req, { allowSuperAdmin: permissionsOf(principalOf(res)).super });
+    } catch (err) {
+      // Refused before the body was read to its end: do not wait for the rest of it.
+      if (err instanceof AppError && err.code === 'payload_too_large') res.setHeader('Connection', 'close');
+      throw err;
+    }
+    await auditAdmin(s, req, res, { type: 'members.imported', domain: tenant.domain, data: { count: result.created } });
+    res.json({ created: result.created });
   });
 
   router.get(`${base}/:id`, async (req: Request, res: Response) => {
