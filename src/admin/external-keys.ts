@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { CsvError, parse } from 'csv-parse';
+import type { Readable } from 'node:stream';
 import type { Clock } from '../domain/clock.js';
 import { externalKeySchema, type Member } from '../domain/member.js';
+import { memberIndexOps } from '../domain/member-index.js';
 import type { MemberRepository } from '../domain/members.js';
 import type { Tenant } from '../domain/tenant.js';
 import { AppError } from '../errors/index.js';
 import { keys, type AtomicOp, type KeyValueStore } from '../store/index.js';
+import { csvCell, CsvErrors, readCsv, uncsvCell, type CsvRowError } from './csv.js';
+
+export { csvCell, uncsvCell, type CsvRowError } from './csv.js';
 
 /*
  * External keys in bulk (S-27) and as a CSV file (S-28).
@@ -42,10 +45,6 @@ const EXPORT_SCAN_COUNT = 500;
 const LOOKUP_BATCH = 500;
 const NONE: Promise<null> = Promise.resolve(null);
 
-/** A cell Excel or LibreOffice would evaluate (after any run of `'`): exported with one more `'`. */
-const FORMULA_TRIGGER_RE = /^'*[=+\-@\t\r]/;
-const ESCAPED_FORMULA_RE = /^'+[=+\-@\t\r]/;
-
 export interface ExternalKeyView {
   id: string;
   account: string;
@@ -60,13 +59,6 @@ export interface BulkItem {
   /** A member id, an account, or `externalKey:<value>`. */
   id: string;
   externalKey: string | null;
-}
-
-export interface CsvRowError {
-  /** 1-based line of the file where the record starts (the header is line 1). */
-  row: number;
-  column: 'account' | 'externalKey' | null;
-  error: string;
 }
 
 export interface ImportCounts {
@@ -127,87 +119,10 @@ function keysRequired(tenant: Tenant): boolean {
   return tenant.sso.enabled && tenant.sso.userKey === 'externalKey';
 }
 
-/** One CSV cell: formula-injection-safe (see FORMULA_TRIGGER_RE) and RFC 4180 quoted when needed. */
-export function csvCell(value: string): string {
-  const safe = FORMULA_TRIGGER_RE.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
-}
-
-/** Undoes csvCell's formula guard on an uploaded cell (exactly inverse: the round trip is lossless). */
-export function uncsvCell(value: string): string {
-  return ESCAPED_FORMULA_RE.test(value) ? value.slice(1) : value;
-}
-
 export const CSV_HEADER = 'account,name,externalKey';
 
-/** UTF-8 check of a byte stream (fatal decoder), passing the bytes on unchanged; counts bytes. */
-class Utf8Guard extends Transform {
-  private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  private bytes = 0;
-  private newlines = 0;
-  /** Set when the stream was refused: the line where the problem is, and what it is. */
-  failure: { line: number; kind: 'not_utf8' | 'too_large' } | null = null;
-
-  constructor(private readonly maxBytes: number) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (this.bytes > this.maxBytes) {
-      this.failure = { line: this.newlines + 1, kind: 'too_large' };
-      cb(new Error('csv too large'));
-      return;
-    }
-    try {
-      this.decoder.decode(chunk, { stream: true });
-    } catch {
-      const lenient = new TextDecoder('utf-8').decode(chunk);
-      const before = lenient.slice(0, Math.max(0, lenient.indexOf('\uFFFD')));
-      this.failure = { line: this.newlines + countOf(before, '\n') + 1, kind: 'not_utf8' };
-      cb(new Error('csv not utf-8'));
-      return;
-    }
-    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) this.newlines++;
-    cb(null, chunk);
-  }
-
-  override _flush(cb: TransformCallback): void {
-    try {
-      this.decoder.decode();
-    } catch {
-      this.failure = { line: this.newlines + 1, kind: 'not_utf8' };
-      cb(new Error('csv not utf-8'));
-      return;
-    }
-    cb();
-  }
-}
-
-function countOf(s: string, ch: string): number {
-  let n = 0;
-  for (let i = s.indexOf(ch); i !== -1; i = s.indexOf(ch, i + 1)) n++;
-  return n;
-}
-
-const LINE_BREAKS_RE = /\r\n|\r|\n/g;
-
-function parseErrorMessage(err: CsvError): string {
-  switch (err.code) {
-    case 'CSV_INVALID_CLOSING_QUOTE':
-    case 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE':
-      return 'a quote inside a quoted field must be doubled ("")';
-    case 'CSV_QUOTE_NOT_CLOSED':
-      return 'a quoted field is not closed';
-    case 'CSV_MAX_RECORD_SIZE':
-      return 'the row is too long';
-    default:
-      return 'the row is not valid CSV';
-  }
-}
-
-/** A per-tenant mutex in the store, renewed while held; only its holder releases it. */
-class TenantLock {
+/** A per-tenant mutex in the store (the external-keys lock: every bulk writer of external keys holds it), renewed while held; only its holder releases it. */
+export class TenantLock {
   private readonly timer: NodeJS.Timeout;
 
   private constructor(
@@ -273,8 +188,7 @@ interface RawRow {
  * candidate when its key is held by another member (about 250 bytes a row in all, measured).
  */
 class CsvValidation {
-  readonly errors: CsvRowError[] = [];
-  truncated = false;
+  readonly collector: CsvErrors;
   private readonly fileMembers = new Map<string, number>();
   private readonly fileKeys = new Map<string, number>();
   /** Rows whose key another member holds now: a clash unless that member is in the file too. */
@@ -285,23 +199,27 @@ class CsvValidation {
   private columns: { account: number; externalKey: number; width: number } | null = null;
   private pending: RawRow[] = [];
   private dataRows = 0;
-  /** Set when reading must stop (header unusable, too many rows, error cap reached). */
-  stopped = false;
 
   constructor(
     private readonly store: KeyValueStore,
     private readonly tenant: Tenant,
     private readonly maxRows: number,
     private readonly maxErrors: number,
-  ) {}
+  ) {
+    this.collector = new CsvErrors(maxErrors);
+  }
 
-  error(row: number, column: CsvRowError['column'], error: string): void {
-    if (this.errors.length >= this.maxErrors) {
-      this.truncated = true;
-      this.stopped = true;
-      return;
-    }
-    this.errors.push({ row, column, error });
+  private error(row: number, column: 'account' | 'externalKey' | null, error: string): void {
+    this.collector.add(row, column, error);
+  }
+
+  private get errors(): readonly CsvRowError[] {
+    return this.collector.errors;
+  }
+
+  /** Set when reading must stop (header unusable, too many rows, error cap reached). */
+  get stopped(): boolean {
+    return this.collector.stopped;
   }
 
   /** A record of the file; `row` is the line it starts on. Blank lines never reach here. */
@@ -312,7 +230,7 @@ class CsvValidation {
     }
     if (++this.dataRows > this.maxRows) {
       this.error(row, null, `the file has more than ${this.maxRows} rows`);
-      this.stopped = true;
+      this.collector.stop();
       return;
     }
     if (fields.length !== this.columns.width) {
@@ -333,7 +251,7 @@ class CsvValidation {
     if (account < 0) this.error(row, 'account', 'the header row must name the columns account, name, externalKey (the column account is missing)');
     if (externalKey < 0) this.error(row, 'externalKey', 'the header row must name the columns account, name, externalKey (the column externalKey is missing)');
     if (this.errors.length > 0) {
-      this.stopped = true;
+      this.collector.stop();
       return;
     }
     this.columns = { account, externalKey, width: fields.length };
@@ -423,10 +341,7 @@ class CsvValidation {
       const account = record ? (JSON.parse(record) as Member).account : null;
       this.error(c.row, 'externalKey', `the external key is already used by ${account ?? 'another member'}, who is not given another key in this file`);
     });
-    if (this.errors.length > 0) {
-      const errors = [...this.errors].sort((a, b) => a.row - b.row);
-      throw new AppError('csv_invalid', { details: { errors, truncated: this.truncated }, detail: `${errors.length} row errors${this.truncated ? ' (truncated)' : ''}` });
-    }
+    this.collector.throwIfAny();
     // A member whose current key another row of the file takes over (a swap, a move) must not
     // remove it from the index when applied: the taker overwrites the entry instead, so the key
     // never points nowhere in between.
@@ -545,7 +460,8 @@ export class ExternalKeys {
         result.push({ id: m.id, account: m.account, externalKey: key });
         if ((m.externalKey ?? null) === key) return;
         changed++;
-        ops.push({ op: 'set', key: keys.member(domain, m.id), value: JSON.stringify(withExternalKey(m, key)) });
+        const next = withExternalKey(m, key);
+        ops.push({ op: 'set', key: keys.member(domain, m.id), value: JSON.stringify(next) }, ...memberIndexOps(domain, m, next));
         if (key !== null) claimedFields[key] = m.id;
         if (m.externalKey && !indexOfKey.has(m.externalKey)) released.push(m.externalKey);
       });
@@ -676,45 +592,8 @@ export class ExternalKeys {
   }
 
   private async validate(tenant: Tenant, input: Readable): Promise<ImportPlan> {
-    const guard = new Utf8Guard(this.maxBytes);
-    // Blank lines are kept (as ['']) so that this loop can count lines itself.
-    const parser = parse({ bom: true, relax_column_count: true, skip_empty_lines: false, max_record_size: 64 * 1024 });
-    const onInputError = (err: Error): void => {
-      parser.destroy(err);
-    };
-    input.on('error', onInputError);
-    guard.on('error', (err) => parser.destroy(err));
-    input.pipe(guard).pipe(parser);
     const v = new CsvValidation(this.deps.store, tenant, this.maxRows, this.maxErrors);
-    /** The line the next record starts on. */
-    let line = 1;
-    /** CRLFs inside quoted fields so far: csv-parse's own line count (used on a parse error) counts each twice. */
-    let quotedCrlfs = 0;
-    try {
-      for await (const fields of parser as AsyncIterable<string[]>) {
-        const row = line;
-        line++;
-        for (const field of fields) {
-          if (field.includes('\n') || field.includes('\r')) {
-            line += field.match(LINE_BREAKS_RE)?.length ?? 0;
-            quotedCrlfs += field.match(/\r\n/g)?.length ?? 0;
-          }
-        }
-        // Spreadsheets write rows of empty cells for blank lines: skip both.
-        if (v.stopped || fields.every((f) => f.trim() === '')) continue;
-        await v.record(fields, row);
-      }
-    } catch (err) {
-      if (guard.failure?.kind === 'too_large') throw new AppError('payload_too_large', { detail: `csv over ${this.maxBytes} bytes` });
-      if (guard.failure?.kind === 'not_utf8') v.error(guard.failure.line, null, 'the file is not UTF-8 text (save it as "CSV UTF-8")');
-      // Records parsed just before the error may be dropped with it: take the parser's count then.
-      else if (err instanceof CsvError) v.error(Math.max(line, Number(err.lines) - quotedCrlfs), null, parseErrorMessage(err));
-      else throw err;
-    } finally {
-      input.off('error', onInputError);
-      input.unpipe(guard);
-      guard.unpipe(parser);
-    }
+    await readCsv(input, { maxBytes: this.maxBytes, errors: v.collector }, (fields, row) => v.record(fields, row));
     return v.finish();
   }
 
@@ -785,12 +664,16 @@ export class ExternalKeys {
       planned.forEach((p, i) => {
         const member = members[i];
         if (!member) return; // deleted since validation
-        ops.push({ op: 'set', key: keys.member(domain, p.id), value: JSON.stringify(withExternalKey(member, p.key || null)) });
+        const next = withExternalKey(member, p.key || null);
+        ops.push({ op: 'set', key: keys.member(domain, p.id), value: JSON.stringify(next) }, ...memberIndexOps(domain, member, next));
         if (p.key) claimed[p.key] = p.id;
         const old = releasing[i];
         if (old && holders[i] === p.id) released.push(old);
         const intruder = intruders[i] ? (JSON.parse(intruders[i]) as Member) : null;
-        if (intruder?.externalKey === p.key) ops.push({ op: 'set', key: keys.member(domain, intruder.id), value: JSON.stringify(withExternalKey(intruder, null)) });
+        if (intruder?.externalKey === p.key) {
+          const freed = withExternalKey(intruder, null);
+          ops.push({ op: 'set', key: keys.member(domain, intruder.id), value: JSON.stringify(freed) }, ...memberIndexOps(domain, intruder, freed));
+        }
       });
       job = { ...job, next: job.next + 1 };
       ops.push(

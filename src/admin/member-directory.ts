@@ -7,6 +7,7 @@ import type { Tenant } from '../domain/tenant.js';
 import { AppError } from '../errors/index.js';
 import { digestForKey, keys, type KeyValueStore } from '../store/index.js';
 import type { WebSessions } from '../sso/sessions.js';
+import { MemberSearch, type MemberSearchPage, type MemberSearchQuery } from './member-search.js';
 
 /** A member as the admin API shows it: never a password hash or an app password's hash. */
 export interface MemberView {
@@ -57,12 +58,16 @@ export function requireSso(tenant: Tenant, what: string): void {
  * every S-23/S-25 rule is enforced here, once.
  */
 export class MemberDirectory {
+  readonly searcher: MemberSearch;
+
   constructor(
     private readonly members: MemberRepository,
     private readonly sessions: WebSessions,
     private readonly store: KeyValueStore,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.searcher = new MemberSearch(store);
+  }
 
   async load(tenant: Tenant, id: string): Promise<Member> {
     const member = /^[A-Za-z0-9._:-]{1,64}$/.test(id) ? await this.members.findById(tenant.domain, id) : null;
@@ -129,10 +134,8 @@ export class MemberDirectory {
     return true;
   }
 
-  /** A page of members (cursor iteration over the tenant's member set). */
-  async list(tenant: Tenant, cursor: string, count: number): Promise<{ members: Member[]; nextCursor: string | null }> {
-    const [next, ids] = await this.store.sScan(keys.memberIds(tenant.domain), cursor, count);
-    const found = await Promise.all(ids.map((id) => this.members.findById(tenant.domain, id)));
-    return { members: found.filter((m): m is Member => m !== null), nextCursor: next === '0' ? null : next };
+  /** A page of the member search (see member-search.ts): prefix on account / name words / external key, filters, ordered paging. */
+  search(tenant: Tenant, query: MemberSearchQuery): Promise<MemberSearchPage> {
+    return this.searcher.search(tenant, query);
   }
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../domain/clock.js';
 import type { Member } from '../domain/member.js';
+import { memberIndexOps } from '../domain/member-index.js';
 import type { TenantRepository } from '../domain/tenants.js';
 import type { SsoSettings, Tenant } from '../domain/tenant.js';
 import { AppError } from '../errors/index.js';
@@ -347,6 +348,7 @@ export class SsoSwitch {
           { op: 'sRem', key: keys.memberIds(domain), members: [id] },
           { op: 'hDel', key: keys.memberByAccount(domain), fields: [member.account] },
           ...(member.externalKey ? [{ op: 'hDel' as const, key: keys.memberByExternalKey(domain), fields: [member.externalKey] }] : []),
+          ...memberIndexOps(domain, member, null),
         );
       } else if (change.outcome === 'update') {
         ops.push({ op: 'set', key: keys.member(domain, id), value: JSON.stringify(change.next) });

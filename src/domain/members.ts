@@ -3,6 +3,7 @@ import { keys, type KeyValueStore } from '../store/index.js';
 import type { z } from 'zod';
 import { AppError } from '../errors/index.js';
 import { memberSchema, type Member } from './member.js';
+import { memberIndexOps } from './member-index.js';
 
 export type NewMember = Omit<z.input<typeof memberSchema>, 'id' | 'domain'> & { id?: string };
 
@@ -41,12 +42,14 @@ export class MemberRepository {
     };
     await claim(keys.memberByAccount(domain), member.account, previous?.account);
     await claim(keys.memberByExternalKey(domain), member.externalKey, previous?.externalKey);
-    await this.store.set(keys.member(domain, member.id), JSON.stringify(member));
-    await this.store.sAdd(keys.memberIds(domain), member.id);
-    if (previous && previous.account !== member.account) await this.store.hDel(keys.memberByAccount(domain), previous.account);
-    if (previous?.externalKey && previous.externalKey !== member.externalKey) {
-      await this.store.hDel(keys.memberByExternalKey(domain), previous.externalKey);
-    }
+    // The record, the id set, the search indexes and the released unique-index entries change together.
+    await this.store.atomic([
+      { op: 'set', key: keys.member(domain, member.id), value: JSON.stringify(member) },
+      { op: 'sAdd', key: keys.memberIds(domain), members: [member.id] },
+      ...memberIndexOps(domain, previous, member),
+      ...(previous && previous.account !== member.account ? [{ op: 'hDel' as const, key: keys.memberByAccount(domain), fields: [previous.account] }] : []),
+      ...(previous?.externalKey && previous.externalKey !== member.externalKey ? [{ op: 'hDel' as const, key: keys.memberByExternalKey(domain), fields: [previous.externalKey] }] : []),
+    ]);
     return member;
   }
 
@@ -59,11 +62,12 @@ export class MemberRepository {
       { op: 'sRem', key: keys.memberIds(domain), members: [id] },
       { op: 'hDel', key: keys.memberByAccount(domain), fields: [member.account] },
       ...(member.externalKey ? [{ op: 'hDel' as const, key: keys.memberByExternalKey(domain), fields: [member.externalKey] }] : []),
+      ...memberIndexOps(domain, member, null),
     ]);
     return true;
   }
 
-  /** Writes a member whose identifying fields (account, external key) did not change. */
+  /** Writes a member whose identifying fields (account, name, external key) did not change: no index is touched. */
   async replace(member: Member): Promise<void> {
     await this.store.set(keys.member(member.domain, member.id), JSON.stringify(member));
   }

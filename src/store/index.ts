@@ -1,5 +1,5 @@
-export type { AtomicOp, KeyValueStore, SetOptions } from './types.js';
-export { MemoryStore } from './memory-store.js';
+export type { AtomicOp, KeyValueStore, LexBound, SetOptions } from './types.js';
+export { MemoryStore, compareUtf8 } from './memory-store.js';
 export { RedisStore, type RedisMode, type RedisNodeAddress, type RedisStoreOptions, type RedisTarget } from './redis-store.js';
 export { buildRedisStoreOptions, createStoreFromConfig } from './create-store.js';
 export { CrossSlotError, hashedPartOf } from './hash-slot.js';

@@ -29,6 +29,20 @@ export const keys = {
   memberByAccount: (domain: string): string => `${tag(domain)}:members:by-account`,
   /** Hash external key → member id. No TTL. */
   memberByExternalKey: (domain: string): string => `${tag(domain)}:members:by-external-key`,
+  /**
+   * Member search indexes (src/domain/member-index.ts): sorted sets of score-0 members, ordered by their
+   * bytes. By account: `<account>\0<id>`; by name: `<suffix of the lower-cased name's words>\0<id>` (one
+   * per word: "kim min-jun" gives "kim min-jun" and "min-jun"); by external key: `<lower-cased key>\0<id>`.
+   * Written in the same MULTI as the member record; entries are checked against the record when read.
+   * No TTL.
+   */
+  memberSearchByAccount: (domain: string): string => `${tag(domain)}:members:ix:account`,
+  memberSearchByName: (domain: string): string => `${tag(domain)}:members:ix:name`,
+  memberSearchByExternalKey: (domain: string): string => `${tag(domain)}:members:ix:external-key`,
+  /** Set ("1") once the search indexes hold every member (built once for tenants older than them). No TTL. */
+  memberSearchReady: (domain: string): string => `${tag(domain)}:members:ix:ready`,
+  /** Lock held by the request building a tenant's member search indexes. TTL: 30 s, renewed per batch. */
+  memberSearchBuildLock: (domain: string): string => `${tag(domain)}:members:ix:lock`,
   /** Login transaction (JSON). TTL: loginTransaction.ttlSeconds (30 min). Single use (GETDEL). */
   loginTransaction: (domain: string, id: string): string => `${tag(domain)}:txn:${id}`,
   /** SAML assertion ids already used (S-8 replay cache). TTL: until the assertion expires (+ skew). */

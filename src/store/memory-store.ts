@@ -1,11 +1,43 @@
 import { assertSameSlot } from './hash-slot.js';
-import type { AtomicOp, KeyValueStore, SetOptions } from './types.js';
+import type { AtomicOp, KeyValueStore, LexBound, SetOptions } from './types.js';
 
 type Entry =
   | { type: 'string'; value: string; expiresAt: number | null }
   | { type: 'hash'; value: Map<string, string>; expiresAt: number | null }
   | { type: 'set'; value: Set<string>; expiresAt: number | null }
-  | { type: 'list'; value: string[]; expiresAt: number | null };
+  | { type: 'list'; value: string[]; expiresAt: number | null }
+  /** A sorted set of score-0 members: kept in Redis's lexicographic (UTF-8 byte) order. */
+  | { type: 'zset'; value: string[]; expiresAt: number | null };
+
+/**
+ * Compares as Redis does (UTF-8 bytes, i.e. code points). UTF-16 code units order the same except
+ * that a surrogate (a code point past U+FFFF) must sort after U+E000–U+FFFF.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const ca = a.charCodeAt(i);
+    const cb = b.charCodeAt(i);
+    if (ca === cb) continue;
+    const sa = ca >= 0xd800 && ca <= 0xdfff;
+    const sb = cb >= 0xd800 && cb <= 0xdfff;
+    if (sa !== sb) return sa ? 1 : -1;
+    return ca - cb;
+  }
+  return a.length - b.length;
+}
+
+/** The first index whose member is not below `value` (binary search). */
+function lowerBound(sorted: string[], value: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareUtf8(sorted[mid]!, value) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 class WrongTypeError extends Error {
   constructor() {
@@ -58,7 +90,7 @@ export class MemoryStore implements KeyValueStore {
   }
 
   private dropIfEmpty(key: string, e: Entry): void {
-    const size = e.type === 'string' ? 1 : e.type === 'list' ? e.value.length : e.value.size;
+    const size = e.type === 'string' ? 1 : e.type === 'list' || e.type === 'zset' ? e.value.length : e.value.size;
     if (size === 0) this.data.delete(key);
   }
 
@@ -199,12 +231,65 @@ export class MemoryStore implements KeyValueStore {
     return Promise.resolve(n);
   }
 
+  async zAdd(key: string, ...members: string[]): Promise<number> {
+    if (members.length === 0) return Promise.resolve(0);
+    const e = this.ensure(key, 'zset', () => []);
+    let n = 0;
+    for (const m of members) {
+      const at = lowerBound(e.value, m);
+      if (e.value[at] === m) continue;
+      e.value.splice(at, 0, m);
+      n++;
+    }
+    return Promise.resolve(n);
+  }
+
+  async zRem(key: string, ...members: string[]): Promise<number> {
+    const e = this.typed(key, 'zset');
+    if (!e) return Promise.resolve(0);
+    let n = 0;
+    for (const m of members) {
+      const at = lowerBound(e.value, m);
+      if (e.value[at] !== m) continue;
+      e.value.splice(at, 1);
+      n++;
+    }
+    this.dropIfEmpty(key, e);
+    return Promise.resolve(n);
+  }
+
+  async zRangeByLex(key: string, min: LexBound, max: LexBound, limit: number): Promise<string[]> {
+    const all = this.typed(key, 'zset')?.value ?? [];
+    if (limit <= 0) return Promise.resolve([]);
+    let start = 0;
+    if (min === '+') start = all.length;
+    else if (min !== '-') {
+      start = lowerBound(all, min.value);
+      if (min.exclusive && all[start] === min.value) start++;
+    }
+    const out: string[] = [];
+    for (let i = start; i < all.length && out.length < limit; i++) {
+      const m = all[i]!;
+      if (max === '-') break;
+      if (max !== '+') {
+        const c = compareUtf8(m, max.value);
+        if (c > 0 || (c === 0 && max.exclusive)) break;
+      }
+      out.push(m);
+    }
+    return Promise.resolve(out);
+  }
+
+  async zCard(key: string): Promise<number> {
+    return Promise.resolve(this.typed(key, 'zset')?.value.length ?? 0);
+  }
+
   async atomic(ops: AtomicOp[]): Promise<void> {
     // Redis Cluster's rule holds here too, so a cross-slot batch fails in every test.
     assertSameSlot('atomic', ops.map((o) => o.key));
     // Single-threaded: check every op's type first, then apply, so a bad op applies nothing.
     for (const o of ops) {
-      const want = o.op === 'set' || o.op === 'del' ? null : o.op.startsWith('h') ? 'hash' : 'set';
+      const want = o.op === 'set' || o.op === 'del' ? null : o.op.startsWith('h') ? 'hash' : o.op.startsWith('z') ? 'zset' : 'set';
       const e = this.live(o.key);
       if (want && e && e.type !== want) throw new WrongTypeError();
     }
@@ -230,6 +315,12 @@ export class MemoryStore implements KeyValueStore {
           break;
         case 'sRem':
           await this.sRem(o.key, ...o.members);
+          break;
+        case 'zAdd':
+          await this.zAdd(o.key, ...o.members);
+          break;
+        case 'zRem':
+          await this.zRem(o.key, ...o.members);
           break;
       }
     }

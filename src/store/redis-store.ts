@@ -1,7 +1,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../errors/index.js';
 import { assertSameSlot, CrossSlotError } from './hash-slot.js';
-import type { AtomicOp, KeyValueStore, SetOptions } from './types.js';
+import type { AtomicOp, KeyValueStore, LexBound, SetOptions } from './types.js';
 
 /** A Redis node (a Cluster seed node or a sentinel). */
 export interface RedisNodeAddress {
@@ -43,6 +43,17 @@ function isBugReply(err: unknown): boolean {
   if (!isReplyError(err)) return false;
   const replies = [err, ...(err.previousErrors ?? [])];
   return !replies.some((e) => e instanceof Error && TRANSIENT_REPLY_RE.test(e.message));
+}
+
+/** A LexBound as Redis writes it: `-`, `+`, `[value` or `(value`. */
+function lexArg(bound: LexBound): string {
+  if (bound === '-' || bound === '+') return bound;
+  return `${bound.exclusive ? '(' : '['}${bound.value}`;
+}
+
+/** ZADD's arguments for members of score 0. */
+function zeroScored(members: string[]): string[] {
+  return members.flatMap((m) => ['0', m]);
 }
 
 const reconnectDelay = (times: number): number => Math.min(100 * times, 2000);
@@ -294,6 +305,25 @@ export class RedisStore implements KeyValueStore {
     return this.run(() => this.client.hincrby(key, field, by));
   }
 
+  zAdd(key: string, ...members: string[]): Promise<number> {
+    if (members.length === 0) return Promise.resolve(0);
+    return this.run(() => this.client.zadd(key, ...zeroScored(members)));
+  }
+
+  zRem(key: string, ...members: string[]): Promise<number> {
+    if (members.length === 0) return Promise.resolve(0);
+    return this.run(() => this.client.zrem(key, ...members));
+  }
+
+  zRangeByLex(key: string, min: LexBound, max: LexBound, limit: number): Promise<string[]> {
+    if (limit <= 0) return Promise.resolve([]);
+    return this.run(() => this.client.zrangebylex(key, lexArg(min), lexArg(max), 'LIMIT', 0, limit));
+  }
+
+  zCard(key: string): Promise<number> {
+    return this.run(() => this.client.zcard(key));
+  }
+
   atomic(ops: AtomicOp[]): Promise<void> {
     if (ops.length === 0) return Promise.resolve();
     return this.run(async () => {
@@ -323,6 +353,12 @@ export class RedisStore implements KeyValueStore {
             break;
           case 'sRem':
             if (o.members.length) multi.srem(o.key, ...o.members);
+            break;
+          case 'zAdd':
+            if (o.members.length) multi.zadd(o.key, ...zeroScored(o.members));
+            break;
+          case 'zRem':
+            if (o.members.length) multi.zrem(o.key, ...o.members);
             break;
         }
       }

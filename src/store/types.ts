@@ -20,7 +20,15 @@ export type AtomicOp =
   | { op: 'hDel'; key: string; fields: string[] }
   | { op: 'hIncrBy'; key: string; field: string; by: number }
   | { op: 'sAdd'; key: string; members: string[] }
-  | { op: 'sRem'; key: string; members: string[] };
+  | { op: 'sRem'; key: string; members: string[] }
+  | { op: 'zAdd'; key: string; members: string[] }
+  | { op: 'zRem'; key: string; members: string[] };
+
+/**
+ * One end of a ZRANGEBYLEX range: `'-'` / `'+'` (the lowest / highest), or a value, inclusive unless
+ * `exclusive`. Members compare byte by byte in their UTF-8 encoding (Redis's lexicographic order).
+ */
+export type LexBound = '-' | '+' | { value: string; exclusive?: boolean };
 
 export interface KeyValueStore {
   readonly kind: 'memory' | 'redis';
@@ -62,6 +70,16 @@ export interface KeyValueStore {
   sCard(key: string): Promise<number>;
   hLen(key: string): Promise<number>;
   hIncrBy(key: string, field: string, by: number): Promise<number>;
+
+  /**
+   * Lexicographic indexes: sorted sets whose members all have score 0 (ZADD key 0 m …), so they are
+   * ordered by their UTF-8 bytes. zAdd returns how many were new, zRem how many were there.
+   */
+  zAdd(key: string, ...members: string[]): Promise<number>;
+  zRem(key: string, ...members: string[]): Promise<number>;
+  /** ZRANGEBYLEX key min max LIMIT 0 limit: at most `limit` members between the bounds, in order. */
+  zRangeByLex(key: string, min: LexBound, max: LexBound, limit: number): Promise<string[]>;
+  zCard(key: string): Promise<number>;
 
   /**
    * Sends the writes as one MULTI/EXEC: a connection failure applies none of them, and no other

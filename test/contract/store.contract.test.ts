@@ -278,6 +278,59 @@ function storeContract(name: string, makeStore: () => Promise<StoreFixture>): vo
       });
     });
 
+    describe('lexicographic sorted sets (score 0: the member search index)', () => {
+      it('zAdd counts only new members; zRangeByLex returns them in UTF-8 byte order', async () => {
+        const key = k('zset');
+        assert.deepEqual(await store.zRangeByLex(key, '-', '+', 10), [], 'a missing key is empty');
+        assert.equal(await store.zCard(key), 0);
+        // \uE000 sorts below any code point past U+FFFF in UTF-8 (not in UTF-16); \0 below every other character.
+        const members = ['b', 'a', 'ab', 'a\u0000z', 'é', '\uE000', '😀', 'A', 'a'];
+        assert.equal(await store.zAdd(key, ...members), 8, 'a repeated member counts once');
+        assert.equal(await store.zAdd(key, 'ab', 'c'), 1);
+        assert.equal(await store.zCard(key), 9);
+        assert.deepEqual(await store.zRangeByLex(key, '-', '+', 100), ['A', 'a', 'a\u0000z', 'ab', 'b', 'c', 'é', '\uE000', '😀']);
+      });
+
+      it('zRangeByLex honours inclusive and exclusive bounds and the limit', async () => {
+        const key = k('zset');
+        await store.zAdd(key, 'ann\u0000m1', 'anna\u0000m2', 'bob\u0000m3', 'carl\u0000m4');
+        assert.deepEqual(await store.zRangeByLex(key, { value: 'ann' }, '+', 2), ['ann\u0000m1', 'anna\u0000m2']);
+        assert.deepEqual(await store.zRangeByLex(key, { value: 'ann\u0000m1', exclusive: true }, '+', 10), ['anna\u0000m2', 'bob\u0000m3', 'carl\u0000m4']);
+        assert.deepEqual(await store.zRangeByLex(key, { value: 'ann\u0000m1' }, { value: 'bob\u0000m3', exclusive: true }, 10), ['ann\u0000m1', 'anna\u0000m2']);
+        assert.deepEqual(await store.zRangeByLex(key, { value: 'b' }, { value: 'bob\u0000m3' }, 10), ['bob\u0000m3']);
+        assert.deepEqual(await store.zRangeByLex(key, { value: 'zz' }, '+', 10), []);
+        assert.deepEqual(await store.zRangeByLex(key, '-', '+', 0), [], 'limit 0 returns nothing');
+      });
+
+      it('zRem counts removed members; the emptied index disappears', async () => {
+        const key = k('zset');
+        await store.zAdd(key, 'a', 'b');
+        assert.equal(await store.zRem(key, 'a', 'missing'), 1);
+        assert.deepEqual(await store.zRangeByLex(key, '-', '+', 10), ['b']);
+        assert.equal(await store.zRem(key, 'b'), 1);
+        assert.equal(await store.pttl(key), -2, 'an empty sorted set does not exist');
+        assert.equal(await store.zRem(key, 'b'), 0);
+      });
+
+      it('atomic applies zAdd and zRem with the other writes; a sorted set is not a set', async () => {
+        const tag = `{contract-${randomBytes(4).toString('hex')}}`;
+        const index = `${tag}:index`;
+        const record = `${tag}:record`;
+        await store.zAdd(index, 'old');
+        await store.atomic([
+          { op: 'set', key: record, value: 'v' },
+          { op: 'zRem', key: index, members: ['old'] },
+          { op: 'zAdd', key: index, members: ['new1', 'new2'] },
+          { op: 'zAdd', key: index, members: [] },
+        ]);
+        assert.deepEqual(await store.zRangeByLex(index, '-', '+', 10), ['new1', 'new2']);
+        assert.equal(await store.get(record), 'v');
+        await assert.rejects(store.sMembers(index), isWrongType);
+        await assert.rejects(store.zAdd(record, 'x'), isWrongType);
+        await assert.rejects(store.zRangeByLex(record, '-', '+', 10), isWrongType);
+      });
+    });
+
     describe('capped lists', () => {
       it('pushCapped keeps the newest first and caps the length', async () => {
         const key = k('list');

@@ -6,6 +6,7 @@ import { AppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
 import { parseBody } from '../../validate.js';
 import { auditAdmin, scopedTenant } from './context.js';
+import { assertCsvUpload } from './csv-upload.js';
 import { registerAdminOperations } from './openapi.js';
 
 const bulkSchema = z.strictObject({
@@ -56,17 +57,6 @@ registerAdminOperations([
 
 /** The UTF-8 byte order mark: Excel needs it to read a CSV as UTF-8 (and the upload accepts it). */
 const BOM = '\uFEFF';
-
-/** PUT of the CSV: `text/csv`, UTF-8 (or no charset), no content encoding; anything else is 415. */
-function assertCsvUpload(req: Request): void {
-  const type = (req.get('content-type') ?? '').toLowerCase();
-  const match = /^text\/csv\s*(?:;(.*))?$/.exec(type);
-  const charset = /(?:^|;)\s*charset\s*=\s*"?([^";\s]+)/.exec(match?.[1] ?? '')?.[1];
-  const encoding = (req.get('content-encoding') ?? 'identity').toLowerCase();
-  if (!match || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') || encoding !== 'identity') {
-    throw new AppError('unsupported_media_type', { detail: `csv upload with ${type.slice(0, 100) || 'no content type'}, encoding ${encoding.slice(0, 50)}`, message: 'Upload the file as text/csv in UTF-8.' });
-  }
-}
 
 /** Writes to the response, resolving when it wants more (backpressure); rejects if the client left. */
 function responseWriter(res: Response): (chunk: string) => Promise<void> {
@@ -151,12 +141,7 @@ export function externalKeyRoutes(s: Services): Router {
 
   router.put(`${base}.csv`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
-    try {
-      assertCsvUpload(req);
-    } catch (err) {
-      req.resume();
-      throw err;
-    }
+    assertCsvUpload(req);
     let result;
     try {
       result = await externalKeys.importCsv(tenant, req);

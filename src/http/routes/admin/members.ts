@@ -1,12 +1,14 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { memberView } from '../../../admin/member-directory.js';
+import { MembersCsvImport } from '../../../admin/members-csv.js';
 import { accountSchema, externalKeySchema, memberRoleSchema, memberStatusSchema } from '../../../domain/member.js';
 import { AppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
 import { parseBody } from '../../validate.js';
 import type { Member } from '../../../domain/member.js';
-import { auditAdmin, requirePermission, scopedTenant } from './context.js';
+import { auditAdmin, permissionsOf, principalOf, requirePermission, scopedTenant } from './context.js';
+import { assertCsvUpload } from './csv-upload.js';
 
 const createSchema = z.strictObject({
   account: accountSchema,
@@ -26,6 +28,19 @@ const patchSchema = z.strictObject({
   externalKey: externalKeySchema.nullable().optional(),
 });
 
+const listQuerySchema = z.object({
+  q: z
+    .string()
+    .max(200)
+    .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), 'must not contain control characters')
+    .optional(),
+  status: memberStatusSchema.optional(),
+  role: memberRoleSchema.optional(),
+  hasExternalKey: z.enum(['true', 'false']).optional(),
+  count: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().max(1400).optional(),
+});
+
 const passwordSchema = z.strictObject({ password: z.string() });
 const appPasswordSchema = z.strictObject({ name: z.string().min(1).max(100) });
 
@@ -41,13 +56,16 @@ function requireSuperFor(res: Response, target: Member | null, newRole?: Member[
 export function memberRoutes(s: Services): Router {
   const router = Router();
   const base = '/domains/:domain/members';
+  const csvImport = new MembersCsvImport({ store: s.store, clock: s.clock });
 
   router.get(base, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
-    const count = Math.min(Math.max(Number(req.query.count ?? 100) || 100, 1), 1000);
-    const cursor = typeof req.query.cursor === 'string' && /^[A-Za-z0-9_=-]{1,200}$/.test(req.query.cursor) ? req.query.cursor : '0';
-    const page = await s.memberDirectory.list(tenant, cursor, count);
-    res.json({ members: page.members.map(memberView), nextCursor: page.nextCursor });
+    const query = parseBody(listQuerySchema, req.query);
+    const page = await s.memberDirectory.search(tenant, {
+      ...query,
+      hasExternalKey: query.hasExternalKey === undefined ? undefined : query.hasExternalKey === 'true',
+    });
+    res.json({ members: page.members.map(memberView), nextCursor: page.nextCursor, total: page.total });
   });
 
   router.post(base, async (req: Request, res: Response) => {
@@ -57,6 +75,22 @@ export function memberRoutes(s: Services): Router {
     const member = await s.memberDirectory.create(tenant, body);
     await auditAdmin(s, req, res, { type: 'member.created', domain: tenant.domain, data: { memberId: member.id, status: member.status, role: member.role, withPassword: body.password !== undefined } });
     res.status(201).json(memberView(member));
+  });
+
+  // All-or-nothing bulk add (see src/admin/members-csv.ts).
+  router.post(`${base}.csv`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    assertCsvUpload(req);
+    let result;
+    try {
+      result = await csvImport.importCsv(tenant, req, { allowSuperAdmin: permissionsOf(principalOf(res)).super });
+    } catch (err) {
+      // Refused before the body was read to its end: do not wait for the rest of it.
+      if (err instanceof AppError && err.code === 'payload_too_large') res.setHeader('Connection', 'close');
+      throw err;
+    }
+    await auditAdmin(s, req, res, { type: 'members.imported', domain: tenant.domain, data: { count: result.created } });
+    res.json({ created: result.created });
   });
 
   router.get(`${base}/:id`, async (req: Request, res: Response) => {
@@ -125,4 +159,4 @@ export function memberRoutes(s: Services): Router {
   return router;
 }
 
-export const memberBodies = { create: createSchema, patch: patchSchema, password: passwordSchema, appPassword: appPasswordSchema };
+export const memberBodies = { list: listQuerySchema, create: createSchema, patch: patchSchema, password: passwordSchema, appPassword: appPasswordSchema };

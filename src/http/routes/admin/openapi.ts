@@ -11,7 +11,7 @@ export interface AdminOperation {
   path: string;
   summary: string;
   operatorOnly?: boolean;
-  body?: z.ZodType | 'xml-or-json' | 'csv';
+  body?: z.ZodType | 'xml-or-json' | 'csv' | 'members-csv';
   success: number;
   /** Extra error codes worth naming for this operation. */
   errors?: Array<keyof typeof ERROR_CODES>;
@@ -78,8 +78,24 @@ const operations: AdminOperation[] = [
   },
   { method: 'get', path: '/domains/{domain}/sso/test-sign-ins/{id}', summary: 'A test sign-in: {id, status pending|succeeded|failed, finishedAt?, member?, assertedId?, code?, reason?, message?} (kept 1 h)', success: 200, errors: ['not_found'] },
   { method: 'post', path: '/domains/{domain}/saml/idp-metadata', summary: 'Import IdP metadata: XML body, or {"url"} fetched behind an SSRF guard (S-12)', body: 'xml-or-json', success: 200, errors: ['idp_metadata_invalid', 'metadata_fetch_failed'] },
-  { method: 'get', path: '/domains/{domain}/members', summary: 'List members (`count` 1–1000, `cursor`)', success: 200 },
+  {
+    method: 'get',
+    path: '/domains/{domain}/members',
+    summary:
+      'Search members: `q` (prefix of the account, of the name from any word, or of the external key; case-insensitive), `status`, `role`, `hasExternalKey` true|false, `count` 1–100 (default 50), `cursor` → {members, nextCursor, total}; a page may be short with a nextCursor',
+    success: 200,
+    errors: ['conflict'],
+  },
   { method: 'post', path: '/domains/{domain}/members', summary: 'Add a member (S-25: externalKey required while SSO is on; S-23: no password while SSO is on; role super_admin needs super)', body: memberBodies.create, success: 201, errors: ['forbidden', 'external_key_required', 'external_key_conflict', 'account_conflict', 'sso_enabled', 'password_policy_violation'] },
+  {
+    method: 'post',
+    path: '/domains/{domain}/members.csv',
+    summary:
+      'Add members from a CSV file (text/csv; header account,name,externalKey,role; UTF-8, BOM accepted; up to 100,000 rows): validated whole, then all added (status pending, role member by default) or none → {created}; errors as 400 csv_invalid {errors:[{row,column,error}],truncated}',
+    body: 'members-csv',
+    success: 200,
+    errors: ['csv_invalid', 'unsupported_media_type', 'payload_too_large', 'conflict'],
+  },
   { method: 'get', path: '/domains/{domain}/members/{id}', summary: 'Read a member', success: 200, errors: ['unknown_member'] },
   { method: 'patch', path: '/domains/{domain}/members/{id}', summary: 'Update a member; externalKey set, changed or removed with null (S-26); giving or taking super_admin, or changing a super admin, needs super', body: memberBodies.patch, success: 200, errors: ['forbidden', 'unknown_member', 'external_key_conflict', 'external_key_required'] },
   { method: 'delete', path: '/domains/{domain}/members/{id}', summary: 'Delete a member and end its sessions (a super admin: super)', success: 204, errors: ['unknown_member', 'forbidden'] },
@@ -120,6 +136,8 @@ export function buildOpenApi(publicUrl: string): Record<string, unknown> {
       };
     } else if (op.body === 'csv') {
       requestBody = { required: true, content: { 'text/csv': { schema: { type: 'string', description: 'account,name,externalKey with a header row; UTF-8, BOM accepted' } } } };
+    } else if (op.body === 'members-csv') {
+      requestBody = { required: true, content: { 'text/csv': { schema: { type: 'string', description: 'account,name,externalKey,role with a header row (externalKey and role optional); UTF-8, BOM accepted' } } } };
     } else if (op.body) {
       requestBody = { required: true, content: { 'application/json': { schema: z.toJSONSchema(op.body, { io: 'input', unrepresentable: 'any' }) } } };
     }
