@@ -359,6 +359,19 @@ class CsvValidation {
  * External keys in bulk: the S-27 API (resolve, validate, refuse clashes, apply in one MULTI), the
  * paged listing, and the S-28 CSV export (streamed) and import (streamed, staged, resumable).
  */
+/** Who asks: without the super permission, a super admin's external key is not theirs to change. */
+export interface KeyChangeOptions {
+  allowSuperAdmin?: boolean;
+}
+
+/**
+ * 403: an admin who could change a super admin's external key could sign in as them at the IdP
+ * (docs/spec.md §11, the super permission).
+ */
+function superAdminRefusal(): AppError {
+  return new AppError('forbidden', { message: "Only a super admin may change a super admin's external key.", detail: 'external key change touches a super admin' });
+}
+
 export class ExternalKeys {
   private readonly batchSize: number;
   private readonly maxRows: number;
@@ -390,7 +403,7 @@ export class ExternalKeys {
    * the final mapping computed — keys released by the request may be reused in it — and any clash
    * refused (409) before one MULTI writes members and index entries together.
    */
-  async update(tenant: Tenant, items: BulkItem[]): Promise<BulkResult> {
+  async update(tenant: Tenant, items: BulkItem[], options: KeyChangeOptions = {}): Promise<BulkResult> {
     const { store } = this.deps;
     const domain = tenant.domain;
     const lock = await TenantLock.acquire(store, domain);
@@ -401,6 +414,7 @@ export class ExternalKeys {
       const unknown = members.flatMap((m, index) => (m ? [] : [{ index, id: items[index]!.id.slice(0, 200) }]));
       if (unknown.length > 0) throw new AppError('unknown_member', { details: { unknown }, detail: `unknown members at ${unknown.map((u) => u.index).join(',')}` });
       const resolved = members as Member[];
+      if (options.allowSuperAdmin === false && resolved.some((m) => m.role === 'super_admin')) throw superAdminRefusal();
 
       const issues: Array<{ path: string; message: string }> = [];
       const indexOfMember = new Map<string, number>();
@@ -539,11 +553,29 @@ export class ExternalKeys {
   }
 
   /**
+   * Whether a change touches a super admin (the member whose key changes, or the one a key is taken
+   * from): read in batches, so a 100,000-row file costs 100 pipelined reads, never all at once.
+   */
+  private async refuseSuperAdminChanges(domain: string, changes: string[]): Promise<void> {
+    const ids = new Set<string>();
+    for (const change of changes) {
+      const [id, holder] = change.split('\t');
+      if (id) ids.add(id);
+      if (holder) ids.add(holder);
+    }
+    const all = [...ids];
+    for (let i = 0; i < all.length; i += 1000) {
+      const records = await this.deps.store.mGet(all.slice(i, i + 1000).map((id) => keys.member(domain, id)));
+      if (records.some((r) => r !== null && (JSON.parse(r) as Member).role === 'super_admin')) throw superAdminRefusal();
+    }
+  }
+
+  /**
    * S-28 import: validates the whole stream first (400 `csv_invalid` with every row error, nothing
    * written), then stages and applies the plan (see the file comment). Members not in the file keep
    * their keys; an empty externalKey removes a member's key.
    */
-  async importCsv(tenant: Tenant, input: Readable): Promise<ImportResult> {
+  async importCsv(tenant: Tenant, input: Readable, options: KeyChangeOptions = {}): Promise<ImportResult> {
     const { store } = this.deps;
     const domain = tenant.domain;
     let lock: TenantLock | null = null;
@@ -551,6 +583,7 @@ export class ExternalKeys {
       lock = await TenantLock.acquire(store, domain);
       const resumed = await this.finishPendingLocked(domain, lock);
       const plan = await this.validate(tenant, input);
+      if (options.allowSuperAdmin === false) await this.refuseSuperAdminChanges(domain, plan.changes);
       if (plan.changes.length === 0) return { ...plan.counts, jobId: null, resumed };
       const job = await this.stage(domain, plan, lock);
       plan.changes.length = 0;

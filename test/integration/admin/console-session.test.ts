@@ -250,12 +250,22 @@ describe('console sign-in and console sessions', () => {
       ['POST', '/domains/a.example/members', { account: 'new-super@a.example', name: 'New', externalKey: 'emp-555', role: 'super_admin', status: 'in_use' }],
       ['PUT', '/domains/a.example/mdm', { mode: 'external' }],
       ['PATCH', '/domains/a.example', { superAdminBreakGlass: false }],
+      // A super admin's external key is theirs: an admin who set it could sign in as them at the IdP.
+      ['POST', '/domains/a.example/external-keys', { users: [{ id: 'super@a.example', externalKey: 'emp-101-takeover' }] }],
     ];
     for (const [method, path, payload] of refusals) {
       const res = await browser.api(method, path, { body: payload, csrf });
       assert.equal(res.status, 403, `${method} ${path}`);
       assert.equal(((await res.json()) as { error: string }).error, 'forbidden', `${method} ${path}`);
     }
+    const csvFor = async (csv: string): Promise<Response> =>
+      browser.request('/admin/v1/domains/a.example/external-keys.csv', { method: 'PUT', headers: { 'content-type': 'text/csv', 'x-csrf-token': csrf, 'sec-fetch-site': 'same-origin' }, body: csv });
+    const viaCsv = await csvFor('account,name,externalKey\r\nsuper@a.example,Super A,emp-101-takeover\r\n');
+    assert.equal(viaCsv.status, 403, 'external-key CSV touching a super admin');
+    assert.equal(((await viaCsv.json()) as { error: string }).error, 'forbidden');
+    // The same file without the super admin applies: the admin may map everyone else.
+    const allowed = await csvFor('account,name,externalKey\r\nadmin2@a.example,Admin Two,emp-102-new\r\n');
+    assert.equal(allowed.status, 200, await allowed.clone().text());
     const superAdmin = await gw.services.members.findById('a.example', 'm-a-super');
     assert.equal(superAdmin?.name, 'Super A');
     assert.equal(superAdmin?.externalKey, 'emp-100');

@@ -5,7 +5,7 @@ import type { Tenant } from '../../../domain/tenant.js';
 import { AppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
 import { parseBody } from '../../validate.js';
-import { auditAdmin, scopedTenant } from './context.js';
+import { auditAdmin, permissionsOf, principalOf, scopedTenant } from './context.js';
 import { assertCsvUpload } from './csv-upload.js';
 import { registerAdminOperations } from './openapi.js';
 
@@ -108,7 +108,7 @@ export function externalKeyRoutes(s: Services): Router {
   router.post(base, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
     const body = parseBody(bulkSchema, req.body);
-    const result = await externalKeys.update(tenant, body.users);
+    const result = await externalKeys.update(tenant, body.users, { allowSuperAdmin: permissionsOf(principalOf(res)).super });
     await auditResumed(req, res, tenant, result.resumed);
     await auditAdmin(s, req, res, { type: 'external_keys.updated', domain: tenant.domain, data: { count: body.users.length, changed: result.changed } });
     res.json({ users: result.users });
@@ -144,7 +144,7 @@ export function externalKeyRoutes(s: Services): Router {
     assertCsvUpload(req);
     let result;
     try {
-      result = await externalKeys.importCsv(tenant, req);
+      result = await externalKeys.importCsv(tenant, req, { allowSuperAdmin: permissionsOf(principalOf(res)).super });
     } catch (err) {
       // Refused before the body was read to its end: do not wait for the rest of it.
       if (err instanceof AppError && err.code === 'payload_too_large') res.setHeader('Connection', 'close');
