@@ -10,6 +10,7 @@ import { mobileTokenGuard } from './provider/mobile-token-guard.js';
 import { OP_PATH } from './provider/provider.js';
 import { publicRouteRule, rateLimit } from './http/rate-limit.js';
 import { consoleRoutes } from './http/routes/console-routes.js';
+import { consoleStaticRoutes } from './http/routes/console-static.js';
 import { healthRoutes } from './http/routes/health-routes.js';
 import { logoutRoutes } from './http/routes/logout-routes.js';
 import { mobileRoutes } from './http/routes/mobile-routes.js';
@@ -57,6 +58,8 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   app.use(consoleRoutes(services));
   app.use(mobileRoutes(services));
   app.use('/admin/v1', adminRouter(services));
+  // The admin console's static files, under their own CSP (not browserRoute's pages).
+  app.use(consoleStaticRoutes(config));
 
   const demoMounted = Boolean(demo && config.demo.enabled && config.env !== 'production');
   if (demo && demoMounted) {
