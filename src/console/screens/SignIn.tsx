@@ -6,7 +6,8 @@ const DOMAIN_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-
 
 /**
  * Sign-in through the gateway's own login (the console eats our own login): the form navigates to
- * GET /console/auth/start?domain=…&method=sso|password, which redirects to /d/login or /d/password-login.
+ * GET /console/auth/start?domain=…&method=sso|password, which redirects to /d/login or /d/password-login
+ * (and from there to the tenant's IdP).
  */
 export function SignInScreen() {
   const { t } = useI18n();
@@ -36,9 +37,11 @@ export function SignInScreen() {
           action="/console/auth/start"
           noValidate
           onSubmit={(e) => {
+            // Navigate rather than submit: the start redirects on to the tenant's IdP, another origin, and the
+            // console's CSP (form-action 'self') blocks a form submission whose redirects leave the origin.
+            e.preventDefault();
             const value = domain.trim().toLowerCase();
             if (!DOMAIN_RE.test(value)) {
-              e.preventDefault();
               setInvalid(true);
               document.getElementById(`${id}-domain`)?.focus();
               return;
@@ -48,6 +51,9 @@ export function SignInScreen() {
             } catch {
               // not remembered
             }
+            const submitter = (e.nativeEvent).submitter as HTMLButtonElement | null;
+            const method = submitter?.value === 'password' ? 'password' : 'sso';
+            window.location.assign(`/console/auth/start?${new URLSearchParams({ domain: value, method }).toString()}`);
           }}
         >
           <div className={`field${invalid ? ' field-invalid' : ''}`}>
