@@ -20,6 +20,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createTestRedisStore, freePort, redisUrl } from '../helpers/redis.js';
+import { SsoSwitch } from '../../src/admin/sso-switch.js';
+import { systemClock } from '../../src/domain/clock.js';
+import { SecretBox } from '../../src/domain/secret-box.js';
+import { TenantRepository } from '../../src/domain/tenants.js';
+import { WebSessions } from '../../src/sso/sessions.js';
+import type { RedisStore } from '../../src/store/redis-store.js';
 import { simpleSamlPhpMissing, startSimpleSamlPhp, type SimpleSamlPhp } from '../helpers/simplesamlphp.js';
 import { browserMissing, buildIfStale, launchChromium, newPerson, PageChecks, startGateway, type GatewayProcess } from './harness.js';
 
@@ -61,6 +67,7 @@ describe('the admin console in a real browser: node dist/main.js, WORKERS=2 on R
   let idp: SimpleSamlPhp | undefined;
   let browser: Browser | undefined;
   let cleanupRedis: (() => Promise<void>) | undefined;
+  let store: RedisStore | undefined;
   let dir: string | undefined;
   const checks = new PageChecks(SHOTS);
   const contexts: BrowserContext[] = [];
@@ -73,6 +80,7 @@ describe('the admin console in a real browser: node dist/main.js, WORKERS=2 on R
     const url = await redisUrl();
     const owned = await createTestRedisStore();
     cleanupRedis = owned.cleanup;
+    store = owned.store;
     const port = await freePort();
     const base = `http://localhost:${port}`;
     idp = await startSimpleSamlPhp({
@@ -188,6 +196,11 @@ describe('the admin console in a real browser: node dist/main.js, WORKERS=2 on R
     await page.getByText('Enter an account such as name@example.com.').waitFor();
     await checks.check(page, 'member-add');
     await page.keyboard.press('Escape');
+    await page.getByTestId('members-csv-open').click();
+    await page.getByRole('dialog').waitFor();
+    await checks.check(page, 'members-csv');
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'hidden' });
   });
 
   it('external keys: 1,000 rows with one bad row apply nothing and the report names the row; fixed, they all apply', async () => {
@@ -353,5 +366,40 @@ describe('the admin console in a real browser: node dist/main.js, WORKERS=2 on R
     await page.setViewportSize({ width: 400, height: 860 });
     await openScreen(page, 'members', 'Members');
     await checks.check(page, 'members-narrow');
+  });
+
+  it('a switch interrupted part way (the power goes) shows as resumable, and the super admin resumes it from the console', async () => {
+    // The gateway's own switch code, on the same Redis, turning SSO off in batches of 100, loses its process after
+    // the second batch: the job record and the done set stay behind, as after a crash or a restart.
+    const secretKeys = (JSON.parse(readFileSync('config/default.json', 'utf8')) as { secretKeys: string[] }).secretKeys;
+    const tenants = new TenantRepository(store!, new SecretBox(secretKeys));
+    const cut = new SsoSwitch({
+      store: store!,
+      tenants,
+      clock: systemClock,
+      sessionEnders: [new WebSessions(store!, systemClock)],
+      tokenRevokers: [],
+      batchSize: 100,
+      afterBatch: (_domain, done) => (done >= 200 ? Promise.reject(new Error('the power goes')) : Promise.resolve()),
+    });
+    const tenant = await tenants.load(DOMAIN);
+    await assert.rejects(cut.apply(tenant, { ...tenant.sso, enabled: false }), /the power goes/);
+
+    const { page } = admin!;
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.reload();
+    await openScreen(page, 'sso', 'SSO settings');
+    const banner = page.getByTestId('resume-banner');
+    await banner.waitFor();
+    assert.match(await banner.innerText(), /200 of 1,?000 members/);
+    await checks.check(page, 'sso-switch-resume');
+    await page.getByTestId('resume-switch').click();
+    await page.getByTestId('switch-summary').waitFor({ timeout: 60_000 });
+    assert.match(await page.getByTestId('switch-summary').innerText(), /SSO is off\./);
+    await page.getByTestId('switch-close').click();
+    await page.getByTestId('sso-state').filter({ hasText: /^SSO off$/ }).waitFor();
+    assert.equal(await banner.count(), 0);
+    const stored = (await operator(`/domains/${DOMAIN}/sso`)) as { enabled: boolean; switchInProgress: unknown };
+    assert.deepEqual([stored.enabled, stored.switchInProgress], [false, null]);
   });
 });

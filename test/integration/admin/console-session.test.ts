@@ -264,7 +264,8 @@ describe('console sign-in and console sessions', () => {
     assert.equal(viaCsv.status, 403, 'external-key CSV touching a super admin');
     assert.equal(((await viaCsv.json()) as { error: string }).error, 'forbidden');
     // The same file without the super admin applies: the admin may map everyone else.
-    const allowed = await csvFor('account,name,externalKey\r\nadmin2@a.example,Admin Two,emp-102-new\r\n');
+    await gw.services.members.save('a.example', { id: 'm-a-csv', account: 'csv@a.example', name: 'Csv Member', externalKey: 'emp-300', role: 'member', status: 'in_use' });
+    const allowed = await csvFor('account,name,externalKey\r\ncsv@a.example,Csv Member,emp-300-new\r\n');
     assert.equal(allowed.status, 200, await allowed.clone().text());
     const superAdmin = await gw.services.members.findById('a.example', 'm-a-super');
     assert.equal(superAdmin?.name, 'Super A');
