@@ -177,6 +177,20 @@ describe('in a real browser: the gateway as `node dist/main.js`, WORKERS=2 on Re
     assert.ok(!(await context.cookies(base())).some((c) => c.name === 'idpb_session'), 'the session cookie is gone');
   });
 
+  it('the README\'s console sign-in: alice (super admin of demo.example) reaches the admin console through the demo IdP', async () => {
+    const { page } = await person();
+    await page.goto(`${base()}/console/`);
+    await page.getByLabel('Your company domain').fill('demo.example');
+    await page.getByTestId('sign-in-sso').click();
+    await landOn(page, (u) => u.href.startsWith(`${base()}/demo-idp/saml/sso?SAMLRequest=`));
+    await signInAtSamlIdp(page, 'alice', 'alice-demo-password');
+    await landOn(page, `${base()}/console/`);
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    assert.match(await page.getByTestId('role-badge').innerText(), /Super admin/);
+    assert.equal(await page.getByTestId('tenant-domain').innerText(), 'demo.example');
+    await checks.check(page, 'console-demo-overview');
+  });
+
   it('SAML with the IdP on another site: the ACS post is cross-site and the SameSite=None login binding cookie goes with it', async () => {
     const { page } = await person();
     // The ACS post's headers as the browser sent them (cookies included).
