@@ -23,7 +23,8 @@
  *            through the guard leaves it (admission and device entry recorded) — floor: the same refresh
  *            on a tenant without MDM. Target ≥ 1,000 req/s and ≥ 0.8 of the floor.
  *
- * then bench/sso-switch.ts and bench/csv-import.ts (time and peak memory) and bench/hostile-input.ts (the
+ * then bench/sso-switch.ts and bench/csv-import.ts (time and peak memory), bench/member-search.ts (a search
+ * page at 100,000 members) and bench/hostile-input.ts (the
  * costliest request a stranger can send to each public XML route, as CPU per request against one valid
  * login), folding their JSON lines in.
  * Prints a table and writes bench/results/<timestamp>.json and latest.json (bench/results/README.md).
@@ -410,6 +411,9 @@ async function fileBench(id: FileBenchRecord['id'], script: string, label: strin
   } else if (result && id === 'hostile-input') {
     const met = result.met === true;
     return { id, label, exitCode: code, result, ms: null, rssGrowthMb: null, target: { text: '≤3× login CPU, ≤50 ms', met }, valid: result.valid === true };
+  } else if (result && id === 'member-search') {
+    const met = result.ok === true;
+    return { id, label, exitCode: code, result, ms: null, rssGrowthMb: null, target: { text: 'median page <50 ms, index <30 s', met }, valid: true };
   } else if (result && id === 'csv-import') {
     const imp = result.import as { ms?: number; rssGrowthMb?: number } | undefined;
     ms = imp?.ms ?? null;
@@ -482,6 +486,7 @@ async function main(): Promise<number> {
 
   if (settings.scenarios.includes('sso-switch')) files.push(await fileBench('sso-switch', 'bench/sso-switch.ts', 'enable SSO: 100k members, 200k sessions'));
   if (settings.scenarios.includes('csv-import')) files.push(await fileBench('csv-import', 'bench/csv-import.ts', 'CSV import: 100k external keys'));
+  if (settings.scenarios.includes('member-search')) files.push(await fileBench('member-search', 'bench/member-search.ts', 'member search: 100k members'));
   if (settings.scenarios.includes('hostile-input')) files.push(await fileBench('hostile-input', 'bench/hostile-input.ts', 'hostile input'));
 
   const rows = tableRows(scenarios, files);

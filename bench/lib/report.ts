@@ -35,7 +35,7 @@ export interface ScenarioRecord {
 }
 
 export interface FileBenchRecord {
-  id: 'sso-switch' | 'csv-import' | 'hostile-input';
+  id: 'sso-switch' | 'csv-import' | 'member-search' | 'hostile-input';
   label: string;
   exitCode: number | null;
   /** The script's JSON line, as printed. */
@@ -102,6 +102,21 @@ export function tableRows(scenarios: ScenarioRecord[], files: FileBenchRecord[])
         p99: r?.slowestMs === undefined ? '—' : `max ${fmt(r.slowestMs, 0)} ms`,
         floor: '1 valid login',
         ratio: r?.worst ? fmt(r.worst.ratio, 2) : '—',
+        target: f.target?.text ?? '—',
+        met: metText(f.valid, f.target),
+      });
+      continue;
+    }
+    if (f.id === 'member-search') {
+      const r = f.result as { slowest?: { label: string; medianMs: number; worstMs: number }; indexBuildMs?: number } | null;
+      rows.push({
+        scenario: r?.slowest ? `${f.label}: slowest case ${r.slowest.label}` : f.label,
+        procs: '1',
+        reqPerSec: r?.indexBuildMs === undefined ? 'failed' : `index ${fmt(r.indexBuildMs / 1000, 1)} s`,
+        p50: r?.slowest ? `${fmt(r.slowest.medianMs, 1)} ms` : '—',
+        p99: r?.slowest ? `max ${fmt(r.slowest.worstMs, 1)} ms` : '—',
+        floor: '—',
+        ratio: '—',
         target: f.target?.text ?? '—',
         met: metText(f.valid, f.target),
       });
