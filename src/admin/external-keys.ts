@@ -152,6 +152,11 @@ export class TenantLock {
     return new TenantLock(store, key, value);
   }
 
+  /** This holder's value of the lock (what the key holds while it is ours). */
+  get holder(): string {
+    return this.value;
+  }
+
   /** Before a point of no return: the lock must still be ours. */
   async assertHeld(): Promise<void> {
     if ((await this.store.get(this.key)) !== this.value) throw new AppError('conflict', { detail: 'external-keys lock lost' });

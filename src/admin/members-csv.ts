@@ -1,8 +1,9 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Clock } from '../domain/clock.js';
 import { accountSchema, externalKeySchema, memberRoleSchema, memberSchema, type Member } from '../domain/member.js';
 import { memberIndexOps } from '../domain/member-index.js';
+import type { MemberRepository } from '../domain/members.js';
 import type { Tenant } from '../domain/tenant.js';
 import { AppError } from '../errors/index.js';
 import { keys, type AtomicOp, type KeyValueStore } from '../store/index.js';
@@ -21,14 +22,36 @@ import { TenantLock } from './external-keys.js';
  *    (records, id set, unique indexes, search indexes). Before each batch its accounts and keys are
  *    checked again; if a single-member request took one in between, the batches already written are
  *    deleted again and the request answers 409 `conflict`: the file is applied whole or not at all.
- *    (A process crash between two batches leaves the batches written so far: uploading the file again
- *    then reports those rows as existing accounts.)
- * The request holds the tenant's external-keys lock (external keys change in bulk one request at a time).
+ * The request holds the tenant's external-keys lock (TenantLock: external keys change in bulk one
+ * request at a time; a TTL of 30 s, renewed every 10 s while its process lives).
+ *
+ * Crash safety, by rolling back (an interrupted import never completes later: its file was never
+ * acknowledged, and the validated rows are not kept anywhere but in the dead process):
+ *   - before the first batch, a job record {id, startedAt, lock holder, batches written} is put in the
+ *     tenant's job hash (`membersImportJobs`);
+ *   - each batch's MULTI also adds its member ids to the job's set (`membersImportJobMembers`) and
+ *     rewrites the job record: a member of an unfinished import never exists without a job naming it;
+ *   - after the last batch one MULTI deletes the job and its set: from then on the file is applied whole;
+ *   - a job found by a request that holds the tenant's lock is abandoned (its process would hold the
+ *     lock; the lock outlives a dead process by at most its TTL). The next members.csv request and the
+ *     next GET …/members (which first takes the lock if it is free; if not, a live import or other bulk
+ *     change runs, and it lists as it is) delete its members through MemberRepository.deleteMany — the
+ *     path of a single delete, so every index loses them — a page of its set at a time, then the job,
+ *     and audit `members.import_rolled_back` with the count. A rollback cut short is finished by the next.
+ *   - a request whose lock expired while it stalled (alive, but past the TTL) stops at its next lock check;
+ *     a batch it wrote after its job was rolled back re-creates the job record in the same MULTI, so that
+ *     batch is rolled back too.
+ * A crash before the job record leaves nothing; between batches, or after the last batch but before the
+ * job is deleted, a job that the next request rolls back (the tenant ends with none of the file's
+ * members); after the job is deleted, the whole file (the answer may be lost: uploading it again then
+ * reports every row as an existing account). Every key of the import is in the tenant's slot.
  * Memory: one compact string per row plus the file's accounts and keys (duplicates): about 200 bytes a row.
  */
 
 const LOOKUP_BATCH = 500;
 const WRITE_BATCH = 500;
+/** Members of an interrupted import deleted per MULTI when it is rolled back. */
+const ROLLBACK_BATCH = 500;
 const NONE: Promise<null> = Promise.resolve(null);
 const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 const COLUMNS = ['account', 'name', 'externalkey', 'role'] as const;
@@ -38,6 +61,7 @@ export const MEMBERS_CSV_HEADER = 'account,name,externalKey,role';
 
 export interface MembersCsvDeps {
   store: KeyValueStore;
+  members: MemberRepository;
   clock: Clock;
   /** Data rows a file may hold. */
   maxRows?: number;
@@ -45,13 +69,15 @@ export interface MembersCsvDeps {
   maxErrors?: number;
   /** Bytes a file may have. */
   maxBytes?: number;
-  /** Test seam: runs after each batch written (a test makes a clash appear here). */
+  /** Test seam: runs after each batch written (a test makes a clash appear here, or the process "die"). */
   afterWriteBatch?: (domain: string, batch: number) => Promise<void>;
 }
 
 export interface MembersCsvOptions {
   /** The caller may give the super_admin role (else such a row is an error). */
   allowSuperAdmin: boolean;
+  /** Called for each interrupted import rolled back before this one starts (to audit it). */
+  onRolledBack?: OnRolledBack;
 }
 
 interface PendingRow {
@@ -199,6 +225,27 @@ class MembersCsvValidation {
   }
 }
 
+/** A members CSV import being written (`keys.membersImportJobs`): what a later request needs to undo it. */
+interface ImportJob {
+  id: string;
+  startedAt: number;
+  /** The tenant-lock value of the request running it (diagnosis: which request it was). */
+  lock: string;
+  /** Batches written so far. */
+  written: number;
+}
+
+/** An interrupted import this request rolled back (for the audit trail). */
+export interface RolledBackImport {
+  jobId: string;
+  startedAt: string;
+  /** Members deleted again. */
+  count: number;
+}
+
+/** Audits a rolled-back import (the route records `members.import_rolled_back`). */
+export type OnRolledBack = (rolledBack: RolledBackImport) => Promise<void>;
+
 export class MembersCsvImport {
   private readonly maxRows: number;
   private readonly maxErrors: number;
@@ -215,6 +262,8 @@ export class MembersCsvImport {
     let lock: TenantLock | null = null;
     try {
       lock = await TenantLock.acquire(store, tenant.domain);
+      // Before anything else: the accounts of an interrupted import must not count as existing.
+      await this.rollBackAbandonedLocked(tenant.domain, lock, options.onRolledBack);
       const v = new MembersCsvValidation(store, tenant, this.maxRows, this.maxErrors, options);
       await readCsv(input, { maxBytes: this.maxBytes, errors: v.errors }, (fields, row) => v.record(fields, row));
       const planned = await v.finish();
@@ -227,11 +276,53 @@ export class MembersCsvImport {
     }
   }
 
+  /**
+   * Rolls back the imports a dead process left (GET …/members calls it before listing). Costs one HLEN
+   * when there are none. While the tenant's lock is held — a live import, or another bulk change of
+   * external keys — it does nothing: the holder is alive, and the next request after it does the work.
+   */
+  async rollBackAbandoned(domain: string, onRolledBack?: OnRolledBack): Promise<void> {
+    const { store } = this.deps;
+    if ((await store.hLen(keys.membersImportJobs(domain))) === 0) return;
+    let lock: TenantLock;
+    try {
+      lock = await TenantLock.acquire(store, domain);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'conflict') return;
+      throw err;
+    }
+    try {
+      await this.rollBackAbandonedLocked(domain, lock, onRolledBack);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * Under the tenant's lock, every import job in the store is abandoned: an import runs only while its
+   * request holds the lock, and the lock (a TTL, renewed while its process lives) is now ours.
+   */
+  private async rollBackAbandonedLocked(domain: string, lock: TenantLock, onRolledBack?: OnRolledBack): Promise<void> {
+    const jobs = Object.values(await this.deps.store.hGetAll(keys.membersImportJobs(domain))).map((raw) => JSON.parse(raw) as ImportJob);
+    for (const job of jobs) {
+      const count = await this.rollBack(domain, job, lock);
+      await onRolledBack?.({ jobId: job.id, startedAt: new Date(job.startedAt).toISOString(), count });
+    }
+  }
+
+  /**
+   * Writes the validated rows WRITE_BATCH at a time. The job record goes first; each batch's MULTI also
+   * adds its member ids to the job's set and rewrites the job record, so no member of an unfinished
+   * import exists without a job that names it. The job is deleted once the last batch is written.
+   */
   private async write(tenant: Tenant, planned: PlannedRow[], lock: TenantLock): Promise<void> {
     const { store } = this.deps;
     const domain = tenant.domain;
     const now = this.deps.clock.now();
-    const written: Member[][] = [];
+    const jobs = keys.membersImportJobs(domain);
+    let job: ImportJob = { id: randomBytes(8).toString('hex'), startedAt: now, lock: lock.holder, written: 0 };
+    const jobMembers = keys.membersImportJobMembers(domain, job.id);
+    await store.hSet(jobs, { [job.id]: JSON.stringify(job) });
     try {
       for (let start = 0, n = 0; start < planned.length; start += WRITE_BATCH, n++) {
         const batch: Member[] = planned.slice(start, start + WRITE_BATCH).map((p) => {
@@ -250,7 +341,12 @@ export class MembersCsvImport {
             message: 'Another change added a member with an account or external key of this file while it was being imported; nothing was added. Please upload the file again.',
           });
         }
-        const ops: AtomicOp[] = [{ op: 'sAdd', key: keys.memberIds(domain), members: batch.map((m) => m.id) }];
+        job = { ...job, written: n + 1 };
+        const ops: AtomicOp[] = [
+          { op: 'sAdd', key: keys.memberIds(domain), members: batch.map((m) => m.id) },
+          { op: 'sAdd', key: jobMembers, members: batch.map((m) => m.id) },
+          { op: 'hSet', key: jobs, fields: { [job.id]: JSON.stringify(job) } },
+        ];
         const accounts: Record<string, string> = {};
         const externalKeys: Record<string, string> = {};
         for (const m of batch) {
@@ -270,27 +366,49 @@ export class MembersCsvImport {
         );
         await lock.assertHeld();
         await store.atomic(ops);
-        written.push(batch);
         await this.deps.afterWriteBatch?.(domain, n);
       }
+      // Done: from here the file is applied whole.
+      await store.atomic([
+        { op: 'hDel', key: jobs, fields: [job.id] },
+        { op: 'del', key: jobMembers },
+      ]);
     } catch (err) {
-      await this.undo(domain, written);
+      // Undo now; if that fails too (the store is down, the lock lost), the job stays for the next request.
+      await this.rollBack(domain, job, lock).catch(() => 0);
       throw err;
     }
   }
 
-  /** Deletes the batches of a failed import again (their index entries still point at them: no one else took them). */
-  private async undo(domain: string, written: Member[][]): Promise<void> {
-    for (const batch of written) {
-      const ops: AtomicOp[] = [{ op: 'sRem', key: keys.memberIds(domain), members: batch.map((m) => m.id) }];
-      for (const m of batch) {
-        ops.push({ op: 'del', key: keys.member(domain, m.id) }, ...memberIndexOps(domain, m, null));
-      }
-      ops.push(
-        { op: 'hDel', key: keys.memberByAccount(domain), fields: batch.map((m) => m.account) },
-        { op: 'hDel', key: keys.memberByExternalKey(domain), fields: batch.flatMap((m) => (m.externalKey ? [m.externalKey] : [])) },
-      );
-      await this.deps.store.atomic(ops);
+  /**
+   * Deletes the members an import wrote — through MemberRepository.deleteMany, the path of a single
+   * delete, so every index loses them too — a page of its set at a time, then the job. Idempotent: a
+   * rollback cut short is finished by the next one. Their index entries still point at them: no one
+   * else could take their accounts or keys while they existed. Returns how many members it deleted.
+   */
+  private async rollBack(domain: string, job: ImportJob, lock: TenantLock): Promise<number> {
+    const { store, members } = this.deps;
+    const jobMembers = keys.membersImportJobMembers(domain, job.id);
+    let count = 0;
+    // A pass reads the set to its end (SSCAN: members present throughout are all returned); a second
+    // pass is needed only if the set was added to meanwhile (a writer that stalled past its lock's TTL).
+    for (let pass = 0; pass < 3 && (pass === 0 || (await store.sCard(jobMembers)) > 0); pass++) {
+      let cursor = '0';
+      do {
+        await lock.assertHeld();
+        const [next, ids] = await store.sScan(jobMembers, cursor, ROLLBACK_BATCH);
+        cursor = next;
+        const page = [...new Set(ids)];
+        if (page.length === 0) continue;
+        count += await members.deleteMany(domain, page);
+        await store.sRem(jobMembers, ...page);
+      } while (cursor !== '0');
     }
+    if ((await store.sCard(jobMembers)) > 0) throw new AppError('conflict', { detail: `members csv: import ${job.id} still being written while rolled back` });
+    await store.atomic([
+      { op: 'hDel', key: keys.membersImportJobs(domain), fields: [job.id] },
+      { op: 'del', key: jobMembers },
+    ]);
+    return count;
   }
 }

@@ -96,6 +96,15 @@ export const keys = {
   externalKeyImportBatch: (domain: string, jobId: string, n: number): string => `${tag(domain)}:ext-key-import:${jobId}:${n}`,
   /** Lock held by the request changing a tenant's external keys in bulk (S-27, S-28). TTL: 30 s, renewed every 10 s while held. */
   externalKeysLock: (domain: string): string => `${tag(domain)}:ext-keys:lock`,
+  /**
+   * Members CSV imports (`POST …/members.csv`) under way or interrupted: hash job id → JSON {id, startedAt,
+   * lock (the tenant-lock value of the request running it), written (batches)}. Written before the first
+   * batch and again in every batch's MULTI. No TTL: deleted when the import completes, or rolled back (with
+   * its members) by the next members.csv request or members listing that holds the tenant's lock.
+   */
+  membersImportJobs: (domain: string): string => `${tag(domain)}:members-import`,
+  /** Set of the member ids one members CSV import wrote (added in the MULTI that writes them). No TTL: deleted with its job. */
+  membersImportJobMembers: (domain: string, jobId: string): string => `${tag(domain)}:members-import:${jobId}`,
   /** MDM settings of a tenant (JSON: mode, restrictOtherDomains). No TTL. */
   mdmSettings: (domain: string): string => `${tag(domain)}:mdm`,
   /** Hash MDM key id → key record (JSON; the value sealed, never plain). No TTL; ended keys beyond the kept history are deleted. */

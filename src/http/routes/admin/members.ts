@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { memberView } from '../../../admin/member-directory.js';
-import { MembersCsvImport } from '../../../admin/members-csv.js';
+import { MembersCsvImport, type OnRolledBack } from '../../../admin/members-csv.js';
 import { accountSchema, externalKeySchema, memberRoleSchema, memberStatusSchema } from '../../../domain/member.js';
 import { AppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
@@ -56,10 +56,18 @@ function requireSuperFor(res: Response, target: Member | null, newRole?: Member[
 export function memberRoutes(s: Services): Router {
   const router = Router();
   const base = '/domains/:domain/members';
-  const csvImport = new MembersCsvImport({ store: s.store, clock: s.clock });
+  const csvImport = new MembersCsvImport({ store: s.store, members: s.members, clock: s.clock });
+
+  /** Audits an interrupted members CSV import rolled back by this request. */
+  const auditRollback =
+    (req: Request, res: Response, domain: string): OnRolledBack =>
+    ({ jobId, startedAt, count }) =>
+      auditAdmin(s, req, res, { type: 'members.import_rolled_back', domain, data: { jobId, startedAt, count } });
 
   router.get(base, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    // The list never shows an interrupted import's members for longer than the dead request's lock lives.
+    await csvImport.rollBackAbandoned(tenant.domain, auditRollback(req, res, tenant.domain));
     const query = parseBody(listQuerySchema, req.query);
     const page = await s.memberDirectory.search(tenant, {
       ...query,
@@ -83,7 +91,7 @@ export function memberRoutes(s: Services): Router {
     assertCsvUpload(req);
     let result;
     try {
-      result = await csvImport.importCsv(tenant, req, { allowSuperAdmin: permissionsOf(principalOf(res)).super });
+      result = await csvImport.importCsv(tenant, req, { allowSuperAdmin: permissionsOf(principalOf(res)).super, onRolledBack: auditRollback(req, res, tenant.domain) });
     } catch (err) {
       // Refused before the body was read to its end: do not wait for the rest of it.
       if (err instanceof AppError && err.code === 'payload_too_large') res.setHeader('Connection', 'close');
