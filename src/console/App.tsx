@@ -8,7 +8,7 @@ import { ExternalKeysScreen } from './screens/ExternalKeys';
 import { MembersScreen } from './screens/Members';
 import { OverviewScreen } from './screens/Overview';
 import { SignInScreen } from './screens/SignIn';
-import { SsoScreen } from './screens/Sso';
+import { SsoScreen } from './screens/sso';
 
 type State = { kind: 'loading' } | { kind: 'signedOut' } | { kind: 'error'; error: unknown } | { kind: 'signedIn'; session: Session & { domain: string } };
 

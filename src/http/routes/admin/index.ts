@@ -8,6 +8,8 @@ import { mdmAdminRoutes } from './mdm.js';
 import { memberRoutes } from './members.js';
 import { buildOpenApi } from './openapi.js';
 import { adminAuthentication, sessionRoutes } from './session.js';
+import { ssoSwitchAdminRoutes } from './sso-switch.js';
+import { ssoTestSignInRoutes } from './sso-test-sign-ins.js';
 import { ssoAdminRoutes } from './sso.js';
 
 /**
@@ -41,6 +43,8 @@ export function adminRouter(s: Services, extra: Array<(s: Services) => Router> =
   router.use(sessionRoutes(s));
   router.use(domainRoutes(s));
   router.use(ssoAdminRoutes(s));
+  router.use(ssoSwitchAdminRoutes(s));
+  router.use(ssoTestSignInRoutes(s));
   router.use(memberRoutes(s));
   router.use(externalKeyRoutes(s));
   router.use(mdmAdminRoutes(s));

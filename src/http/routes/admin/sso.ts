@@ -3,7 +3,6 @@ import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { fetchMetadata } from '../../../admin/metadata-fetch.js';
 import type { PendingSwitch } from '../../../admin/sso-switch.js';
-import { testSignInView } from '../../../admin/test-sign-ins.js';
 import { oauthSettingsSchema, samlSettingsSchema, ssoSettingsSchema, type SsoSettings, type Tenant } from '../../../domain/tenant.js';
 import { AppError, isAppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
@@ -11,7 +10,7 @@ import { normaliseCertificatePem } from '../../../sso/saml/certificates.js';
 import { applyIdpMetadata, parseIdpMetadata } from '../../../sso/saml/idp-metadata.js';
 import { acsUrl, sloUrl, spEntityId } from '../../../sso/saml/options.js';
 import { parseBody } from '../../validate.js';
-import { actorOf, auditAdmin, requirePermission, scopedTenant } from './context.js';
+import { auditAdmin, requirePermission, scopedTenant } from './context.js';
 import { tenantView } from './domains.js';
 
 const DAY_MS = 24 * 3600_000;
@@ -55,7 +54,7 @@ type PutBody = z.infer<typeof putSchema>;
 const clearableUrl = z.string().url().nullable().optional();
 
 /** PATCH …/sso: any subset of the PUT body; `saml` and `oauth` are merged field by field with the stored ones. */
-const patchSchema = z.strictObject({
+export const patchSchema = z.strictObject({
   enabled: z.boolean().optional(),
   type: ssoSettingsSchema.shape.type.unwrap().optional(),
   userKey: ssoSettingsSchema.shape.userKey.unwrap().optional(),
@@ -92,9 +91,9 @@ const patchSchema = z.strictObject({
 });
 type PatchBody = z.infer<typeof patchSchema>;
 
-const testSignInSchema = z.strictObject({});
+export const testSignInSchema = z.strictObject({});
 
-type Problem = { path: string; message: string };
+export type Problem = { path: string; message: string };
 
 function urlProblems(settings: SsoSettings, allowHttp: boolean): Problem[] {
   const urls: Array<[string, string | undefined]> = [
@@ -112,7 +111,7 @@ function urlProblems(settings: SsoSettings, allowHttp: boolean): Problem[] {
 }
 
 /** What a configuration needs to sign anybody in (`enabled` settings, or a test sign-in). */
-function completenessProblems(s: SsoSettings, why = 'is required to enable SSO'): Problem[] {
+export function completenessProblems(s: SsoSettings, why = 'is required to enable SSO'): Problem[] {
   if (!s.enabled) return [];
   const need: Array<[string, unknown]> =
     s.type === 'saml'
@@ -255,7 +254,7 @@ export function certificateInfo(pems: readonly string[], now: number): Certifica
   return out;
 }
 
-function certificateWarnings(certs: CertificateInfo[]): string[] {
+export function certificateWarnings(certs: CertificateInfo[]): string[] {
   return certs.flatMap((c) =>
     c.expired ? [`IdP certificate ${c.index + 1} (${c.subject}) expired on ${c.notAfter}.`] : c.expiresSoon ? [`IdP certificate ${c.index + 1} (${c.subject}) expires on ${c.notAfter}.`] : [],
   );
@@ -298,11 +297,16 @@ export function ssoView(s: Services, tenant: Tenant, switchInProgress: PendingSw
   };
 }
 
+/** GET …/sso's body for the tenant now, with the switch in progress if there is one. */
+export async function currentSsoView(s: Services, tenant: Tenant): Promise<Record<string, unknown>> {
+  return ssoView(s, tenant, await s.ssoSwitch.pendingJob(tenant.domain));
+}
+
 export function ssoAdminRoutes(s: Services): Router {
   const router = Router();
   const allowHttp = s.config.env !== 'production';
 
-  const view = async (tenant: Tenant): Promise<Record<string, unknown>> => ssoView(s, tenant, await s.ssoSwitch.pendingJob(tenant.domain));
+  const view = (tenant: Tenant): Promise<Record<string, unknown>> => currentSsoView(s, tenant);
 
   router.get('/domains/:domain/sso', async (req: Request, res: Response) => {
     res.json(await view(await scopedTenant(s, req, res)));
@@ -331,64 +335,12 @@ export function ssoAdminRoutes(s: Services): Router {
   router.put('/domains/:domain/sso', save('replace'));
   router.patch('/domains/:domain/sso', save('merge'));
 
-  // What a PATCH with this body would do, counted, without doing any of it.
-  router.post('/domains/:domain/sso/preview', async (req: Request, res: Response) => {
-    const tenant = await scopedTenant(s, req, res);
-    const body = parseBody(patchSchema, req.body);
-    let resolved: ResolvedSettings;
-    try {
-      resolved = resolveSettings(tenant.sso, body, 'merge', allowHttp);
-    } catch (err) {
-      if (!isAppError(err) || err.status >= 500) throw err;
-      const details = Array.isArray(err.details) ? (err.details as Problem[]) : [{ path: '', message: err.publicMessage }];
-      resolved = { settings: { ...tenant.sso, ...(body.enabled === undefined ? {} : { enabled: body.enabled }) }, problems: details, warnings: [] };
-    }
-    const { settings, problems, warnings } = resolved;
-    const preview = await s.ssoSwitch.preview(tenant, settings.enabled);
-    warnings.push(...certificateWarnings(certificateInfo(settings.saml?.idpCertificates ?? [], s.clock.now())));
-    if (preview.switching && settings.enabled) warnings.push('Switching SSO on signs every member out; from then on members sign in at the identity provider only.');
-    if (preview.switching && !settings.enabled) warnings.push('Switching SSO off signs every member out and deletes every password except the super admin’s; members then need new passwords.');
-    res.json({ ...preview, problems, warnings });
-  });
-
-  // Finishes a switch that a restart or a store fault interrupted.
-  router.post('/domains/:domain/sso/switch/resume', async (req: Request, res: Response) => {
-    const tenant = await scopedTenant(s, req, res);
-    requirePermission(res, 'super');
-    const result = await s.ssoSwitch.resume(tenant.domain);
-    await auditAdmin(s, req, res, {
-      type: result.tenant.sso.enabled ? 'sso.enabled' : 'sso.disabled',
-      domain: tenant.domain,
-      data: { resumed: true, ...result.effects },
-    });
-    res.json({ effects: result.effects, switched: result.switched, sso: await view(result.tenant), warnings: [] });
-  });
-
   // The SP certificate to give the IdP (it verifies signed AuthnRequests and logout messages with it).
   router.get('/domains/:domain/saml/sp-certificate.pem', async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
     const certificate = s.sp.signing?.certificate;
     if (!certificate) throw new AppError('not_found', { message: 'This gateway has no SP signing certificate.', detail: 'saml.signing not configured' });
     res.attachment(`${tenant.domain}-sp-certificate.pem`).type('application/x-pem-file').send(certificate.endsWith('\n') ? certificate : `${certificate}\n`);
-  });
-
-  // A test sign-in at the configured IdP, whether SSO is on or not (the link is for the administrator's own browser).
-  router.post('/domains/:domain/sso/test-sign-ins', async (req: Request, res: Response) => {
-    const tenant = await scopedTenant(s, req, res);
-    requirePermission(res, 'write');
-    parseBody(testSignInSchema, req.body);
-    const problems = completenessProblems({ ...tenant.sso, enabled: true }, 'is required to test signing in');
-    if (problems.length) throw new AppError('validation_failed', { message: 'The SSO settings are not complete enough to test signing in.', details: problems, detail: problems.map((p) => p.path).join(',') });
-    const { record, token } = await s.testSignIns.create(tenant.domain, actorOf(res));
-    await auditAdmin(s, req, res, { type: 'sso.test_sign_in.started', domain: tenant.domain, data: { testSignInId: record.id, type: tenant.sso.type } });
-    res.status(201).json({ id: record.id, url: `${s.config.publicUrl}/d/test-sign-in/${token}`, expiresAt: new Date(record.expiresAt).toISOString() });
-  });
-
-  router.get('/domains/:domain/sso/test-sign-ins/:id', async (req: Request, res: Response) => {
-    const tenant = await scopedTenant(s, req, res);
-    const record = await s.testSignIns.get(tenant.domain, String(req.params.id));
-    if (!record) throw new AppError('not_found', { message: 'No such test sign-in (they are kept for an hour).' });
-    res.json(testSignInView(record));
   });
 
   // S-12: IdP metadata as an XML body, or {"url"} fetched behind the outbound policy (SSRF guard).
