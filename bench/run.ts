@@ -23,7 +23,7 @@
  *            through the guard leaves it (admission and device entry recorded) — floor: the same refresh
  *            on a tenant without MDM. Target ≥ 1,000 req/s and ≥ 0.8 of the floor.
  *
- * then bench/sso-switch.ts and bench/csv-import.ts (time and peak memory), bench/member-search.ts (a search
+ * then bench/sso-switch.ts, bench/csv-import.ts and bench/audit-export.ts (time and peak memory), bench/member-search.ts (a search
  * page at 100,000 members) and bench/hostile-input.ts (the
  * costliest request a stranger can send to each public XML route, as CPU per request against one valid
  * login), folding their JSON lines in.
@@ -418,6 +418,10 @@ async function fileBench(id: FileBenchRecord['id'], script: string, label: strin
     const imp = result.import as { ms?: number; rssGrowthMb?: number } | undefined;
     ms = imp?.ms ?? null;
     rss = imp?.rssGrowthMb ?? null;
+  } else if (result && id === 'audit-export') {
+    const exp = result.export as { ms?: number; rssGrowthMb?: number } | undefined;
+    ms = exp?.ms ?? null;
+    rss = exp?.rssGrowthMb ?? null;
   }
   const target = ms === null || rss === null ? null : { text: `<${FILE_TARGET.ms / 1000} s, <${FILE_TARGET.rssGrowthMb} MB`, met: ms < FILE_TARGET.ms && rss < FILE_TARGET.rssGrowthMb };
   // A script that printed its result ran; its exit code then only says a target was missed.
@@ -486,6 +490,7 @@ async function main(): Promise<number> {
 
   if (settings.scenarios.includes('sso-switch')) files.push(await fileBench('sso-switch', 'bench/sso-switch.ts', 'enable SSO: 100k members, 200k sessions'));
   if (settings.scenarios.includes('csv-import')) files.push(await fileBench('csv-import', 'bench/csv-import.ts', 'CSV import: 100k external keys'));
+  if (settings.scenarios.includes('audit-export')) files.push(await fileBench('audit-export', 'bench/audit-export.ts', 'audit CSV export: 100k events'));
   if (settings.scenarios.includes('member-search')) files.push(await fileBench('member-search', 'bench/member-search.ts', 'member search: 100k members'));
   if (settings.scenarios.includes('hostile-input')) files.push(await fileBench('hostile-input', 'bench/hostile-input.ts', 'hostile input'));
 

@@ -19,6 +19,7 @@ import { DeviceSessions } from './mdm/device-sessions.js';
 import { MdmCheck } from './mdm/mdm-check.js';
 import { MdmKeys } from './mdm/mdm-keys.js';
 import { AuditLog } from './observability/audit.js';
+import { LoginActivity } from './observability/login-activity.js';
 import { Metrics } from './observability/metrics.js';
 import type { Logger } from './observability/logger.js';
 import { AppLoginChecks } from './sso/app-login-checks.js';
@@ -54,6 +55,8 @@ export interface Services extends AppDeps {
   transactions: LoginTransactions;
   sessions: WebSessions;
   audit: AuditLog;
+  /** Sign-in counters per tenant and day (the console's activity chart). */
+  loginActivity: LoginActivity;
   acs: SamlAcs;
   /** Where server-side calls may go (IdP metadata by URL, every OAuth / OIDC call). */
   outboundPolicy: OutboundPolicy;
@@ -96,7 +99,7 @@ export function buildServices(deps: AppDeps): Services {
   const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys });
   const deviceSessions = new DeviceSessions({ store, isLive: async (grantId) => (await store.get(keys.opModel('Grant', grantId))) !== null });
   const opRevocation = new OpRevocation(store);
-  const audit = new AuditLog(store, clock, logger);
+  const audit = new AuditLog(store, clock, logger, config.audit.retentionDays);
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
   const outboundPolicy = new OutboundPolicy(config.outbound, deps.resolveHost);
@@ -108,6 +111,7 @@ export function buildServices(deps: AppDeps): Services {
     transactions,
     sessions,
     audit,
+    loginActivity: new LoginActivity(store, clock, logger),
     sp,
     acs: new SamlAcs({
       tenants,

@@ -35,7 +35,7 @@ export interface ScenarioRecord {
 }
 
 export interface FileBenchRecord {
-  id: 'sso-switch' | 'csv-import' | 'member-search' | 'hostile-input';
+  id: 'sso-switch' | 'csv-import' | 'audit-export' | 'member-search' | 'hostile-input';
   label: string;
   exitCode: number | null;
   /** The script's JSON line, as printed. */

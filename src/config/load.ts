@@ -82,6 +82,7 @@ const ENV_MAP: Record<string, { path: string[]; parse?: (v: string) => unknown }
   REDIS_KEY_PREFIX: { path: ['store', 'keyPrefix'] },
   SECRET_KEYS: { path: ['secretKeys'], parse: list },
   ADMIN_API_KEY: { path: ['adminApiKey'], parse: (v) => (v === '' ? undefined : v) },
+  AUDIT_RETENTION_DAYS: { path: ['audit', 'retentionDays'], parse: (v) => (/^\s*\d+\s*$/.test(v) ? Number(v) : v) },
   METRICS_TOKEN: { path: ['metrics', 'bearerToken'], parse: (v) => (v === '' ? undefined : v) },
   SERVICE_ORIGINS: { path: ['serviceOrigins'], parse: list },
   DEFAULT_SERVICE_URL: { path: ['defaultServiceUrl'] },

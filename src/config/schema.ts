@@ -222,6 +222,13 @@ export const configSchema = z.strictObject({
       rateLimitPerMinute: z.number().int().min(10).max(100_000).default(1200),
     })
     .default({ rateLimitPerMinute: 1200 }),
+  /** The tenants' audit trails (docs/spec.md §11). */
+  audit: z
+    .strictObject({
+      /** Days an audit event is kept (each trail is trimmed as it is written). Env: AUDIT_RETENTION_DAYS. */
+      retentionDays: z.number().int().min(1).max(3650).default(90),
+    })
+    .default({ retentionDays: 90 }),
   /**
    * Per-client limits on the public login and logout routes, which anyone can call without a session
    * (docs/spec.md §12): requests per minute per client IP — an IPv6 client by its /64 — as Express sees it

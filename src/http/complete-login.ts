@@ -73,6 +73,7 @@ export async function completeLogin(s: Services, req: Request, res: Response, ou
     data: { method: outcome.method, solicited: transaction !== null, clientKind },
   });
   s.metrics.recordLogin(tenant.domain, outcome.method, 'success');
+  await s.loginActivity.record(tenant.domain, outcome.method, 'success');
   res.redirect(303, transaction?.target ?? s.defaultServiceUrl(tenant));
 }
 
@@ -81,6 +82,7 @@ export async function auditRefusedLogin(s: Services, req: Request, res: Response
   if (!(err instanceof AppError)) return;
   const tenantDomain = err.tenantDomain ?? domain;
   s.metrics.recordLogin(tenantDomain, type.startsWith('oauth') ? 'oauth' : 'saml', 'failure');
+  await s.loginActivity.record(tenantDomain, type.startsWith('oauth') ? 'oauth' : 'saml', 'failure', err.reason ?? err.code);
   res.locals.domain = tenantDomain;
   // A fresh start is the way out of a failed sign-in; the page offers it (a link, never an automatic loop).
   if (tenantDomain) res.locals.retryUrl = `/d/login/${tenantDomain}`;

@@ -1,6 +1,6 @@
-export type { AtomicOp, KeyValueStore, LexBound, SetOptions } from './types.js';
+export type { AtomicOp, KeyValueStore, LexBound, SetOptions, StreamBound, StreamEntry } from './types.js';
 export { MemoryStore, compareUtf8 } from './memory-store.js';
 export { RedisStore, type RedisMode, type RedisNodeAddress, type RedisStoreOptions, type RedisTarget } from './redis-store.js';
 export { buildRedisStoreOptions, createStoreFromConfig } from './create-store.js';
 export { CrossSlotError, hashedPartOf } from './hash-slot.js';
-export { keys, digestForKey, AUDIT_MAX_ENTRIES, APP_LOGIN_CHECK_TTL_MS, LOGOUT_TRANSACTION_TTL_MS, TEST_SIGN_IN_RECORD_TTL_MS, TEST_SIGN_IN_TOKEN_TTL_MS } from './keys.js';
+export { keys, digestForKey, AUDIT_MAX_ENTRIES, LOGIN_ACTIVITY_TTL_MS, APP_LOGIN_CHECK_TTL_MS, LOGOUT_TRANSACTION_TTL_MS, TEST_SIGN_IN_RECORD_TTL_MS, TEST_SIGN_IN_TOKEN_TTL_MS } from './keys.js';

@@ -145,10 +145,16 @@ export const keys = {
   demoOAuthCode: (codeDigest: string): string => `idpb:demo-oauth:code:${codeDigest}`,
   /** The demo OAuth IdP's access token (user id), by SHA-256 of the token; never in production. TTL: its expires_in (1 h). */
   demoOAuthToken: (tokenDigest: string): string => `idpb:demo-oauth:token:${tokenDigest}`,
-  /** Audit trail of a tenant (capped list, newest first). No TTL. */
+  /** Audit trail of a tenant before the stream (capped list, newest first): read after the stream, never written. No TTL. */
   audit: (domain: string): string => `${tag(domain)}:audit`,
-  /** Audit trail of events with no tenant (unknown domain probes …). */
+  /** Audit trail of events with no tenant before the stream (capped list): read, never written. */
   auditGlobal: (): string => 'idpb:audit:global',
+  /** Audit trail of a tenant: a stream (XADD, one entry per event, id `<ms>-<seq>` by the gateway's clock). Trimmed to audit.retentionDays on write (MINID ~). */
+  auditStream: (domain: string): string => `${tag(domain)}:audit:stream`,
+  /** Audit trail of events with no tenant (unknown domain probes, logout messages no tenant's IdP signed): a stream, trimmed as a tenant's. */
+  auditGlobalStream: (): string => 'idpb:audit:global:stream',
+  /** Sign-in counters of a tenant for one UTC day (YYYY-MM-DD): hash `<saml|oauth|password>:<success|failure>` and `reason:<reason>` → count. TTL: LOGIN_ACTIVITY_TTL_MS (32 days), set on each increment. */
+  loginActivity: (domain: string, day: string): string => `${tag(domain)}:login-activity:${day}`,
 } as const;
 
 export const APP_LOGIN_CHECK_TTL_MS = 10 * 60_000;
@@ -160,5 +166,7 @@ export const TEST_SIGN_IN_RECORD_TTL_MS = 60 * 60_000;
 /** How long a device's session index outlives its last mobile token request (longer than any refresh token). */
 export const DEVICE_SESSIONS_TTL_MS = 90 * 24 * 3600_000;
 
-/** Capped size of each audit list. */
+/** Capped size of each audit list (the trail before the stream). */
 export const AUDIT_MAX_ENTRIES = 100_000;
+/** How long a day's sign-in counters are kept: the 30 days the console shows, plus two. */
+export const LOGIN_ACTIVITY_TTL_MS = 32 * 24 * 3600_000;

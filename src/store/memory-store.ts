@@ -1,5 +1,5 @@
 import { assertSameSlot } from './hash-slot.js';
-import type { AtomicOp, KeyValueStore, LexBound, SetOptions } from './types.js';
+import type { AtomicOp, KeyValueStore, LexBound, SetOptions, StreamBound, StreamEntry } from './types.js';
 
 type Entry =
   | { type: 'string'; value: string; expiresAt: number | null }
@@ -7,7 +7,20 @@ type Entry =
   | { type: 'set'; value: Set<string>; expiresAt: number | null }
   | { type: 'list'; value: string[]; expiresAt: number | null }
   /** A sorted set of score-0 members: kept in Redis's lexicographic (UTF-8 byte) order. */
-  | { type: 'zset'; value: string[]; expiresAt: number | null };
+  | { type: 'zset'; value: string[]; expiresAt: number | null }
+  /** A stream: entries in id order, each id as numbers too. */
+  | { type: 'stream'; value: Array<StreamEntry & { ms: number; seq: number }>; expiresAt: number | null };
+
+/** `<ms>-<seq>` (or `<ms>`: seq 0 as a start, the highest as an end) as numbers; throws on a malformed id, as Redis does. */
+function parseStreamId(id: string, asEnd: boolean): [number, number] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(id);
+  if (!m) throw new Error('ERR Invalid stream ID specified as stream command argument');
+  return [Number(m[1]), m[2] === undefined ? (asEnd ? Number.MAX_SAFE_INTEGER : 0) : Number(m[2])];
+}
+
+function compareIds(a: [number, number], b: [number, number]): number {
+  return a[0] - b[0] || a[1] - b[1];
+}
 
 /**
  * Compares as Redis does (UTF-8 bytes, i.e. code points). UTF-16 code units order the same except
@@ -90,6 +103,7 @@ export class MemoryStore implements KeyValueStore {
   }
 
   private dropIfEmpty(key: string, e: Entry): void {
+    if (e.type === 'stream') return; // Redis keeps an emptied stream
     const size = e.type === 'string' ? 1 : e.type === 'list' || e.type === 'zset' ? e.value.length : e.value.size;
     if (size === 0) this.data.delete(key);
   }
@@ -289,7 +303,7 @@ export class MemoryStore implements KeyValueStore {
     assertSameSlot('atomic', ops.map((o) => o.key));
     // Single-threaded: check every op's type first, then apply, so a bad op applies nothing.
     for (const o of ops) {
-      const want = o.op === 'set' || o.op === 'del' ? null : o.op.startsWith('h') ? 'hash' : o.op.startsWith('z') ? 'zset' : 'set';
+      const want = o.op === 'set' || o.op === 'del' || o.op === 'expire' ? null : o.op.startsWith('h') ? 'hash' : o.op.startsWith('z') ? 'zset' : 'set';
       const e = this.live(o.key);
       if (want && e && e.type !== want) throw new WrongTypeError();
     }
@@ -322,8 +336,64 @@ export class MemoryStore implements KeyValueStore {
         case 'zRem':
           await this.zRem(o.key, ...o.members);
           break;
+        case 'expire':
+          await this.expire(o.key, o.ttlMs);
+          break;
       }
     }
+  }
+
+  async xAdd(key: string, value: string, options: { atMs: number; minIdMs?: number }): Promise<string> {
+    const e = this.ensure(key, 'stream', () => []);
+    const last = e.value[e.value.length - 1];
+    let ms = Math.max(0, Math.floor(options.atMs));
+    let seq = 0;
+    // As Redis's `*` when the newest entry is later: the server's time, or the next id after that entry.
+    if (last && last.ms > ms) ms = Math.max(this.now(), last.ms);
+    if (last && last.ms === ms) seq = last.seq + 1;
+    const id = `${ms}-${seq}`;
+    e.value.push({ id, value, ms, seq });
+    if (options.minIdMs !== undefined) {
+      const keepFrom = e.value.findIndex((x) => x.ms >= options.minIdMs!);
+      e.value.splice(0, keepFrom < 0 ? e.value.length : keepFrom);
+    }
+    return Promise.resolve(id);
+  }
+
+  /** Entries between the bounds, oldest first. */
+  private streamSlice(key: string, start: StreamBound, end: StreamBound): Array<StreamEntry & { ms: number; seq: number }> {
+    const all = this.typed(key, 'stream')?.value ?? [];
+    const lo = start === '-' ? null : start === '+' ? [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER] as [number, number] : parseStreamId(start.id, false);
+    const hi = end === '+' ? null : end === '-' ? [0, -1] as [number, number] : parseStreamId(end.id, true);
+    const loEx = typeof start === 'object' && start.exclusive;
+    const hiEx = typeof end === 'object' && end.exclusive;
+    return all.filter((x) => {
+      const id: [number, number] = [x.ms, x.seq];
+      if (lo) {
+        const c = compareIds(id, lo);
+        if (c < 0 || (c === 0 && loEx)) return false;
+      }
+      if (hi) {
+        const c = compareIds(id, hi);
+        if (c > 0 || (c === 0 && hiEx)) return false;
+      }
+      return true;
+    });
+  }
+
+  async xRange(key: string, start: StreamBound, end: StreamBound, count: number): Promise<StreamEntry[]> {
+    if (count <= 0) return Promise.resolve([]);
+    return Promise.resolve(this.streamSlice(key, start, end).slice(0, count).map(({ id, value }) => ({ id, value })));
+  }
+
+  async xRevRange(key: string, end: StreamBound, start: StreamBound, count: number): Promise<StreamEntry[]> {
+    if (count <= 0) return Promise.resolve([]);
+    const slice = this.streamSlice(key, start, end);
+    return Promise.resolve(slice.slice(Math.max(0, slice.length - count)).reverse().map(({ id, value }) => ({ id, value })));
+  }
+
+  async xLen(key: string): Promise<number> {
+    return Promise.resolve(this.typed(key, 'stream')?.value.length ?? 0);
   }
 
   async pushCapped(key: string, value: string, max: number): Promise<void> {

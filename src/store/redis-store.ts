@@ -1,7 +1,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../errors/index.js';
 import { assertSameSlot, CrossSlotError } from './hash-slot.js';
-import type { AtomicOp, KeyValueStore, LexBound, SetOptions } from './types.js';
+import type { AtomicOp, KeyValueStore, LexBound, SetOptions, StreamBound, StreamEntry } from './types.js';
 
 /** A Redis node (a Cluster seed node or a sentinel). */
 export interface RedisNodeAddress {
@@ -49,6 +49,19 @@ function isBugReply(err: unknown): boolean {
 function lexArg(bound: LexBound): string {
   if (bound === '-' || bound === '+') return bound;
   return `${bound.exclusive ? '(' : '['}${bound.value}`;
+}
+
+/** A StreamBound as Redis writes it: `-`, `+`, `id` or `(id` (exclusive: Redis ≥ 6.2). */
+function streamArg(bound: StreamBound): string {
+  if (bound === '-' || bound === '+') return bound;
+  return `${bound.exclusive ? '(' : ''}${bound.id}`;
+}
+
+/** The field every stream entry of ours holds its value in. */
+const STREAM_FIELD = 'v';
+
+function streamEntries(raw: Array<[string, string[]]>): StreamEntry[] {
+  return raw.map(([id, fields]) => ({ id, value: fields[fields.indexOf(STREAM_FIELD) + 1] ?? '' }));
 }
 
 /** ZADD's arguments for members of score 0. */
@@ -360,12 +373,45 @@ export class RedisStore implements KeyValueStore {
           case 'zRem':
             if (o.members.length) multi.zrem(o.key, ...o.members);
             break;
+          case 'expire':
+            multi.pexpire(o.key, o.ttlMs);
+            break;
         }
       }
       const res = await multi.exec();
       const failed = res?.find(([err]) => err)?.[0];
       if (failed) throw failed;
     });
+  }
+
+  xAdd(key: string, value: string, options: { atMs: number; minIdMs?: number }): Promise<string> {
+    const trim = options.minIdMs === undefined ? [] : ['MINID', '~', String(Math.max(0, Math.floor(options.minIdMs)))];
+    const add = (id: string): Promise<string | null> =>
+      (this.client.xadd as (...args: string[]) => Promise<string | null>).call(this.client, key, ...trim, id, STREAM_FIELD, value);
+    return this.run(async () => {
+      try {
+        // `<ms>-*`: Redis ≥ 7.0 picks the sequence number.
+        return (await add(`${Math.max(0, Math.floor(options.atMs))}-*`))!;
+      } catch (err) {
+        // The newest entry is not older than atMs: `*` takes the next id after it (or the server's time).
+        if (!(isReplyError(err) && /equal or smaller/.test(err.message))) throw err;
+        return (await add('*'))!;
+      }
+    });
+  }
+
+  xRange(key: string, start: StreamBound, end: StreamBound, count: number): Promise<StreamEntry[]> {
+    if (count <= 0) return Promise.resolve([]);
+    return this.run(async () => streamEntries(await this.client.xrange(key, streamArg(start), streamArg(end), 'COUNT', count)));
+  }
+
+  xRevRange(key: string, end: StreamBound, start: StreamBound, count: number): Promise<StreamEntry[]> {
+    if (count <= 0) return Promise.resolve([]);
+    return this.run(async () => streamEntries(await this.client.xrevrange(key, streamArg(end), streamArg(start), 'COUNT', count)));
+  }
+
+  xLen(key: string): Promise<number> {
+    return this.run(() => this.client.xlen(key));
   }
 
   pushCapped(key: string, value: string, max: number): Promise<void> {

@@ -22,7 +22,21 @@ export type AtomicOp =
   | { op: 'sAdd'; key: string; members: string[] }
   | { op: 'sRem'; key: string; members: string[] }
   | { op: 'zAdd'; key: string; members: string[] }
-  | { op: 'zRem'; key: string; members: string[] };
+  | { op: 'zRem'; key: string; members: string[] }
+  /** PEXPIRE: (re)sets the key's time to live; nothing when the key does not exist. */
+  | { op: 'expire'; key: string; ttlMs: number };
+
+/**
+ * One end of an XRANGE / XREVRANGE range: `'-'` / `'+'` (the oldest / newest), or an entry id
+ * (`<ms>-<seq>`, or `<ms>` meaning the whole millisecond), inclusive unless `exclusive`.
+ */
+export type StreamBound = '-' | '+' | { id: string; exclusive?: boolean };
+
+/** One entry of a stream: its id `<ms>-<seq>` and its value. */
+export interface StreamEntry {
+  id: string;
+  value: string;
+}
 
 /**
  * One end of a ZRANGEBYLEX range: `'-'` / `'+'` (the lowest / highest), or a value, inclusive unless
@@ -88,6 +102,19 @@ export interface KeyValueStore {
    * tenant (`idpb:{domain}:…`); both stores reject other batches with CrossSlotError, applying nothing.
    */
   atomic(ops: AtomicOp[]): Promise<void>;
+
+  /**
+   * Appends to a stream (XADD, one field): the entry's id is `<atMs>-<seq>`, or, when the stream's newest
+   * entry is not older than `atMs` (another process's clock, a clock set back), the next id after it
+   * (the server's time if later). With `minIdMs`, entries older than that may be dropped (MINID ~:
+   * approximate, some older ones may stay). Returns the id.
+   */
+  xAdd(key: string, value: string, options: { atMs: number; minIdMs?: number }): Promise<string>;
+  /** XRANGE key start end COUNT count: at most `count` entries, oldest first. */
+  xRange(key: string, start: StreamBound, end: StreamBound, count: number): Promise<StreamEntry[]>;
+  /** XREVRANGE key end start COUNT count: at most `count` entries, newest first. */
+  xRevRange(key: string, end: StreamBound, start: StreamBound, count: number): Promise<StreamEntry[]>;
+  xLen(key: string): Promise<number>;
 
   /** LPUSH then LTRIM to `max` entries (at least 1): a capped, newest-first log. */
   pushCapped(key: string, value: string, max: number): Promise<void>;

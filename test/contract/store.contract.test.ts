@@ -331,6 +331,60 @@ function storeContract(name: string, makeStore: () => Promise<StoreFixture>): vo
       });
     });
 
+    describe('streams (the audit trails)', () => {
+      it('xAdd takes the given time as the id, a sequence within one millisecond, and reads back in order', async () => {
+        const key = k('stream');
+        const t = 1_700_000_000_000;
+        assert.equal(await store.xAdd(key, 'a', { atMs: t }), `${t}-0`);
+        assert.equal(await store.xAdd(key, 'b', { atMs: t }), `${t}-1`);
+        assert.equal(await store.xAdd(key, 'c', { atMs: t + 5 }), `${t + 5}-0`);
+        assert.equal(await store.xLen(key), 3);
+        assert.deepEqual(await store.xRange(key, '-', '+', 10), [
+          { id: `${t}-0`, value: 'a' },
+          { id: `${t}-1`, value: 'b' },
+          { id: `${t + 5}-0`, value: 'c' },
+        ]);
+        assert.deepEqual((await store.xRevRange(key, '+', '-', 2)).map((e) => e.value), ['c', 'b']);
+        // Exclusive and millisecond bounds: a cursor walk and a time range.
+        assert.deepEqual((await store.xRevRange(key, { id: `${t}-1`, exclusive: true }, '-', 10)).map((e) => e.value), ['a']);
+        assert.deepEqual((await store.xRevRange(key, { id: String(t) }, { id: String(t) }, 10)).map((e) => e.value), ['b', 'a']);
+        assert.deepEqual((await store.xRange(key, { id: `${t}-1` }, { id: `${t}-1` }, 1)).map((e) => e.value), ['b']);
+        assert.deepEqual(await store.xRange(key, { id: `${t}-2` }, { id: `${t}-2` }, 1), []);
+        assert.deepEqual(await store.xRevRange(k('none'), '+', '-', 10), []);
+      });
+
+      it('xAdd with a time older than the newest entry still appends, after it', async () => {
+        const key = k('stream');
+        const t = Date.now() + 3_600_000;
+        await store.xAdd(key, 'late', { atMs: t });
+        const id = await store.xAdd(key, 'early', { atMs: t - 1000 });
+        const [ms, seq] = id.split('-').map(Number);
+        assert.ok(ms! > t || (ms === t && seq! > 0), id);
+        assert.deepEqual((await store.xRevRange(key, '+', '-', 10)).map((e) => e.value), ['early', 'late']);
+      });
+
+      it('xAdd with minIdMs keeps every entry from that time on', async () => {
+        const key = k('stream');
+        for (let i = 0; i < 20; i++) await store.xAdd(key, `v${i}`, { atMs: 1000 + i });
+        await store.xAdd(key, 'last', { atMs: 5000, minIdMs: 1015 });
+        const kept = (await store.xRange(key, '-', '+', 100)).map((e) => e.value);
+        // MINID ~ may keep older entries; never drops newer ones.
+        assert.deepEqual(kept.slice(-6), ['v15', 'v16', 'v17', 'v18', 'v19', 'last']);
+        assert.ok(kept.length <= 21);
+      });
+
+      it('atomic expire sets the time to live of an existing key', async () => {
+        const key = k('hash');
+        await store.atomic([
+          { op: 'hIncrBy', key, field: 'n', by: 2 },
+          { op: 'expire', key, ttlMs: 60_000 },
+        ]);
+        const ttl = await store.pttl(key);
+        assert.ok(ttl > 0 && ttl <= 60_000, String(ttl));
+        assert.equal(await store.hGet(key, 'n'), '2');
+      });
+    });
+
     describe('capped lists', () => {
       it('pushCapped keeps the newest first and caps the length', async () => {
         const key = k('list');

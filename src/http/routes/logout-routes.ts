@@ -4,7 +4,7 @@ import { TenantRepository } from '../../domain/tenants.js';
 import type { Tenant } from '../../domain/tenant.js';
 import { AppError } from '../../errors/index.js';
 import type { Services } from '../../services.js';
-import type { SamlMessageInput } from '../../sso/saml/slo.js';
+import { logoutRefusalTenants, type SamlMessageInput } from '../../sso/saml/slo.js';
 import type { WebSession } from '../../sso/sessions.js';
 import { cookieSettings } from '../complete-login.js';
 import { clearSessionCookie, readCookie } from '../cookies.js';
@@ -81,8 +81,17 @@ export function logoutRoutes(s: Services): Router {
     body: (req.body ?? {}) as Record<string, unknown>,
   });
 
-  const auditSloRefusal = async (res: Response, err: unknown, type: string): Promise<void> => {
-    if (err instanceof AppError) await s.audit.record({ type, actor: 'idp', requestId: res.locals.requestId, reason: err.reason ?? err.code });
+  /**
+   * A refused logout message goes to the trail of each tenant it concerns (its logout transaction's,
+   * or those registered with the IdP it names), with its private reason; to the global trail when no
+   * tenant is known. The browser's page says only that the message was refused.
+   */
+  const auditSloRefusal = async (req: Request, res: Response, err: unknown, type: string): Promise<void> => {
+    if (!(err instanceof AppError)) return;
+    const base = { type, actor: 'idp', requestId: res.locals.requestId, ip: req.ip, reason: err.reason ?? err.code };
+    const domains = logoutRefusalTenants(err);
+    if (domains.length === 0) await s.audit.record(base);
+    for (const domain of domains) await s.audit.record({ ...base, domain });
   };
 
   // S-13: IdP-initiated LogoutRequest (HTTP-Redirect with a detached signature, or HTTP-POST with an enveloped one).
@@ -93,7 +102,7 @@ export function logoutRoutes(s: Services): Router {
     try {
       result = await s.samlLogout.receiveRequest(sloInput(req));
     } catch (err) {
-      await auditSloRefusal(res, err, 'saml_logout.rejected');
+      await auditSloRefusal(req, res, err, 'saml_logout.rejected');
       throw err;
     }
     res.locals.domain = result.tenant.domain;
@@ -110,7 +119,7 @@ export function logoutRoutes(s: Services): Router {
     try {
       result = await s.samlLogout.finish(sloInput(req));
     } catch (err) {
-      await auditSloRefusal(res, err, 'saml_logout_response.rejected');
+      await auditSloRefusal(req, res, err, 'saml_logout_response.rejected');
       throw err;
     }
     res.locals.domain = result.tenant.domain;

@@ -158,6 +158,7 @@ export function passwordRoutes(s: Services): Router {
           });
         }
         s.metrics.recordLogin(tenant.domain, 'password', outcome.lockedNow ? 'locked' : 'failure');
+        await s.loginActivity.record(tenant.domain, 'password', 'failure', outcome.reason);
         throw refusalError(tenant, outcome);
       }
 
@@ -185,6 +186,7 @@ export function passwordRoutes(s: Services): Router {
         data: { method: 'password', clientKind: 'web', ssoEnabled: tenant.sso.enabled },
       });
       s.metrics.recordLogin(tenant.domain, 'password', 'success');
+      await s.loginActivity.record(tenant.domain, 'password', 'success');
       res.redirect(303, target);
     },
   );

@@ -68,6 +68,24 @@ function signedRedirectUrl(target: string, field: 'SAMLRequest' | 'SAMLResponse'
   return `${url.origin}${url.pathname}${url.search ? `${url.search}&` : '?'}${query}&Signature=${strictEncode(signature)}`;
 }
 
+/** The tenants a refused logout message concerns, once known (their audit trails record the refusal). */
+const refusedFor = new WeakMap<AppError, string[]>();
+
+/** The tenants whose audit trails should record this refusal of a logout message (empty: none is known). */
+export function logoutRefusalTenants(err: unknown): string[] {
+  return err instanceof AppError ? (refusedFor.get(err) ?? []) : [];
+}
+
+/** Runs `step`, naming `domains` as the tenants of any refusal it throws (the first naming wins). */
+async function concerning<T>(domains: () => string[], step: () => T | Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    if (err instanceof AppError && !refusedFor.has(err)) refusedFor.set(err, domains());
+    throw err;
+  }
+}
+
 function reject(reason: string, detail?: string): AppError {
   return new AppError('saml_logout_invalid', { reason, detail: detail ?? reason });
 }
@@ -229,14 +247,16 @@ export class SamlLogout {
     const tenant = await this.deps.tenants.find(txn.domain);
     const saml = tenant?.sso.saml;
     if (!tenant || !saml) throw reject('logout_transaction_invalid', 'tenant gone');
-    this.checkIssuer(message.root, saml.idpEntityId);
-    const root = verifySignature(message, saml.idpCertificates);
-    this.checkIssuer(root, saml.idpEntityId);
-    this.checkDestination(root, sloCallbackUrl(this.deps.sp));
-    this.checkFresh(root);
-    if (attr(root, 'InResponseTo') !== txn.requestId) throw reject('in_response_to_mismatch');
-    const status = attr(firstChild(firstChild(root, NS.protocol, 'Status') ?? root, NS.protocol, 'StatusCode'), 'Value');
-    return { tenant, target: txn.target, success: status === STATUS_SUCCESS };
+    return concerning(() => [tenant.domain], () => {
+      this.checkIssuer(message.root, saml.idpEntityId);
+      const root = verifySignature(message, saml.idpCertificates);
+      this.checkIssuer(root, saml.idpEntityId);
+      this.checkDestination(root, sloCallbackUrl(this.deps.sp));
+      this.checkFresh(root);
+      if (attr(root, 'InResponseTo') !== txn.requestId) throw reject('in_response_to_mismatch');
+      const status = attr(firstChild(firstChild(root, NS.protocol, 'Status') ?? root, NS.protocol, 'StatusCode'), 'Value');
+      return { tenant, target: txn.target, success: status === STATUS_SUCCESS };
+    });
   }
 
   /**
@@ -251,6 +271,16 @@ export class SamlLogout {
     if (!issuer) throw reject('issuer_unknown', 'no Issuer');
     // Several tenants may register the same IdP (same entity ID and certificate): the request speaks for all of them.
     const { tenants, root } = await this.findTenantsByVerifiedIssuer(issuer, message);
+    return concerning(() => tenants.map((t) => t.domain), () => this.receiveVerifiedRequest(message, issuer, tenants, root));
+  }
+
+  /** receiveRequest once the message's signature is verified for `tenants`. */
+  private async receiveVerifiedRequest(
+    message: ReceivedMessage,
+    issuer: string,
+    tenants: Tenant[],
+    root: Element,
+  ): Promise<{ tenant: Tenant; ended: number; memberId: string | null; responseUrl: string | null }> {
     // From here on, every fact comes from the message as its signature covers it.
     this.checkIssuer(root, issuer);
     this.checkDestination(root, sloUrl(this.deps.sp));
@@ -304,12 +334,14 @@ export class SamlLogout {
     const domains = await this.deps.store.sMembers(keys.samlIdpTenants(digestForKey(issuer)));
     let lastError: AppError = reject('issuer_unknown', 'no tenant has this IdP');
     const verified: Tenant[] = [];
+    const candidates: string[] = [];
     const outcomes = new Map<string, Element | AppError>();
     let root: Element | undefined;
     for (const domain of domains.sort()) {
       const tenant = await this.deps.tenants.find(domain);
       const saml = tenant?.sso.saml;
       if (!tenant || !saml || saml.idpEntityId !== issuer || tenant.sso.type !== 'saml') continue;
+      candidates.push(tenant.domain);
       const certificateSet = [...saml.idpCertificates].sort().join('\n');
       let outcome = outcomes.get(certificateSet);
       if (!outcome) {
@@ -328,7 +360,11 @@ export class SamlLogout {
       root ??= outcome;
       verified.push(tenant);
     }
-    if (verified.length === 0 || !root) throw lastError;
+    // No certificate verified it: the tenants registered with this IdP are told (their trails), as a refused login would be.
+    if (verified.length === 0 || !root) {
+      if (candidates.length && !refusedFor.has(lastError)) refusedFor.set(lastError, candidates);
+      throw lastError;
+    }
     return { tenants: verified, root };
   }
 

@@ -9,8 +9,10 @@ import { SignedXml } from 'xml-crypto';
 import { DIGEST_SHA1, DIGEST_SHA256, ENVELOPED_SIGNATURE as ENVELOPED, EXC_C14N, SIG_RSA_SHA1, SIG_RSA_SHA256, newSamlId, xmlEscape } from '../../../src/demo/saml-response.js';
 import type { TenantInput as Tenant } from '../../../src/domain/tenant.js';
 import { HOSTILE_FILLERS, hostileLogoutRequest } from '../../helpers/hostile-xml.js';
+import { keys } from '../../../src/store/index.js';
 import { idps, type TestIdpKeys } from '../../helpers/keys.js';
 import {
+  OPERATOR_AUTH,
   PUBLIC_URL,
   b64,
   beginLogin,
@@ -173,7 +175,20 @@ describe('SAML single logout (S-13)', () => {
   let gw: Gateway;
   /** Every status any request in this file got: no 5xx anywhere. */
   const { statuses, call } = statusRecorder();
-  const latestGlobalReason = async (): Promise<string | undefined> => (await gw.services.audit.list(null, 1))[0]?.reason;
+  /**
+   * The refusal a request left in the audit trails, found by its request id: in the trail of each tenant
+   * the message concerns, or the global trail when none is known. Returns its reason and where it went.
+   */
+  const refusalOf = async (res: supertest.Response): Promise<{ reason: string | undefined; domains: Array<string | null> }> => {
+    const requestId = res.headers['x-request-id'] as string;
+    const domains = [null, ...(await gw.services.store.sMembers(keys.tenantIndex())).sort()];
+    const found: Array<{ domain: string | null; reason: string | undefined }> = [];
+    for (const domain of domains) {
+      for (const e of await gw.services.audit.list(domain, 50)) if (e.requestId === requestId && e.type.endsWith('.rejected')) found.push({ domain, reason: e.reason });
+    }
+    return { reason: found[0]?.reason, domains: found.map((f) => f.domain) };
+  };
+  const latestGlobalReason = async (res: supertest.Response): Promise<string | undefined> => (await refusalOf(res)).reason;
 
   /** Logs emp-001 in at `domain` with the given SessionIndex; returns the session cookie. */
   const login = async (sessionIndex: string, domain = 'slo.example', idp: TestIdpKeys = idps.a): Promise<string> => {
@@ -202,7 +217,7 @@ describe('SAML single logout (S-13)', () => {
     assert.equal(res.status, 400, `${label}: ${res.status} ${res.headers.location ?? ''}`);
     assert.equal(errorCodeOf(res), 'saml_logout_invalid', label);
     assert.equal(res.headers.location, undefined, label);
-    assert.equal(await latestGlobalReason(), reason, label);
+    assert.equal(await latestGlobalReason(res), reason, label);
     assert.ok(!res.text.includes(reason), `${label}: the private reason is not on the page`);
   };
 
@@ -389,6 +404,29 @@ describe('SAML single logout (S-13)', () => {
       assertLogoutResponse(res, id, relayState);
     });
 
+    it("refused LogoutRequests land in the tenant's audit trail with their private reason, readable through the admin API", async () => {
+      // Signed by the tenant's IdP, refused after the signature: the tenant is known.
+      const replayed = req({ sessionIndexes: ['_sess-r'] });
+      await getSlo(redirectQuery('SAMLRequest', replayed.xml, {}));
+      const again = await getSlo(redirectQuery('SAMLRequest', replayed.xml, {}));
+      assert.deepEqual(await refusalOf(again), { reason: 'message_replayed', domains: [D] });
+      // Signed by someone else under the tenant's IdP entity ID: the tenants registered with that IdP are told.
+      const forged = await getSlo(redirectQuery('SAMLRequest', req({ sessionIndexes: ['_x'] }).xml, { key: idps.attacker.privateKey }));
+      assert.deepEqual(await refusalOf(forged), { reason: 'signature_invalid', domains: [D] });
+      // An IdP no tenant registers: the global trail.
+      const stranger = await getSlo(redirectQuery('SAMLRequest', logoutRequestXml(gw, { issuer: 'https://nobody.test/idp' }).xml, {}));
+      assert.deepEqual(await refusalOf(stranger), { reason: 'issuer_unknown', domains: [null] });
+      const listed = await call(
+        'audit',
+        gw.http.get(`/admin/v1/domains/${D}/audit`).query({ type: 'saml_logout.rejected', result: 'failure' }).set('Authorization', OPERATOR_AUTH),
+      );
+      assert.equal(listed.status, 200, listed.text);
+      const events = (listed.body as { events: Array<{ reason: string; requestId: string }> }).events;
+      assert.deepEqual(events.slice(0, 2).map((e) => e.reason), ['signature_invalid', 'message_replayed']);
+      assert.equal(events[0]!.requestId, forged.headers['x-request-id']);
+      assert.ok(!forged.text.includes('signature_invalid') && !again.text.includes('message_replayed'), 'never on the page');
+    });
+
     it('a LogoutRequest without SessionIndex ends every session of the member', async () => {
       const c1 = await loginHere('_sess-1');
       const c2 = await loginHere('_sess-2');
@@ -447,7 +485,7 @@ describe('SAML single logout (S-13)', () => {
         const xml = hostileLogoutRequest(filler(40_000), OWN_IDP.entityId);
         const post = await postSlo({ SAMLRequest: b64(xml) });
         assert.equal(errorCodeOf(post), 'saml_logout_invalid', name);
-        assert.ok(['message_too_complex', 'signature_invalid'].includes((await latestGlobalReason())!), `${name}: ${await latestGlobalReason()}`);
+        assert.ok(['message_too_complex', 'signature_invalid'].includes((await latestGlobalReason(post))!), `${name}: ${await latestGlobalReason(post)}`);
         const get = await getSlo(`SAMLRequest=${encodeURIComponent(deflateRawSync(Buffer.from(xml)).toString('base64'))}`);
         assert.equal(errorCodeOf(get), 'saml_logout_invalid', name);
       }

@@ -159,12 +159,6 @@ export function domainRoutes(s: Services): Router {
     res.status(204).end();
   });
 
-  router.get('/domains/:domain/audit', async (req: Request, res: Response) => {
-    const tenant = await scopedTenant(s, req, res);
-    const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 500);
-    res.json({ events: await s.audit.list(tenant.domain, limit) });
-  });
-
   return router;
 }
 

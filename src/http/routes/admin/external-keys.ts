@@ -59,7 +59,7 @@ registerAdminOperations([
 const BOM = '\uFEFF';
 
 /** Writes to the response, resolving when it wants more (backpressure); rejects if the client left. */
-function responseWriter(res: Response): (chunk: string) => Promise<void> {
+export function responseWriter(res: Response): (chunk: string) => Promise<void> {
   return (chunk) =>
     new Promise<void>((resolve, reject) => {
       const gone = (): AppError => new AppError('bad_request', { detail: 'client closed the download' });

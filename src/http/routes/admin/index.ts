@@ -1,6 +1,7 @@
 import express, { Router, type Request, type Response } from 'express';
 import type { Services } from '../../../services.js';
 import { rateLimit } from '../../rate-limit.js';
+import { auditRoutes } from './audit.js';
 import { principalOf } from './context.js';
 import { domainRoutes } from './domains.js';
 import { externalKeyRoutes } from './external-keys.js';
@@ -42,6 +43,7 @@ export function adminRouter(s: Services, extra: Array<(s: Services) => Router> =
 
   router.use(sessionRoutes(s));
   router.use(domainRoutes(s));
+  router.use(auditRoutes(s));
   router.use(ssoAdminRoutes(s));
   router.use(ssoSwitchAdminRoutes(s));
   router.use(ssoTestSignInRoutes(s));

@@ -36,7 +36,6 @@ const operations: AdminOperation[] = [
     errors: ['forbidden'],
   },
   { method: 'delete', path: '/domains/{domain}/api-keys/{keyId}', summary: 'Revoke a tenant API key (super)', success: 204, errors: ['forbidden', 'not_found'] },
-  { method: 'get', path: '/domains/{domain}/audit', summary: 'The audit trail, newest first (`limit` 1–500)', success: 200 },
   {
     method: 'get',
     path: '/domains/{domain}/sso',
