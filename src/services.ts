@@ -96,8 +96,9 @@ export function buildServices(deps: AppDeps): Services {
   // Process metrics (GC, event loop, memory) only where a scraper reads them; tests build many apps per process.
   const metrics = new Metrics({ defaultMetrics: config.env !== 'test' });
   const transactions = new LoginTransactions(store, clock, config.loginTransaction.ttlSeconds, metrics);
-  const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys });
-  const deviceSessions = new DeviceSessions({ store, isLive: async (grantId) => (await store.get(keys.opModel('Grant', grantId))) !== null });
+  const isGrantLive = async (grantId: string): Promise<boolean> => (await store.get(keys.opModel('Grant', grantId))) !== null;
+  const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys, isGrantLive });
+  const deviceSessions = new DeviceSessions({ store, isLive: isGrantLive });
   const opRevocation = new OpRevocation(store);
   const audit = new AuditLog(store, clock, logger, config.audit.retentionDays);
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;

@@ -6,6 +6,7 @@ import { hrefOf, ROUTES, useRoute, type Route } from './router';
 import { ApiKeysScreen } from './screens/ApiKeys';
 import { ExternalKeysScreen } from './screens/ExternalKeys';
 import { MembersScreen } from './screens/Members';
+import { MdmScreen } from './screens/mdm';
 import { OverviewScreen } from './screens/Overview';
 import { SignInScreen } from './screens/SignIn';
 import { SsoScreen } from './screens/sso';
@@ -18,6 +19,7 @@ const NAV_LABEL: Record<Route, MessageKey> = {
   members: 'nav.members',
   'external-keys': 'nav.externalKeys',
   'api-keys': 'nav.apiKeys',
+  mdm: 'nav.mdm',
 };
 
 export function App() {
@@ -181,6 +183,7 @@ function Shell({ session, onSignedOut }: { session: Session & { domain: string }
           {route === 'members' ? <MembersScreen {...props} /> : null}
           {route === 'external-keys' ? <ExternalKeysScreen {...props} /> : null}
           {route === 'api-keys' ? <ApiKeysScreen {...props} /> : null}
+          {route === 'mdm' ? <MdmScreen {...props} /> : null}
         </main>
       </div>
     </div>

@@ -89,6 +89,12 @@ export const ERROR_CODES = {
   },
   mdm_key_limit: { status: 409, message: 'An organisation can hold at most 5 active MDM keys. Revoke one first.' },
   mdm_key_not_found: { status: 404, message: 'No such MDM key in this organisation.' },
+  mdm_last_key: {
+    status: 409,
+    message: 'No other key would let devices sign in. Name a replacement (a new key, or a scheduled key to bring forward) to revoke this one.',
+  },
+  mdm_builtin_excluded: { status: 409, message: 'Built-in MDM exceptions cannot be set while 3rd-party MDM sync is on: the two never hold at once.' },
+  mdm_builtin_exception_not_found: { status: 404, message: 'No such built-in MDM exception in this organisation.' },
   mdm_code_required: { status: 403, message: 'This app must be installed through your organisation\'s device management to sign in.' },
   mdm_code_mismatch: { status: 403, message: 'This device is not managed by your organisation\'s device management, so the app cannot sign in here.' },
   mdm_other_domain_restricted: { status: 403, message: 'This managed device may only be used with accounts of the organisation that manages it.' },

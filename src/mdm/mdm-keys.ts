@@ -122,6 +122,8 @@ export interface MdmSessionEnder {
   endMobileSessions(domain: string, admissions: readonly MdmAdmission[]): Promise<number>;
   /** M-4: MDM sync was switched on or the key reissued: end every mobile session of the tenant not admitted by one of these keys. */
   endMobileSessionsExcept(domain: string, keepKeyIds: readonly string[]): Promise<number>;
+  /** What endMobileSessionsExcept would end now, ending nothing (the preview before switching on). */
+  countMobileSessionsExcept?(domain: string, keepKeyIds: readonly string[]): Promise<number>;
 }
 
 export interface BuiltinException {
@@ -156,9 +158,29 @@ export interface ReissueResult extends IssuedKey {
 export interface RevokeResult {
   revoked: string;
   mobileSessionsEnded: number;
+  /** `replacement: 'new'`: the key issued in its place. */
   replacement: IssuedKey | null;
-  /** When no key admits devices right now. */
-  blockedUntil: number | null;
+  /** `replacement: <key id>`: the remaining key named to take over (admitting from now on). */
+  takenOverBy: { id: string; effectiveFrom: number } | null;
+}
+
+/** What revoking a key needs when it is the last one admitting devices: `'new'` (a new key), or the id of a remaining key to bring forward. */
+export type RevokeReplacement = string;
+
+/** What PUT …/mdm would do, without doing it (POST …/mdm/preview). */
+export interface ConfigurePreview {
+  mode: MdmMode;
+  previousMode: MdmMode;
+  /** `plan_required` when the plan refuses the mode, else null. */
+  refusal: 'plan_required' | null;
+  /** Input problems the PUT would refuse with (400 validation_failed). */
+  problems: Array<{ path: string; message: string }>;
+  /** A key is issued (switching on, a custom value while on, or no active key). */
+  issuesKey: boolean;
+  builtinExceptionsDeleted: number;
+  mobileSessionsEnded: number;
+  keysReplaced: number;
+  keysDeactivated: number;
 }
 
 /** How a presented code compares with a tenant's keys. */
@@ -173,6 +195,12 @@ export interface MdmKeysDeps {
   /** The gateway's secret keys: the keyed digests of the uniqueness index derive from them (first one writes, all are looked up). */
   secretKeys: readonly string[];
   sessionEnders?: MdmSessionEnder[];
+  /**
+   * Whether an OP grant still exists. A key's live sessions count only grants that do: a session can end
+   * without the MDM code hearing of it (sign-out, the SSO switch, expiry). Without it every recorded
+   * admission counts until forgotten or past its expiresAt.
+   */
+  isGrantLive?: (grantId: string) => Promise<boolean>;
 }
 
 const mdmKeyContext = (domain: string, keyId: string): string => `tenant:${domain}:mdm.key:${keyId}`;
@@ -202,6 +230,20 @@ function effectiveStatus(k: StoredKey, now: number): KeyStatus {
 
 function admits(k: StoredKey, now: number): boolean {
   return effectiveStatus(k, now) === 'active' && k.effectiveFrom <= now;
+}
+
+/** M-2, M-7: what PUT …/mdm refuses in its input, whatever the stored state. */
+function configureProblems(input: ConfigureInput): Array<{ path: string; message: string }> {
+  const problems: Array<{ path: string; message: string }> = [];
+  if (input.customKey !== undefined && input.mode !== 'external') problems.push({ path: 'customKey', message: 'is only used with mode "external"' });
+  if (input.customKey !== undefined && !CUSTOM_KEY_RE.test(input.customKey)) problems.push({ path: 'customKey', message: CUSTOM_KEY_MESSAGE });
+  if (input.restrictOtherDomains === true && input.mode !== 'external') problems.push({ path: 'restrictOtherDomains', message: 'is only available with mode "external"' });
+  return problems;
+}
+
+/** M-1: 3rd-party MDM sync is for plans standard and advanced. */
+export function planAllowsExternal(plan: string): boolean {
+  return plan === 'standard' || plan === 'advanced';
 }
 
 const mdmBusy = (): AppError =>
@@ -257,13 +299,10 @@ export class MdmKeys {
   /** M-1, M-2, M-7, M-9: PUT …/mdm. */
   async configure(tenant: Tenant, input: ConfigureInput): Promise<ConfigureResult> {
     const domain = tenant.domain;
-    if (input.mode === 'external' && tenant.plan !== 'standard' && tenant.plan !== 'advanced') {
+    if (input.mode === 'external' && !planAllowsExternal(tenant.plan)) {
       throw new AppError('plan_required', { detail: `mdm external on plan ${tenant.plan}` });
     }
-    const problems: Array<{ path: string; message: string }> = [];
-    if (input.customKey !== undefined && input.mode !== 'external') problems.push({ path: 'customKey', message: 'is only used with mode "external"' });
-    if (input.customKey !== undefined && !CUSTOM_KEY_RE.test(input.customKey)) problems.push({ path: 'customKey', message: CUSTOM_KEY_MESSAGE });
-    if (input.restrictOtherDomains === true && input.mode !== 'external') problems.push({ path: 'restrictOtherDomains', message: 'is only available with mode "external"' });
+    const problems = configureProblems(input);
     if (problems.length) throw new AppError('validation_failed', { details: problems, detail: problems.map((p) => p.path).join(',') });
 
     const outcome = await this.locked(domain, async () => {
@@ -343,6 +382,34 @@ export class MdmKeys {
       keysDeactivated: outcome.keysDeactivated,
       keysReplaced: outcome.keysReplaced,
       mobileSessionsEnded,
+    };
+  }
+
+  /**
+   * What `configure` would do now, with counts, changing nothing (M-1, M-4, M-9): the console's
+   * precautions before switching on. The counts are of this instant; the PUT may find others.
+   */
+  async preview(tenant: Tenant, input: ConfigureInput): Promise<ConfigurePreview> {
+    const domain = tenant.domain;
+    const now = this.deps.clock.now();
+    const [previous, records, exceptions] = await Promise.all([this.settings(domain), this.records(domain), this.deps.store.hLen(keys.mdmBuiltinExceptions(domain))]);
+    const active = records.filter((k) => effectiveStatus(k, now) === 'active');
+    const external = input.mode === 'external';
+    const switchingOn = external && previous.mode !== 'external';
+    const switchingOff = !external && previous.mode === 'external';
+    const issuesKey = external && (switchingOn || input.customKey !== undefined || active.length === 0);
+    let mobileSessionsEnded = 0;
+    if (issuesKey) for (const ender of this.sessionEnders) mobileSessionsEnded += (await ender.countMobileSessionsExcept?.(domain, [])) ?? 0;
+    return {
+      mode: input.mode,
+      previousMode: previous.mode,
+      refusal: external && !planAllowsExternal(tenant.plan) ? 'plan_required' : null,
+      problems: configureProblems(input),
+      issuesKey,
+      builtinExceptionsDeleted: switchingOn ? exceptions : 0,
+      mobileSessionsEnded,
+      keysReplaced: issuesKey ? active.length : 0,
+      keysDeactivated: switchingOff ? active.length : 0,
     };
   }
 
@@ -450,8 +517,12 @@ export class MdmKeys {
     return { id: outcome.created.id, value: outcome.value, replaced: outcome.replaced, graceUntil: outcome.graceUntil, mobileSessionsEnded };
   }
 
-  /** M-12: revokes one key and ends the sessions it admitted; the last active key is replaced at once. */
-  async revoke(tenant: Tenant, keyId: string): Promise<RevokeResult> {
+  /**
+   * M-12: revokes one key and ends the sessions it admitted. When no other key would admit devices right
+   * now, the revocation needs `replacement`: `'new'` issues an automatic key in its place, a key id brings
+   * that remaining (scheduled) key forward to admit from now on. Without it: 409 `mdm_last_key`.
+   */
+  async revoke(tenant: Tenant, keyId: string, replacement?: RevokeReplacement): Promise<RevokeResult> {
     const domain = tenant.domain;
     const outcome = await this.locked(domain, async () => {
       await this.requireExternal(domain);
@@ -460,28 +531,48 @@ export class MdmKeys {
       const target = records.find((k) => k.id === keyId);
       if (!target) throw new AppError('mdm_key_not_found', { detail: 'unknown key id' });
       if (effectiveStatus(target, now) !== 'active') throw new AppError('conflict', { detail: `key ${target.status}`, message: 'This key is already revoked.' });
+      const remaining = records.filter((k) => k.id !== keyId && effectiveStatus(k, now) === 'active');
+      const successor = replacement !== undefined && replacement !== 'new' ? remaining.find((k) => k.id === replacement) : undefined;
+      if (replacement !== undefined && replacement !== 'new' && !successor) {
+        throw new AppError('validation_failed', {
+          details: [{ path: 'replacement', message: 'must be "new" or the id of another active key of this organisation' }],
+          detail: 'replacement',
+        });
+      }
+      if (replacement === undefined && !remaining.some((k) => admits(k, now))) {
+        const next = remaining.length ? Math.min(...remaining.map((k) => k.effectiveFrom)) : null;
+        throw new AppError('mdm_last_key', {
+          detail: remaining.length ? 'only scheduled keys remain' : 'last active key',
+          message:
+            next === null
+              ? 'This is the last key: every device would be locked out. Name a replacement (a new key) to revoke it.'
+              : `No other key admits devices before ${new Date(next).toISOString()}. Name a replacement (a new key, or a scheduled key to bring forward) to revoke it.`,
+        });
+      }
       ops.push(this.putOp(domain, { ...target, status: 'revoked', revokedAt: now, endReason: 'revoked', graceUntil: undefined }));
       indexRemovals.push(target.digest);
-      const remaining = records.filter((k) => k.id !== keyId && effectiveStatus(k, now) === 'active');
-      let replacement: IssuedKey | null = null;
-      if (remaining.length === 0) {
+      let issued: IssuedKey | null = null;
+      let takenOverBy: { id: string; effectiveFrom: number } | null = null;
+      if (replacement === 'new') {
         const value = generateKeyValue();
         const created = this.newRecord(domain, value, 'auto', now, now);
         await this.indexAdd(created.digest, domain);
         ops.push(this.putOp(domain, created));
-        replacement = { id: created.id, value };
+        issued = { id: created.id, value };
+      } else if (successor) {
+        const effectiveFrom = Math.min(successor.effectiveFrom, now);
+        if (effectiveFrom !== successor.effectiveFrom) ops.push(this.putOp(domain, { ...successor, effectiveFrom }));
+        takenOverBy = { id: successor.id, effectiveFrom };
       }
       await this.commit(domain, ops, records, now);
       await this.indexRemove(domain, indexRemovals);
-      const admittingNow = remaining.some((k) => admits(k, now));
-      const nextEffective = remaining.length ? Math.min(...remaining.map((k) => k.effectiveFrom)) : null;
-      return { replacement, blockedUntil: replacement || admittingNow ? null : nextEffective };
+      return { replacement: issued, takenOverBy };
     });
     const admissions = await this.admissionsOf(domain, keyId);
     let mobileSessionsEnded = 0;
     for (const ender of this.sessionEnders) mobileSessionsEnded += admissions.length ? await ender.endMobileSessions(domain, admissions) : 0;
     await this.dropAdmissions(domain, [keyId]);
-    return { revoked: keyId, mobileSessionsEnded, replacement: outcome.replacement, blockedUntil: outcome.blockedUntil };
+    return { revoked: keyId, mobileSessionsEnded, ...outcome };
   }
 
   /** M-2: the value of a key, for the admin to paste into the MDM console (the route audits it). */
@@ -600,7 +691,7 @@ export class MdmKeys {
   async addBuiltinException(domain: string, input: { account: string; note?: string }): Promise<BuiltinException> {
     return this.locked(domain, async () => {
       if ((await this.settings(domain)).mode === 'external') {
-        throw new AppError('conflict', { detail: 'builtin exception while external', message: 'Built-in MDM exceptions cannot be set while 3rd-party MDM sync is on.' });
+        throw new AppError('mdm_builtin_excluded', { detail: 'builtin exception while external' });
       }
       const key = keys.mdmBuiltinExceptions(domain);
       if ((await this.deps.store.hLen(key)) >= MDM_MAX_BUILTIN_EXCEPTIONS) {
@@ -610,6 +701,15 @@ export class MdmKeys {
       await this.deps.store.hSet(key, { [entry.id]: JSON.stringify(entry) });
       return entry;
     });
+  }
+
+  /** Deletes one built-in MDM exception setting; 404 `mdm_builtin_exception_not_found` when there is none with this id. */
+  async deleteBuiltinException(domain: string, id: string): Promise<BuiltinException> {
+    const key = keys.mdmBuiltinExceptions(domain);
+    const raw = /^mx_[A-Za-z0-9_-]{12}$/.test(id) ? await this.deps.store.hGet(key, id) : null;
+    if (raw === null) throw new AppError('mdm_builtin_exception_not_found', { detail: 'unknown exception id' });
+    await this.deps.store.hDel(key, id);
+    return JSON.parse(raw) as BuiltinException;
   }
 
   // ---------------------------------------------------------------- internals
@@ -751,12 +851,14 @@ export class MdmKeys {
   private async liveSessions(domain: string, keyId: string, now: number): Promise<number> {
     const key = keys.mdmKeyAdmissions(domain, keyId);
     const raw = await this.deps.store.hGetAll(key);
-    const expired = Object.entries(raw)
-      .filter(([, json]) => {
+    const isLive = this.deps.isGrantLive;
+    const ended = await Promise.all(
+      Object.entries(raw).map(async ([grantId, json]) => {
         const e = (JSON.parse(json) as { expiresAt?: number }).expiresAt;
-        return e !== undefined && e <= now;
-      })
-      .map(([grantId]) => grantId);
+        return (e !== undefined && e <= now) || (isLive !== undefined && !(await isLive(grantId))) ? grantId : null;
+      }),
+    );
+    const expired = ended.filter((g): g is string => g !== null);
     if (expired.length) {
       await this.deps.store.atomic([
         { op: 'hDel', key, fields: expired },

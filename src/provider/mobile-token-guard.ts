@@ -122,22 +122,37 @@ export function mobileSessionEnder(s: Services, revocation: OpRevocation): MdmSe
     },
     async endMobileSessionsExcept(domain: string, keepKeyIds: readonly string[]): Promise<number> {
       let ended = 0;
-      let cursor = '0';
-      do {
-        const [next, grantIds] = await s.store.sScan(keys.opTenantGrants(domain), cursor, 500);
-        for (const grantId of grantIds) {
-          const raw = await s.store.get(keys.opModel('Grant', grantId));
-          const clientId = raw === null ? null : (JSON.parse(raw) as { clientId?: string }).clientId;
-          if (!clientId || !mobileClients.has(clientId)) continue;
-          const admittedBy = await s.mdmKeys.admittedKeyOf(domain, grantId);
-          if (admittedBy && keepKeyIds.includes(admittedBy)) continue;
-          await revocation.revokeGrant(grantId);
-          await s.mdmKeys.forgetAdmission(domain, grantId);
-          ended++;
-        }
-        cursor = next;
-      } while (cursor !== '0');
+      await eachMobileGrantExcept(s, mobileClients, domain, keepKeyIds, async (grantId) => {
+        await revocation.revokeGrant(grantId);
+        await s.mdmKeys.forgetAdmission(domain, grantId);
+        ended++;
+      });
       return ended;
     },
+    async countMobileSessionsExcept(domain: string, keepKeyIds: readonly string[]): Promise<number> {
+      let count = 0;
+      await eachMobileGrantExcept(s, mobileClients, domain, keepKeyIds, () => {
+        count++;
+        return Promise.resolve();
+      });
+      return count;
+    },
   };
+}
+
+/** Every live mobile grant of the tenant that none of `keepKeyIds` admitted. */
+async function eachMobileGrantExcept(s: Services, mobileClients: Set<string>, domain: string, keepKeyIds: readonly string[], fn: (grantId: string) => Promise<void>): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, grantIds] = await s.store.sScan(keys.opTenantGrants(domain), cursor, 500);
+    for (const grantId of grantIds) {
+      const raw = await s.store.get(keys.opModel('Grant', grantId));
+      const clientId = raw === null ? null : (JSON.parse(raw) as { clientId?: string }).clientId;
+      if (!clientId || !mobileClients.has(clientId)) continue;
+      const admittedBy = await s.mdmKeys.admittedKeyOf(domain, grantId);
+      if (admittedBy && keepKeyIds.includes(admittedBy)) continue;
+      await fn(grantId);
+    }
+    cursor = next;
+  } while (cursor !== '0');
 }

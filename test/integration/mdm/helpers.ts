@@ -24,7 +24,10 @@ export function mdmAdmin(gw: Gateway) {
     list: (d: string) => gw.http.get(at(d, '/keys')).set('Authorization', OPERATOR),
     add: (d: string, body: Record<string, unknown> = {}) => gw.http.post(at(d, '/keys')).set('Authorization', OPERATOR).send(body),
     reissue: (d: string, body: Record<string, unknown> = {}) => gw.http.post(at(d, '/keys:reissue')).set('Authorization', OPERATOR).send(body),
-    revoke: (d: string, id: string) => gw.http.delete(at(d, `/keys/${id}`)).set('Authorization', OPERATOR),
+    revoke: (d: string, id: string, replacement?: string) =>
+      gw.http.delete(at(d, `/keys/${id}${replacement === undefined ? '' : `?replacement=${encodeURIComponent(replacement)}`}`)).set('Authorization', OPERATOR),
+    preview: (d: string, body: Record<string, unknown>) => gw.http.post(at(d, '/preview')).set('Authorization', OPERATOR).send(body),
+    deleteException: (d: string, id: string) => gw.http.delete(at(d, `/builtin-exceptions/${id}`)).set('Authorization', OPERATOR),
     reveal: (d: string, id: string) => gw.http.get(at(d, `/keys/${id}/value`)).set('Authorization', OPERATOR),
     exceptions: (d: string) => gw.http.get(at(d, '/builtin-exceptions')).set('Authorization', OPERATOR),
     addException: (d: string, body: Record<string, unknown>) => gw.http.post(at(d, '/builtin-exceptions')).set('Authorization', OPERATOR).send(body),

@@ -92,7 +92,7 @@ describe('MDM settings and keys (admin API)', () => {
     // builtin and external never hold at once: no built-in exception while external is on.
     const refused = await api.addException('builtin.example', { account: 'x@builtin.example' });
     assert.equal(refused.status, 409);
-    assert.equal(refused.body.error, 'conflict');
+    assert.equal(refused.body.error, 'mdm_builtin_excluded');
     assert.equal(await gw.services.mdmCheck.isMdmEnforced('builtin.example'), true);
     assert.deepEqual(ender.except.at(-1), { domain: 'builtin.example', keep: [res.body.key.id] }, 'M-4: sessions not admitted by the new key end');
     assert.equal(await passes('builtin.example', value), true);
@@ -170,6 +170,8 @@ describe('MDM settings and keys (admin API)', () => {
     const presentedAt = gw.clock.now();
     assert.equal(await passes('rotate.example', key.value), true);
     const mk = gw.services.mdmKeys;
+    // Live sessions count grants the OpenID Provider still holds.
+    for (const g of ['grant-1', 'grant-2', 'grant-3']) await gw.store.set(keys.opModel('Grant', g), JSON.stringify({ clientId: 'mobile' }));
     await mk.recordAdmission('rotate.example', key.id, { deviceId: 'd1', grantId: 'grant-1' });
     await mk.recordAdmission('rotate.example', key.id, { deviceId: 'd2', grantId: 'grant-2', expiresAt: gw.clock.now() + 60_000 });
     await mk.recordAdmission('rotate.example', key.id, { deviceId: 'd3', grantId: 'grant-3', expiresAt: gw.clock.now() + 1_000 });
@@ -290,9 +292,13 @@ describe('MDM settings and keys (admin API)', () => {
     assert.equal((await api.reissue('grace.example', { graceSeconds: -1 })).status, 400);
   });
 
-  it('M-12: revoking the last active key issues a replacement at once and warns that devices are blocked', async () => {
+  it('M-12: revoking the last active key is refused (mdm_last_key) unless a replacement is named; `new` issues one and warns that devices are blocked', async () => {
     const only = await enable('last.example');
-    const res = await api.revoke('last.example', only.id);
+    const refused = await api.revoke('last.example', only.id);
+    assert.equal(refused.status, 409, refused.text);
+    assert.equal(refused.body.error, 'mdm_last_key');
+    assert.equal(await passes('last.example', only.value), true, 'nothing changed');
+    const res = await api.revoke('last.example', only.id, 'new');
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.revoked, only.id);
     assert.match(res.body.replacement.id, /^mk_/);

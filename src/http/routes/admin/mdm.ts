@@ -4,10 +4,14 @@ import {
   CUSTOM_KEY_MESSAGE,
   CUSTOM_KEY_RE,
   MDM_CONFIG_KEY,
+  MDM_MAX_ACTIVE_KEYS,
+  MDM_MAX_EFFECTIVE_AHEAD_MS,
   MDM_MAX_GRACE_SECONDS,
   MDM_VALUE_TYPE,
+  planAllowsExternal,
   type IssuedKey,
 } from '../../../mdm/mdm-keys.js';
+import { AppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
 import { parseBody } from '../../validate.js';
 import { auditAdmin, requirePermission, scopedTenant } from './context.js';
@@ -38,13 +42,30 @@ const reissueSchema = z.strictObject({
   value: customValue.optional(),
 });
 
+/** M-12: `?replacement=` of a revocation: `new`, or the id of a remaining active key. */
+const replacementQuery = z.union([z.literal('new'), z.string().regex(/^mk_[A-Za-z0-9_-]{16}$/, 'must be "new" or a key id')]).optional();
+
 const exceptionSchema = z.strictObject({
   account: z.string().min(3).max(254).regex(/^[^\s@]+@[^\s@]+$/, 'must be an account such as user@example.com'),
   note: z.string().max(500).optional(),
 });
 
 registerAdminOperations([
-  { method: 'get', path: '/domains/{domain}/mdm', summary: 'MDM settings: mode, restrictOtherDomains, the managed-app-config key name and type, active key count', success: 200 },
+  {
+    method: 'get',
+    path: '/domains/{domain}/mdm',
+    summary:
+      'MDM settings: mode, restrictOtherDomains, the managed-app-config key name and type, active key count, plan and whether 3rd-party sync is available on it (`available`, `unavailableReason`), built-in exception count, and the rules for custom values and keys',
+    success: 200,
+  },
+  {
+    method: 'post',
+    path: '/domains/{domain}/mdm/preview',
+    summary:
+      'What PUT …/mdm would do with this body, changing nothing: refusal (plan_required), input problems, and the counts of mobile sessions that would end, built-in MDM exceptions that would be deleted, keys replaced or deactivated',
+    body: putSchema,
+    success: 200,
+  },
   {
     method: 'put',
     path: '/domains/{domain}/mdm',
@@ -74,19 +95,27 @@ registerAdminOperations([
   {
     method: 'delete',
     path: '/domains/{domain}/mdm/keys/{id}',
-    summary: 'Revoke a key and end the mobile sessions it admitted (M-12, super); revoking the last active key issues a replacement at once',
+    summary:
+      'Revoke a key and end the mobile sessions it admitted (M-12, super). When no other key would admit devices now, `?replacement=new` (a new automatic key) or `?replacement=<key id>` (a remaining scheduled key, brought forward to now) is required',
     success: 200,
-    errors: ['mdm_external_required', 'mdm_key_not_found', 'conflict'],
+    errors: ['mdm_external_required', 'mdm_key_not_found', 'mdm_last_key', 'conflict', 'forbidden'],
   },
   { method: 'get', path: '/domains/{domain}/mdm/keys/{id}/value', summary: 'Read a key value back, to paste into the MDM console (M-2; audited as mdm_key.revealed; super)', success: 200, errors: ['mdm_key_not_found', 'conflict', 'forbidden'] },
   { method: 'get', path: '/domains/{domain}/mdm/builtin-exceptions', summary: 'Built-in MDM exception settings', success: 200 },
   {
     method: 'post',
     path: '/domains/{domain}/mdm/builtin-exceptions',
-    summary: 'Add a built-in MDM exception setting (refused while 3rd-party MDM sync is on, M-1)',
+    summary: 'Add a built-in MDM exception setting (super; refused while 3rd-party MDM sync is on, M-1)',
     body: exceptionSchema,
     success: 201,
-    errors: ['conflict'],
+    errors: ['mdm_builtin_excluded', 'conflict', 'forbidden'],
+  },
+  {
+    method: 'delete',
+    path: '/domains/{domain}/mdm/builtin-exceptions/{id}',
+    summary: 'Delete a built-in MDM exception setting (super)',
+    success: 204,
+    errors: ['mdm_builtin_exception_not_found', 'forbidden'],
   },
 ]);
 
@@ -94,6 +123,14 @@ registerAdminOperations([
 const managedAppConfig = { configKey: MDM_CONFIG_KEY, valueType: MDM_VALUE_TYPE } as const;
 
 const keyIdParam = (req: Request): string => String(req.params.id).slice(0, 100);
+
+/** The limits a console checks inline before asking (the server checks them again). */
+const rules = {
+  customValue: { minLength: 16, maxLength: 256, pattern: CUSTOM_KEY_RE.source, message: CUSTOM_KEY_MESSAGE },
+  maxActiveKeys: MDM_MAX_ACTIVE_KEYS,
+  maxGraceSeconds: MDM_MAX_GRACE_SECONDS,
+  maxEffectiveAheadDays: MDM_MAX_EFFECTIVE_AHEAD_MS / 86_400_000,
+} as const;
 
 /**
  * 3rd-party MDM sync settings and MDM keys (docs/spec.md §8, §9, §11). Key values appear only in the answer that
@@ -105,15 +142,32 @@ export function mdmAdminRoutes(s: Services): Router {
 
   router.get(base, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
-    const settings = await s.mdmKeys.settings(tenant.domain);
-    const keys = await s.mdmKeys.list(tenant.domain);
+    const [settings, keys, exceptions] = await Promise.all([s.mdmKeys.settings(tenant.domain), s.mdmKeys.list(tenant.domain), s.mdmKeys.listBuiltinExceptions(tenant.domain)]);
+    const available = planAllowsExternal(tenant.plan);
     res.json({
       mode: settings.mode,
       restrictOtherDomains: settings.restrictOtherDomains,
       ...managedAppConfig,
       activeKeys: keys.filter((k) => k.status === 'active').length,
       updatedAt: settings.updatedAt === null ? null : new Date(settings.updatedAt).toISOString(),
+      plan: tenant.plan,
+      available,
+      unavailableReason: available ? null : 'plan_required',
+      builtinExceptions: exceptions.length,
+      rules,
     });
+  });
+
+  // The precautions before switching: what the PUT would do, with counts (read permission, like …/sso/preview).
+  router.post(`${base}/preview`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    const body = parseBody(putSchema, req.body);
+    const preview = await s.mdmKeys.preview(tenant, body);
+    const warnings: string[] = [];
+    if (preview.issuesKey) warnings.push('Every mobile session of this organisation not admitted by the new key ends at once; the app then signs in only where the MDM delivers the key value.');
+    if (preview.builtinExceptionsDeleted > 0) warnings.push('Built-in MDM exception settings are deleted: built-in MDM and 3rd-party MDM sync never hold at once.');
+    if (preview.keysDeactivated > 0) warnings.push('Checks stop at once; mobile sessions stay; the keys are kept inactive and never become active again.');
+    res.json({ ...preview, ...managedAppConfig, warnings });
   });
 
   router.put(base, async (req: Request, res: Response) => {
@@ -197,18 +251,23 @@ export function mdmAdminRoutes(s: Services): Router {
   router.delete(`${base}/keys/:id`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
     requirePermission(res, 'super');
-    const result = await s.mdmKeys.revoke(tenant, keyIdParam(req));
+    const parsed = replacementQuery.safeParse(typeof req.query.replacement === 'string' ? req.query.replacement : undefined);
+    if (!parsed.success || (req.query.replacement !== undefined && typeof req.query.replacement !== 'string')) {
+      throw new AppError('validation_failed', { details: [{ path: 'replacement', message: 'must be "new" or a key id' }], detail: 'replacement' });
+    }
+    const result = await s.mdmKeys.revoke(tenant, keyIdParam(req), parsed.data);
+    const replacementKeyId = result.replacement?.id ?? result.takenOverBy?.id ?? null;
     await auditAdmin(s, req, res, {
       type: 'mdm_key.revoked',
       domain: tenant.domain,
-      data: { keyId: result.revoked, mobileSessionsEnded: result.mobileSessionsEnded, replacementKeyId: result.replacement?.id ?? null },
+      data: { keyId: result.revoked, mobileSessionsEnded: result.mobileSessionsEnded, replacementKeyId, replacement: result.replacement ? 'new' : result.takenOverBy ? 'existing' : null },
     });
     const body: Record<string, unknown> = { revoked: result.revoked, mobileSessionsEnded: result.mobileSessionsEnded };
     if (result.replacement) {
       body.replacement = { ...result.replacement, ...managedAppConfig };
-      body.warning = 'That was the last active key: a replacement was issued, and every device is blocked until the MDM delivers the new value.';
-    } else if (result.blockedUntil !== null) {
-      body.warning = `No remaining key admits devices until ${new Date(result.blockedUntil).toISOString()}.`;
+      body.warning = 'A new key replaces the revoked one: devices are blocked until the MDM delivers the new value.';
+    } else if (result.takenOverBy) {
+      body.takenOverBy = { id: result.takenOverBy.id, effectiveFrom: new Date(result.takenOverBy.effectiveFrom).toISOString() };
     }
     res.json(body);
   });
@@ -229,10 +288,19 @@ export function mdmAdminRoutes(s: Services): Router {
 
   router.post(`${base}/builtin-exceptions`, async (req: Request, res: Response) => {
     const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
     const body = parseBody(exceptionSchema, req.body);
     const created = await s.mdmKeys.addBuiltinException(tenant.domain, body);
     await auditAdmin(s, req, res, { type: 'mdm_builtin_exception.created', domain: tenant.domain, data: { id: created.id } });
     res.status(201).json(created);
+  });
+
+  router.delete(`${base}/builtin-exceptions/:id`, async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'super');
+    const deleted = await s.mdmKeys.deleteBuiltinException(tenant.domain, keyIdParam(req));
+    await auditAdmin(s, req, res, { type: 'mdm_builtin_exception.deleted', domain: tenant.domain, data: { id: deleted.id } });
+    res.status(204).end();
   });
 
   return router;
