@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { recordTenantLogin } from '../../admin/domain-overview.js';
 import { serialize } from 'cookie';
 import express, { Router, type Request, type Response } from 'express';
 import { checkAccessUrl } from '../../domain/access-url.js';
@@ -188,6 +189,7 @@ export function passwordRoutes(s: Services): Router {
         data: { method: 'password', clientKind: 'web', ssoEnabled: tenant.sso.enabled },
       });
       s.metrics.recordLogin(tenant.domain, 'password', 'success');
+      await recordTenantLogin(s, tenant.domain, res.locals.log);
       res.redirect(303, target);
     },
   );
