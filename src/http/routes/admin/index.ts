@@ -7,6 +7,7 @@ import { externalKeyRoutes } from './external-keys.js';
 import { mdmAdminRoutes } from './mdm.js';
 import { memberRoutes } from './members.js';
 import { buildOpenApi } from './openapi.js';
+import { operatorRoutes } from './operator.js';
 import { adminAuthentication, sessionRoutes } from './session.js';
 import { ssoAdminRoutes } from './sso.js';
 
@@ -44,6 +45,7 @@ export function adminRouter(s: Services, extra: Array<(s: Services) => Router> =
   router.use(memberRoutes(s));
   router.use(externalKeyRoutes(s));
   router.use(mdmAdminRoutes(s));
+  router.use(operatorRoutes(s));
   for (const make of extra) router.use(make(s));
   return router;
 }
