@@ -58,7 +58,7 @@ export function storeAdapterFactory(
 
     async find(id: string): Promise<Payload | undefined> {
       // Clients live in their own hash; the registration feature is off, so oidc-provider never writes them.
-      if (this.model === 'Client') return options.findClient ? ((await options.findClient(id)) as Payload | undefined) : undefined;
+      if (this.model === 'Client') return options.findClient ? await options.findClient(id) : undefined;
       const key = this.key(id);
       // The raw JSON is kept, so each caller gets an object of its own to change.
       const cache = requestRows.getStore();
