@@ -9,6 +9,7 @@
  * workers share the port) and drains it on SIGTERM. Several workers need a shared store: with the
  * in-process store the gateway runs as one process and says why.
  */
+import { WorkerHeartbeat } from './admin/health.js';
 import cluster, { type Worker } from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -112,7 +113,7 @@ async function seedSharedStore(config: Config, logger: Logger): Promise<void> {
  */
 async function runGateway(config: Config, logger: Logger, options: { seed: boolean }): Promise<void> {
   /** What exists so far: a stop during start-up closes only that. */
-  const running: { store?: KeyValueStore; services?: Services; server?: Server } = {};
+  const running: { store?: KeyValueStore; services?: Services; server?: Server; heartbeat?: WorkerHeartbeat } = {};
   let stopping = false;
   const shutdown = (reason: string): void => {
     if (stopping) return;
@@ -124,10 +125,12 @@ async function runGateway(config: Config, logger: Logger, options: { seed: boole
     }, SHUTDOWN_GRACE_MS);
     force.unref();
     const finish = (): void => {
-      void Promise.allSettled([running.store?.close(), running.services?.outbound.close()]).finally(() => {
-        logger.info('stopped');
-        process.exit(0);
-      });
+      void Promise.allSettled([running.heartbeat?.stop()])
+        .then(() => Promise.allSettled([running.store?.close(), running.services?.outbound.close()]))
+        .finally(() => {
+          logger.info('stopped');
+          process.exit(0);
+        });
     };
     if (running.server) {
       running.server.close(finish);
@@ -157,6 +160,9 @@ async function runGateway(config: Config, logger: Logger, options: { seed: boole
   server.keepAliveTimeout = 5_000;
   server.listen(config.port, () => {
     logger.info({ port: config.port, publicUrl: config.publicUrl, store: store.kind, pid: process.pid }, 'idp-bridge listening');
+    // Health at a glance counts the processes serving by their heartbeats in the store.
+    running.heartbeat = new WorkerHeartbeat({ store, clock: systemClock });
+    running.heartbeat.start((err) => logger.warn({ err }, 'worker heartbeat not written'));
     if (demo && (cluster.worker?.id ?? 1) === 1) logger.info(`Demo: open ${config.publicUrl}/d/login/demo.example?accessUrl=${encodeURIComponent(`${config.publicUrl}/welcome`)}`);
   });
 }

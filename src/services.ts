@@ -2,6 +2,7 @@ import { createPrivateKey } from 'node:crypto';
 import type Provider from 'oidc-provider';
 import { mobileSessionEnder } from './provider/mobile-token-guard.js';
 import { OpRevocation } from './provider/op-revocation.js';
+import { OpClients } from './provider/op-clients.js';
 import { createProvider } from './provider/provider.js';
 import { AdminKeys } from './admin/api-keys.js';
 import { ConsoleSessions } from './admin/console-sessions.js';
@@ -75,6 +76,8 @@ export interface Services extends AppDeps {
   deviceSessions: DeviceSessions;
   metrics: Metrics;
   provider: Provider;
+  /** The OP's service clients: the config file's and those added through the admin API. */
+  opClients: OpClients;
   opRevocation: OpRevocation;
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
@@ -100,6 +103,7 @@ export function buildServices(deps: AppDeps): Services {
   const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys, isGrantLive });
   const deviceSessions = new DeviceSessions({ store, isLive: isGrantLive });
   const opRevocation = new OpRevocation(store);
+  const opClients = new OpClients({ store, clock, secrets: secretBox, config });
   const audit = new AuditLog(store, clock, logger, config.audit.retentionDays);
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
@@ -135,7 +139,8 @@ export function buildServices(deps: AppDeps): Services {
     memberDirectory: new MemberDirectory(members, sessions, store, clock),
     ssoSwitch: new SsoSwitch({ store, tenants, clock, sessionEnders: [sessions, opRevocation], tokenRevokers: [opRevocation] }),
     testSignIns: new TestSignIns(store, clock),
-    provider: createProvider({ config, store, members, logger }),
+    provider: createProvider({ config, store, members, logger, clients: opClients }),
+    opClients,
     opRevocation,
     mdmKeys,
     mdmCheck: new MdmCheck({ store, clock, tenants, mdmKeys, deviceSessions, audit, metrics }),

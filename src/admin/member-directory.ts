@@ -41,7 +41,7 @@ export interface Invitation {
   expiresAt: number;
 }
 
-const INVITATION_TTL_MS = 7 * 24 * 3600_000;
+export const INVITATION_TTL_MS = 7 * 24 * 3600_000;
 
 /** S-23: refused with 409 `sso_enabled` while SSO is on. */
 export function refuseWhileSso(tenant: Tenant, what: string): void {

@@ -2,11 +2,14 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError, getSession, setUnauthorizedHandler, signOut, type Session } from './api';
 import { AnnouncerProvider, ErrorAlert, Loading } from './components/ui';
 import { LANGS, useI18n, type Lang, type MessageKey } from './i18n';
+import { screenFor, useOperatorDomain, visibleRoutes } from './operator-domain';
 import { hrefOf, ROUTES, useRoute, type Route } from './router';
 import { ApiKeysScreen } from './screens/ApiKeys';
 import { ExternalKeysScreen } from './screens/ExternalKeys';
+import { HealthScreen } from './screens/Health';
 import { MembersScreen } from './screens/Members';
 import { MdmScreen } from './screens/mdm';
+import { OperatorScreen } from './screens/Operator';
 import { OverviewScreen } from './screens/Overview';
 import { SignInScreen } from './screens/SignIn';
 import { SsoScreen } from './screens/sso';
@@ -20,6 +23,8 @@ const NAV_LABEL: Record<Route, MessageKey> = {
   'external-keys': 'nav.externalKeys',
   'api-keys': 'nav.apiKeys',
   mdm: 'nav.mdm',
+  operator: 'nav.operator',
+  health: 'nav.health',
 };
 
 export function App() {
@@ -27,8 +32,8 @@ export function App() {
   const load = useCallback(async () => {
     try {
       const session = await getSession();
-      if (!session.domain) setState({ kind: 'signedOut' });
-      else setState({ kind: 'signedIn', session: { ...session, domain: session.domain } });
+      if (!session.domain && session.kind !== 'operator') setState({ kind: 'signedOut' });
+      else setState({ kind: 'signedIn', session: { ...session, domain: session.domain ?? '' } });
     } catch (err) {
       if (err instanceof ApiError && (err.status === 401 || err.status === 403)) setState({ kind: 'signedOut' });
       else setState({ kind: 'error', error: err });
@@ -86,6 +91,9 @@ export function LanguageSwitch() {
 function Shell({ session, onSignedOut }: { session: Session & { domain: string }; onSignedOut: () => void }) {
   const { t } = useI18n();
   const [route, navigate] = useRoute();
+  const [picked, pick] = useOperatorDomain();
+  const domain = session.kind === 'operator' ? picked : session.domain;
+  const screen = screenFor(route, session, domain);
   const [menuOpen, setMenuOpen] = useState(false);
   const [signingOut, setSigningOut] = useState(false);
   const [signOutError, setSignOutError] = useState<unknown>(null);
@@ -93,11 +101,11 @@ function Shell({ session, onSignedOut }: { session: Session & { domain: string }
   const firstRender = useRef(true);
 
   useEffect(() => {
-    document.title = `${t(NAV_LABEL[route])} · ${t('app.title')}`;
+    document.title = `${t(NAV_LABEL[screen])} · ${t('app.title')}`;
     // Move focus to the new screen's heading for keyboard and screen-reader users (not on first load).
     if (firstRender.current) firstRender.current = false;
     else mainRef.current?.querySelector('h1')?.focus();
-  }, [route, t]);
+  }, [route, screen, t]);
 
   const go = (r: Route) => {
     navigate(r);
@@ -118,8 +126,8 @@ function Shell({ session, onSignedOut }: { session: Session & { domain: string }
     }
   };
 
-  const roleKey: MessageKey = session.member?.role === 'super_admin' ? 'role.super_admin' : session.member?.role === 'admin' ? 'role.admin' : 'role.member';
-  const props = { session, domain: session.domain, navigate: go };
+  const roleKey: MessageKey = session.kind === 'operator' ? 'role.operator' : session.member?.role === 'super_admin' ? 'role.super_admin' : session.member?.role === 'admin' ? 'role.admin' : 'role.member';
+  const props = { session, domain, navigate: go };
 
   return (
     <div className="shell">
@@ -141,7 +149,7 @@ function Shell({ session, onSignedOut }: { session: Session & { domain: string }
         <div className="brand">
           <span className="brand-name">{t('app.name')}</span>
           <span className="tenant" data-testid="tenant-domain">
-            {session.domain}
+            {domain || t('operator.noDomain')}
           </span>
         </div>
         <div className="who" data-testid="signed-in-as">
@@ -159,11 +167,11 @@ function Shell({ session, onSignedOut }: { session: Session & { domain: string }
       <div className="layout">
         <nav id="side-nav" className={`sidenav${menuOpen ? ' open' : ''}`} aria-label={t('nav.label')}>
           <ul>
-            {ROUTES.map((r) => (
+            {visibleRoutes(ROUTES, session, domain).map((r) => (
               <li key={r}>
                 <a
                   href={hrefOf(r)}
-                  aria-current={route === r ? 'page' : undefined}
+                  aria-current={screen === r ? 'page' : undefined}
                   data-testid={`nav-${r}`}
                   onClick={(e) => {
                     if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
@@ -178,12 +186,14 @@ function Shell({ session, onSignedOut }: { session: Session & { domain: string }
           </ul>
         </nav>
         <main id="main" className="content" ref={mainRef}>
-          {route === 'overview' ? <OverviewScreen {...props} /> : null}
-          {route === 'sso' ? <SsoScreen {...props} /> : null}
-          {route === 'members' ? <MembersScreen {...props} /> : null}
-          {route === 'external-keys' ? <ExternalKeysScreen {...props} /> : null}
-          {route === 'api-keys' ? <ApiKeysScreen {...props} /> : null}
-          {route === 'mdm' ? <MdmScreen {...props} /> : null}
+          {screen === 'overview' ? <OverviewScreen {...props} /> : null}
+          {screen === 'sso' ? <SsoScreen {...props} /> : null}
+          {screen === 'members' ? <MembersScreen {...props} /> : null}
+          {screen === 'external-keys' ? <ExternalKeysScreen {...props} /> : null}
+          {screen === 'api-keys' ? <ApiKeysScreen {...props} /> : null}
+          {screen === 'mdm' ? <MdmScreen {...props} /> : null}
+          {screen === 'operator' ? <OperatorScreen {...props} onOpenDomain={pick} /> : null}
+          {screen === 'health' ? <HealthScreen {...props} onOpenDomain={pick} /> : null}
         </main>
       </div>
     </div>

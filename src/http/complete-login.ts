@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { recordTenantLogin } from '../admin/domain-overview.js';
 import type { Member } from '../domain/member.js';
 import type { Tenant } from '../domain/tenant.js';
 import { AppError } from '../errors/index.js';
@@ -74,6 +75,7 @@ export async function completeLogin(s: Services, req: Request, res: Response, ou
   });
   s.metrics.recordLogin(tenant.domain, outcome.method, 'success');
   await s.loginActivity.record(tenant.domain, outcome.method, 'success');
+  await recordTenantLogin(s, tenant.domain, res.locals.log);
   res.redirect(303, transaction?.target ?? s.defaultServiceUrl(tenant));
 }
 

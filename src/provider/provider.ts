@@ -6,6 +6,7 @@ import type { MemberRepository } from '../domain/members.js';
 import type { Logger } from '../observability/logger.js';
 import type { KeyValueStore } from '../store/index.js';
 import { fromAccountId } from './account-id.js';
+import type { OpClients } from './op-clients.js';
 import { storeAdapterFactory } from './store-adapter.js';
 
 export interface ProviderDeps {
@@ -13,6 +14,8 @@ export interface ProviderDeps {
   store: KeyValueStore;
   members: MemberRepository;
   logger: Logger;
+  /** Service clients added through the admin API, served beside the config ones. */
+  clients?: Pick<OpClients, 'metadataOf'>;
 }
 
 /** M-4: access tokens of public (mobile) clients live at most 10 minutes; refresh tokens keep the app signed in. */
@@ -27,7 +30,7 @@ interface OpClient {
 
 /**
  * The bridge as OpenID Provider (O-1 … O-3): oidc-provider mounted at /oidc, its storage on the
- * project's store, clients from config, interactions handled by our own routes (which sign the member
+ * project's store, clients from config and from the admin API (op-clients.ts), interactions handled by our own routes (which sign the member
  * in through the tenant's IdP or password login), tokens that carry `sub`, `domain` and `account`.
  */
 export function createProvider(deps: ProviderDeps): Provider {
@@ -56,7 +59,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   };
 
   const provider = new Provider(`${config.publicUrl}${OP_PATH}`, {
-    adapter: storeAdapterFactory(deps.store, { grantRowsTtlMs: config.session.appTtlSeconds * 1000 }),
+    adapter: storeAdapterFactory(deps.store, { grantRowsTtlMs: config.session.appTtlSeconds * 1000, findClient: deps.clients ? (id) => deps.clients!.metadataOf(id) : undefined }),
     clients: config.oidc.clients.map((c) => ({ ...c, response_types: ['code'] })),
     jwks: { keys: [jwk] },
     cookies: { keys: [...config.secretKeys], long: { signed: true }, short: { signed: true } },

@@ -19,7 +19,14 @@ export function withRequestCache<T>(run: () => T): T {
  * demo): one key per model row with the row's TTL, plus the indexes oidc-provider needs (grant id,
  * session uid, user code) and ours for O-4 (grants and sessions per member and per tenant).
  */
-export function storeAdapterFactory(store: KeyValueStore, options: { grantRowsTtlMs: number }) {
+export function storeAdapterFactory(
+  store: KeyValueStore,
+  options: {
+    grantRowsTtlMs: number;
+    /** The `Client` model: clients added through the admin API (src/provider/op-clients.ts), read on each lookup. */
+    findClient?: (clientId: string) => Promise<Record<string, unknown> | undefined>;
+  },
+) {
   return class StoreAdapter {
     constructor(private readonly model: string) {}
 
@@ -50,6 +57,8 @@ export function storeAdapterFactory(store: KeyValueStore, options: { grantRowsTt
     }
 
     async find(id: string): Promise<Payload | undefined> {
+      // Clients live in their own hash; the registration feature is off, so oidc-provider never writes them.
+      if (this.model === 'Client') return options.findClient ? await options.findClient(id) : undefined;
       const key = this.key(id);
       // The raw JSON is kept, so each caller gets an object of its own to change.
       const cache = requestRows.getStore();

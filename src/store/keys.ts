@@ -16,6 +16,12 @@ export function digestForKey(value: string): string {
   return createHash('sha256').update(value).digest('base64url');
 }
 
+/**
+ * The slot name of the operator's console sessions (keys.consoleSession(OPERATOR_SLOT, …)): the
+ * operator belongs to no tenant. Not a DNS name (no dot), so no tenant's tag is ever the same.
+ */
+export const OPERATOR_SLOT = 'operator';
+
 export const keys = {
   /** Set of all tenant domains. No TTL. */
   tenantIndex: (): string => 'idpb:tenants',
@@ -145,6 +151,14 @@ export const keys = {
   demoOAuthCode: (codeDigest: string): string => `idpb:demo-oauth:code:${codeDigest}`,
   /** The demo OAuth IdP's access token (user id), by SHA-256 of the token; never in production. TTL: its expires_in (1 h). */
   demoOAuthToken: (tokenDigest: string): string => `idpb:demo-oauth:token:${tokenDigest}`,
+  /** When a member of the tenant last signed in successfully (ms; one SET per login, for the operator's domain list). No TTL. */
+  tenantLastLogin: (domain: string): string => `${tag(domain)}:last-login`,
+  /** Lock held while the operator creates a tenant with its first super admin. TTL: 30 s. */
+  tenantCreateLock: (domain: string): string => `${tag(domain)}:create-lock`,
+  /** Hash worker id → its last heartbeat (ms): the gateway processes serving now (health). No TTL: stale fields are pruned when read. */
+  workerHeartbeats: (): string => 'idpb:workers',
+  /** Hash client_id → OP service client added through the admin API (JSON; the secret sealed). No TTL. */
+  opClients: (): string => 'idpb:op-clients',
   /** Audit trail of a tenant before the stream (capped list, newest first): read after the stream, never written. No TTL. */
   audit: (domain: string): string => `${tag(domain)}:audit`,
   /** Audit trail of events with no tenant before the stream (capped list): read, never written. */
@@ -165,6 +179,10 @@ export const TEST_SIGN_IN_TOKEN_TTL_MS = 10 * 60_000;
 export const TEST_SIGN_IN_RECORD_TTL_MS = 60 * 60_000;
 /** How long a device's session index outlives its last mobile token request (longer than any refresh token). */
 export const DEVICE_SESSIONS_TTL_MS = 90 * 24 * 3600_000;
+
+/** A worker beats every WORKER_HEARTBEAT_MS; one silent for WORKER_STALE_MS is no longer counted as serving. */
+export const WORKER_HEARTBEAT_MS = 10_000;
+export const WORKER_STALE_MS = 30_000;
 
 /** Capped size of each audit list (the trail before the stream). */
 export const AUDIT_MAX_ENTRIES = 100_000;

@@ -96,6 +96,13 @@ export function SignInScreen() {
             </button>
           </section>
         </form>
+        <section className="breakglass" aria-labelledby={`${id}-op`}>
+          <h2 id={`${id}-op`}>{t('signIn.operatorTitle')}</h2>
+          <p>{t('signIn.operatorBody')}</p>
+          <a className="button button-secondary" href="/console/auth/operator" data-testid="sign-in-operator">
+            {t('signIn.operatorLink')}
+          </a>
+        </section>
       </main>
     </div>
   );

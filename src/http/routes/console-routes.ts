@@ -1,10 +1,13 @@
-import { Router, type Request, type Response } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import { TenantRepository } from '../../domain/tenants.js';
 import { AppError } from '../../errors/index.js';
 import { consoleCompleteUrl, type Services } from '../../services.js';
 import { cookieSettings } from '../complete-login.js';
 import { readCookie, setConsoleCookie, singleString } from '../cookies.js';
+import { rateLimit } from '../rate-limit.js';
 import { browserRoute } from '../request-context.js';
+import { esc, page } from '../views.js';
+import { checkFormToken, clearFormToken, FORM_CSRF_FIELD, issueFormToken } from './password-routes.js';
 
 /** Why the console's sign-in page shows an error (`/console/?signInError=<code>`). */
 export type ConsoleSignInError = 'not_admin' | 'not_signed_in';
@@ -15,6 +18,24 @@ export type ConsoleSignInError = 'not_admin' | 'not_signed_in';
  * absolute timeout would mean nothing. Ten minutes covers a slow IdP page and a typed password.
  */
 export const CONSOLE_LOGIN_FRESHNESS_MS = 10 * 60_000;
+
+/** Per client IP: guesses at the operator key (each also audited). */
+export const OPERATOR_SIGN_IN_RATE_LIMIT = { bucket: 'operator-sign-in', limit: 10, windowMs: 60_000 } as const;
+
+const OPERATOR_FORM_PATH = '/console/auth/operator';
+
+function operatorFormPage(csrf: string): string {
+  return page(
+    'Operator sign-in',
+    `<h1>Operator sign-in</h1>
+<p class="ref">The operator runs this gateway and belongs to no organisation. Administrators of an organisation <a href="/console/">sign in with their domain</a>.</p>
+<form method="post" action="${OPERATOR_FORM_PATH}">
+<input type="hidden" name="${FORM_CSRF_FIELD}" value="${esc(csrf)}">
+<label for="operatorKey">Operator key</label><input type="password" id="operatorKey" name="operatorKey" autocomplete="current-password" maxlength="200" required autofocus>
+<p><button type="submit">Sign in</button></p>
+</form>`,
+  );
+}
 
 /**
  * Console sign-in (docs/spec.md §11): the console eats the tenant's own login. `start` sends the browser
@@ -76,6 +97,41 @@ export function consoleRoutes(s: Services): Router {
     });
     res.redirect(303, '/console/');
   });
+
+  // The operator's way in: the operator key (config adminApiKey) typed into the gateway's own form.
+  router.get(OPERATOR_FORM_PATH, browserRoute, (req: Request, res: Response) => {
+    res.status(200).type('html').send(operatorFormPage(issueFormToken(s, req, res, '/console/auth/')));
+  });
+
+  router.post(
+    OPERATOR_FORM_PATH,
+    browserRoute,
+    rateLimit(s, OPERATOR_SIGN_IN_RATE_LIMIT),
+    express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 5 }),
+    async (req: Request, res: Response) => {
+      res.locals.retryUrl = OPERATOR_FORM_PATH;
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      checkFormToken(s, req, body[FORM_CSRF_FIELD]);
+      const presented = singleString(body.operatorKey) ?? '';
+      const principal = presented ? await s.adminKeys.resolve(presented) : null;
+      if (principal?.kind !== 'operator') {
+        await s.audit.record({
+          type: 'console.sign_in_refused',
+          actor: 'anonymous',
+          requestId: res.locals.requestId,
+          ip: req.ip,
+          reason: !s.config.adminApiKey ? 'no_operator_key_configured' : presented ? 'operator_key_invalid' : 'operator_key_missing',
+          data: { method: 'operator_key' },
+        });
+        throw new AppError('unauthorized', { detail: 'operator console sign-in with a wrong or missing key', message: 'That is not the operator key.' });
+      }
+      const { cookieValue, session } = await s.consoleSessions.createOperator();
+      setConsoleCookie(res, s.config.publicUrl, cookieValue, Math.floor(s.consoleSessions.absoluteMs / 1000));
+      clearFormToken(s, res, '/console/auth/');
+      await s.audit.record({ type: 'console.signed_in', actor: 'operator', requestId: res.locals.requestId, ip: req.ip, data: { sessionId: session.id, method: 'operator_key' } });
+      res.redirect(303, '/console/operator');
+    },
+  );
 
   return router;
 }

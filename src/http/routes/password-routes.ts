@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { recordTenantLogin } from '../../admin/domain-overview.js';
 import { serialize } from 'cookie';
 import express, { Router, type Request, type Response } from 'express';
 import { checkAccessUrl } from '../../domain/access-url.js';
@@ -32,20 +33,23 @@ export const FORM_CSRF_FIELD = 'csrf';
 const FORM_CSRF_MAX_AGE_S = 2 * 3600;
 const CSRF_TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
 
-function csrfCookie(s: Services, value: string, maxAge: number): string {
-  return serialize(FORM_CSRF_COOKIE, value, { httpOnly: true, sameSite: 'strict', secure: cookieSettings(s).secure, path: '/d/', maxAge });
+/** Where the form token cookie is sent: the gateway's own pages (/d/), or the console's operator sign-in (/console/auth/). */
+export type FormTokenPath = '/d/' | '/console/auth/';
+
+function csrfCookie(s: Services, value: string, maxAge: number, path: FormTokenPath): string {
+  return serialize(FORM_CSRF_COOKIE, value, { httpOnly: true, sameSite: 'strict', secure: cookieSettings(s).secure, path, maxAge });
 }
 
 /** The token for a form being rendered: the browser's current one when it has one (other open tabs keep working), else a new one. */
-export function issueFormToken(s: Services, req: Request, res: Response): string {
+export function issueFormToken(s: Services, req: Request, res: Response, path: FormTokenPath = '/d/'): string {
   const current = readCookie(req, FORM_CSRF_COOKIE);
   const token = current && CSRF_TOKEN_RE.test(current) ? current : randomBytes(32).toString('base64url');
-  res.append('Set-Cookie', csrfCookie(s, token, FORM_CSRF_MAX_AGE_S));
+  res.append('Set-Cookie', csrfCookie(s, token, FORM_CSRF_MAX_AGE_S, path));
   return token;
 }
 
-export function clearFormToken(s: Services, res: Response): void {
-  res.append('Set-Cookie', csrfCookie(s, '', 0));
+export function clearFormToken(s: Services, res: Response, path: FormTokenPath = '/d/'): void {
+  res.append('Set-Cookie', csrfCookie(s, '', 0, path));
 }
 
 /**
@@ -187,6 +191,7 @@ export function passwordRoutes(s: Services): Router {
       });
       s.metrics.recordLogin(tenant.domain, 'password', 'success');
       await s.loginActivity.record(tenant.domain, 'password', 'success');
+      await recordTenantLogin(s, tenant.domain, res.locals.log);
       res.redirect(303, target);
     },
   );

@@ -1,6 +1,8 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { refuseWhileSso, requireSso } from '../../../admin/member-directory.js';
+import { createDomainWithSuperAdmin, listDomainSummaries } from '../../../admin/domain-overview.js';
+import { memberView, refuseWhileSso, requireSso } from '../../../admin/member-directory.js';
+import { accountSchema } from '../../../domain/member.js';
 import { domainSchema, originSchema, tenantSchema, type Tenant } from '../../../domain/tenant.js';
 import { AppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
@@ -27,6 +29,23 @@ const createSchema = z.strictObject({
   name: z.string().min(1).max(200),
   plan: z.enum(['free', 'standard', 'advanced']).default('free'),
   group: z.string().min(1).max(100).optional(),
+  /**
+   * The tenant's first super admin, created with it: with `password` (checked against the new tenant's
+   * policy) the member is in use at once; without, pending with an invitation link (shown once).
+   */
+  superAdmin: z
+    .strictObject({
+      account: accountSchema,
+      name: z.string().min(1).max(200),
+      password: z.string().max(1024).optional(),
+    })
+    .optional(),
+});
+
+const listQuerySchema = z.object({
+  /** The `nextCursor` of the previous page. */
+  cursor: domainSchema.optional(),
+  count: z.coerce.number().int().min(1).max(200).default(100),
 });
 
 const patchSchema = z.strictObject({
@@ -60,6 +79,26 @@ export function domainRoutes(s: Services): Router {
   router.post('/domains', async (req: Request, res: Response) => {
     requireOperator(res);
     const body = parseBody(createSchema, req.body);
+    if (body.superAdmin) {
+      const { superAdmin, ...fields } = body;
+      const created = await createDomainWithSuperAdmin(s, { ...fields, superAdmin });
+      res.locals.domain = created.tenant.domain;
+      await auditAdmin(s, req, res, { type: 'domain.created', domain: created.tenant.domain, data: { plan: created.tenant.plan, superAdmin: created.superAdmin.id } });
+      await auditAdmin(s, req, res, {
+        type: 'member.created',
+        domain: created.tenant.domain,
+        data: { memberId: created.superAdmin.id, status: created.superAdmin.status, role: 'super_admin', withPassword: superAdmin.password !== undefined },
+      });
+      if (created.invitation) {
+        await auditAdmin(s, req, res, { type: 'invitation.created', domain: created.tenant.domain, data: { memberId: created.superAdmin.id, invitationId: created.invitation.id } });
+      }
+      res.status(201).json({
+        ...tenantView(created.tenant),
+        superAdmin: memberView(created.superAdmin),
+        invitation: created.invitation ? { id: created.invitation.id, url: `${s.config.publicUrl}/d/invite/${created.invitation.token}`, expiresAt: new Date(created.invitation.expiresAt).toISOString() } : null,
+      });
+      return;
+    }
     if (await s.tenants.find(body.domain)) throw new AppError('conflict', { message: 'This domain is already registered.' });
     const tenant = await s.tenants.save({ ...body, sso: { enabled: false, type: 'saml', userKey: 'externalKey', setExpireTime: false } });
     res.locals.domain = tenant.domain;
@@ -67,11 +106,16 @@ export function domainRoutes(s: Services): Router {
     res.status(201).json(tenantView(tenant));
   });
 
-  router.get('/domains', async (_req: Request, res: Response) => {
+  // The operator pages through every tenant; any other caller sees its own one.
+  router.get('/domains', async (req: Request, res: Response) => {
     const p = principalOf(res);
-    const domains = p.kind === 'operator' ? await s.tenants.listDomains() : [p.domain];
-    const tenants = (await Promise.all(domains.map((d) => s.tenants.find(d)))).filter((t): t is Tenant => t !== null);
-    res.json({ domains: tenants.map(tenantView) });
+    const query = parseBody(listQuerySchema, req.query);
+    if (p.kind === 'operator') {
+      res.json(await listDomainSummaries(s.store, s.tenants, query));
+      return;
+    }
+    const own = await listDomainSummaries(s.store, s.tenants, { cursor: undefined, count: 1, only: p.domain });
+    res.json(own);
   });
 
   router.get('/domains/:domain', async (req: Request, res: Response) => {
@@ -164,6 +208,7 @@ export function domainRoutes(s: Services): Router {
 
 export const domainBodies = {
   create: createSchema,
+  list: listQuerySchema,
   patch: patchSchema,
   origins: originsSchema,
   passwordPolicy: policySchema,

@@ -8,6 +8,7 @@ import { externalKeyRoutes } from './external-keys.js';
 import { mdmAdminRoutes } from './mdm.js';
 import { memberRoutes } from './members.js';
 import { buildOpenApi } from './openapi.js';
+import { operatorRoutes } from './operator.js';
 import { adminAuthentication, sessionRoutes } from './session.js';
 import { ssoSwitchAdminRoutes } from './sso-switch.js';
 import { ssoTestSignInRoutes } from './sso-test-sign-ins.js';
@@ -50,6 +51,7 @@ export function adminRouter(s: Services, extra: Array<(s: Services) => Router> =
   router.use(memberRoutes(s));
   router.use(externalKeyRoutes(s));
   router.use(mdmAdminRoutes(s));
+  router.use(operatorRoutes(s));
   for (const make of extra) router.use(make(s));
   return router;
 }

@@ -19,8 +19,23 @@ export interface AdminOperation {
 
 /** Every admin route. A test keeps this list and the Express router in step, both ways. */
 const operations: AdminOperation[] = [
-  { method: 'post', path: '/domains', summary: 'Register a tenant', operatorOnly: true, body: domainBodies.create, success: 201, errors: ['conflict', 'forbidden'] },
-  { method: 'get', path: '/domains', summary: 'List the tenants this key may see', success: 200 },
+  {
+    method: 'post',
+    path: '/domains',
+    summary:
+      'Register a tenant (SSO off); with `superAdmin` {account, name, password?} also its first super admin, in one MULTI of the tenant: with a password (the new tenant\'s policy) in use at once, without pending with an invitation `{id, url, expiresAt}` shown once. Answers the tenant, plus `superAdmin` and `invitation` when asked',
+    operatorOnly: true,
+    body: domainBodies.create,
+    success: 201,
+    errors: ['conflict', 'forbidden', 'password_policy_violation'],
+  },
+  {
+    method: 'get',
+    path: '/domains',
+    summary:
+      'The tenants this caller may see, a page at a time in domain order (`cursor` = the previous `nextCursor`, `count` 1–200, default 100): `{domains: [{domain, name, plan, group, sso: {enabled, type}, mdm: {mode}, memberCount, lastLoginAt}], nextCursor, total}`',
+    success: 200,
+  },
   { method: 'get', path: '/domains/{domain}', summary: 'Read a tenant (SSO secrets never included)', success: 200 },
   { method: 'patch', path: '/domains/{domain}', summary: 'Update name, plan (operator), group, default service URL, app-password switch (S-24), break-glass (super)', body: domainBodies.patch, success: 200, errors: ['sso_required', 'forbidden'] },
   { method: 'put', path: '/domains/{domain}/origins', summary: 'Service origins (accessUrl allowlist) and logout redirection domains (S-24: only while SSO is on)', body: domainBodies.origins, success: 200, errors: ['sso_required'] },

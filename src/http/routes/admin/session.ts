@@ -1,6 +1,6 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { AdminPrincipal } from '../../../admin/api-keys.js';
-import { ConsoleSessions, type ConsoleSession } from '../../../admin/console-sessions.js';
+import { ConsoleSessions, type ConsoleSession, type OperatorConsoleSession } from '../../../admin/console-sessions.js';
 import type { Member } from '../../../domain/member.js';
 import { AppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
@@ -11,7 +11,7 @@ import { registerAdminOperations } from './openapi.js';
 declare module 'express-serve-static-core' {
   interface Locals {
     /** Set when the admin API caller is a console session (no Authorization header, the console cookie). */
-    console?: { session: ConsoleSession; member: Member; cookieValue: string };
+    console?: { session: ConsoleSession; member: Member; cookieValue: string } | { session: OperatorConsoleSession; member: null; cookieValue: string };
   }
 }
 
@@ -53,6 +53,7 @@ function isAdminRole(role: Member['role']): role is 'admin' | 'super_admin' {
  */
 export function adminAuthentication(s: Services) {
   const cookieName = consoleCookieName(s.config.publicUrl);
+  const config = s.config;
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     const header = req.get('authorization');
     let principal: AdminPrincipal | null;
@@ -77,6 +78,22 @@ export function adminAuthentication(s: Services) {
       if (!session) {
         clearConsoleCookie(res, s.config.publicUrl);
         throw new AppError('console_session_expired', { detail: 'console session unknown, signed out or timed out' });
+      }
+      if (session.kind === 'operator') {
+        // The operator signed in with the operator key: no member to re-read. Without the key in the
+        // config now (removed since), the session ends.
+        if (!config.adminApiKey) {
+          await s.consoleSessions.destroy(cookieValue);
+          clearConsoleCookie(res, s.config.publicUrl);
+          throw new AppError('console_session_expired', { detail: 'operator console session while no operator key is configured' });
+        }
+        if (!SAFE_METHODS.has(req.method) && !ConsoleSessions.csrfMatches(session, req.get('x-csrf-token'))) {
+          throw new AppError('csrf_failed', { detail: 'X-CSRF-Token missing or not the session token' });
+        }
+        res.locals.admin = { kind: 'operator' };
+        res.locals.console = { session, member: null, cookieValue };
+        next();
+        return;
       }
       res.locals.domain = session.domain;
       const member = await s.members.findById(session.domain, session.memberId);
@@ -121,7 +138,7 @@ export function sessionRoutes(s: Services): Router {
     res.json({
       kind: p.kind,
       domain,
-      member: consoleSession ? { id: consoleSession.member.id, account: consoleSession.member.account, name: consoleSession.member.name, role: consoleSession.member.role } : null,
+      member: consoleSession?.member ? { id: consoleSession.member.id, account: consoleSession.member.account, name: consoleSession.member.name, role: consoleSession.member.role } : null,
       csrfToken: consoleSession?.session.csrfToken ?? null,
       permissions: permissionsOf(p),
       idleExpiresAt: consoleSession ? iso(consoleSession.session.idleExpiresAt) : null,
@@ -139,8 +156,8 @@ export function sessionRoutes(s: Services): Router {
       clearConsoleCookie(res, s.config.publicUrl);
       await s.audit.record({
         type: 'console.signed_out',
-        domain: consoleSession.session.domain,
-        actor: `member:${consoleSession.member.id}`,
+        domain: consoleSession.member ? consoleSession.session.domain : undefined,
+        actor: consoleSession.member ? `member:${consoleSession.member.id}` : 'operator',
         requestId: res.locals.requestId,
         ip: req.ip,
         data: { sessionId: consoleSession.session.id },
