@@ -3,7 +3,9 @@ import { ApiError, getSession, setUnauthorizedHandler, signOut, type Session } f
 import { AnnouncerProvider, ErrorAlert, Loading } from './components/ui';
 import { LANGS, useI18n, type Lang, type MessageKey } from './i18n';
 import { hrefOf, ROUTES, useRoute, type Route } from './router';
+import { ActivityScreen } from './screens/Activity';
 import { ApiKeysScreen } from './screens/ApiKeys';
+import { AuditScreen } from './screens/Audit';
 import { ExternalKeysScreen } from './screens/ExternalKeys';
 import { MembersScreen } from './screens/Members';
 import { OverviewScreen } from './screens/Overview';
@@ -18,6 +20,8 @@ const NAV_LABEL: Record<Route, MessageKey> = {
   members: 'nav.members',
   'external-keys': 'nav.externalKeys',
   'api-keys': 'nav.apiKeys',
+  audit: 'nav.audit',
+  activity: 'nav.activity',
 };
 
 export function App() {
@@ -181,6 +185,8 @@ function Shell({ session, onSignedOut }: { session: Session & { domain: string }
           {route === 'members' ? <MembersScreen {...props} /> : null}
           {route === 'external-keys' ? <ExternalKeysScreen {...props} /> : null}
           {route === 'api-keys' ? <ApiKeysScreen {...props} /> : null}
+          {route === 'audit' ? <AuditScreen {...props} /> : null}
+          {route === 'activity' ? <ActivityScreen {...props} /> : null}
         </main>
       </div>
     </div>

@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'react';
 
 export const BASE = '/console';
-export type Route = 'overview' | 'sso' | 'members' | 'external-keys' | 'api-keys';
-export const ROUTES: readonly Route[] = ['overview', 'sso', 'members', 'external-keys', 'api-keys'];
+export type Route = 'overview' | 'sso' | 'members' | 'external-keys' | 'api-keys' | 'audit' | 'activity';
+export const ROUTES: readonly Route[] = ['overview', 'sso', 'members', 'external-keys', 'api-keys', 'audit', 'activity'];
 
 export function hrefOf(route: Route): string {
   return route === 'overview' ? `${BASE}/` : `${BASE}/${route}`;
