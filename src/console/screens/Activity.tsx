@@ -139,7 +139,7 @@ export function ActivityScreen({ domain }: ScreenProps) {
                   <tbody>
                     {[...data.days].reverse().map((d) => (
                       <tr key={d.date} data-date={d.date}>
-                        <th scope="row">
+                        <th scope="row" className="nowrap">
                           <time dateTime={d.date}>{d.date}</time>
                         </th>
                         {PROTOCOLS.map((p) => (
@@ -229,7 +229,7 @@ function Chart({
 }) {
   const max = Math.max(0, ...days.map((d) => Math.max(sum(d, 'success'), sum(d, 'failure'))));
   const { top, ticks } = axisOf(max);
-  const width = LEFT + days.length * SLOT + 8;
+  const width = LEFT + days.length * SLOT + 20;
   const height = TOP + PLOT + BOTTOM;
   const y = (v: number) => TOP + PLOT - (v / top) * PLOT;
   const stack = (d: ActivityDay, result: 'success' | 'failure', x: number) => {

@@ -219,7 +219,7 @@ export function AuditScreen({ domain }: ScreenProps) {
             {t('audit.shown', { count: formatNumber(events.length) })}
           </p>
           <div className="table-wrap">
-            <table className="table" data-testid="audit-table">
+            <table className="table audit-table" data-testid="audit-table">
               <caption className="visually-hidden">{t('audit.title')}</caption>
               <thead>
                 <tr>
