@@ -96,7 +96,7 @@ describe('the console audit trail and sign-in activity in a real browser: node d
       mkdirSync('docs/screenshots/console', { recursive: true });
       for (const f of readdirSync(SHOTS)) {
         const name = f.replace(/^\d+-/, '');
-        if (/^(audit|activity)-/.test(name)) copyFileSync(join(SHOTS, f), join('docs/screenshots/console', name));
+        if (/^(audit|activity)[-.]/.test(name)) copyFileSync(join(SHOTS, f), join('docs/screenshots/console', name));
       }
     }
   });
