@@ -4,7 +4,9 @@ import { AnnouncerProvider, ErrorAlert, Loading } from './components/ui';
 import { LANGS, useI18n, type Lang, type MessageKey } from './i18n';
 import { screenFor, useOperatorDomain, visibleRoutes } from './operator-domain';
 import { hrefOf, ROUTES, useRoute, type Route } from './router';
+import { ActivityScreen } from './screens/Activity';
 import { ApiKeysScreen } from './screens/ApiKeys';
+import { AuditScreen } from './screens/Audit';
 import { ExternalKeysScreen } from './screens/ExternalKeys';
 import { HealthScreen } from './screens/Health';
 import { MembersScreen } from './screens/Members';
@@ -25,6 +27,8 @@ const NAV_LABEL: Record<Route, MessageKey> = {
   mdm: 'nav.mdm',
   operator: 'nav.operator',
   health: 'nav.health',
+  audit: 'nav.audit',
+  activity: 'nav.activity',
 };
 
 export function App() {
@@ -192,6 +196,8 @@ function Shell({ session, onSignedOut }: { session: Session & { domain: string }
           {screen === 'external-keys' ? <ExternalKeysScreen {...props} /> : null}
           {screen === 'api-keys' ? <ApiKeysScreen {...props} /> : null}
           {screen === 'mdm' ? <MdmScreen {...props} /> : null}
+          {screen === 'audit' ? <AuditScreen {...props} /> : null}
+          {screen === 'activity' ? <ActivityScreen {...props} /> : null}
           {screen === 'operator' ? <OperatorScreen {...props} onOpenDomain={pick} /> : null}
           {screen === 'health' ? <HealthScreen {...props} onOpenDomain={pick} /> : null}
         </main>
