@@ -157,7 +157,8 @@ function Shell({ session, onSignedOut }: { session: Session & { domain: string }
           </span>
         </div>
         <div className="who" data-testid="signed-in-as">
-          <span className="who-name">{session.member?.name ?? session.member?.account ?? t('role.key')}</span>
+          {/* The operator is no member and no API key: the role badge says who is signed in. */}
+          {session.kind === 'operator' ? null : <span className="who-name">{session.member?.name ?? session.member?.account ?? t('role.key')}</span>}
           <span className="badge badge-role" data-testid="role-badge">
             {t(roleKey)}
           </span>

@@ -161,6 +161,11 @@ function CreateDomainDialog({ open, onClose, onCreated }: { open: boolean; onClo
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [created, setCreated] = useState<CreatedDomain | null>(null);
+  // Bumped when the form is refused: once the errors are rendered, focus goes to the first field to fix.
+  const [refusals, setRefusals] = useState(0);
+  useEffect(() => {
+    if (refusals) document.getElementById(`${id}-form`)?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus();
+  }, [refusals, id]);
 
   const reset = () => {
     setDomain('');
@@ -195,7 +200,7 @@ function CreateDomainDialog({ open, onClose, onCreated }: { open: boolean; onClo
     setProblems(local);
     setError(null);
     if (local.length) {
-      document.getElementById(`${id}-form`)?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus();
+      setRefusals((n) => n + 1);
       return;
     }
     setBusy(true);
@@ -212,6 +217,7 @@ function CreateDomainDialog({ open, onClose, onCreated }: { open: boolean; onClo
       if (err instanceof ApiError && err.code === 'password_policy_violation') setProblems([{ path: 'superAdmin.password', message: err.message }]);
       else if (err instanceof ApiError && err.fieldProblems.length) setProblems(err.fieldProblems);
       setError(err);
+      setRefusals((n) => n + 1);
     } finally {
       setBusy(false);
     }
