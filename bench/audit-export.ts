@@ -17,6 +17,7 @@ import { Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Redis } from 'ioredis';
+import { measurePeakMemory } from './lib/peak-memory.js';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 import { systemClock } from '../src/domain/clock.js';
@@ -93,26 +94,8 @@ interface Measured {
   head: string;
 }
 
-async function measure(port: number): Promise<Measured> {
-  gc();
-  const baseRss = process.memoryUsage().rss;
-  const baseHeap = process.memoryUsage().heapUsed;
-  let peakRss = baseRss;
-  let peakHeap = baseHeap;
-  const sampler = setInterval(() => {
-    const m = process.memoryUsage();
-    peakRss = Math.max(peakRss, m.rss);
-    peakHeap = Math.max(peakHeap, m.heapUsed);
-  }, 50);
-  const started = process.hrtime.bigint();
-  const res = await download(port);
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  clearInterval(sampler);
-  const m = process.memoryUsage();
-  peakRss = Math.max(peakRss, m.rss);
-  peakHeap = Math.max(peakHeap, m.heapUsed);
-  const mb = (n: number): number => Math.round((n / 1024 / 1024) * 10) / 10;
-  return { ms: Math.round(ms), rssGrowthMb: mb(peakRss - baseRss), heapGrowthMb: mb(peakHeap - baseHeap), ...res };
+function measure(port: number): Promise<Measured> {
+  return measurePeakMemory(gc, () => download(port));
 }
 
 async function cleanup(raw: Redis): Promise<void> {
