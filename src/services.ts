@@ -2,6 +2,7 @@ import { createPrivateKey } from 'node:crypto';
 import type Provider from 'oidc-provider';
 import { mobileSessionEnder } from './provider/mobile-token-guard.js';
 import { OpRevocation } from './provider/op-revocation.js';
+import { BackchannelLogout } from './provider/backchannel-logout.js';
 import { OpClients } from './provider/op-clients.js';
 import { createProvider } from './provider/provider.js';
 import { AdminKeys } from './admin/api-keys.js';
@@ -79,6 +80,8 @@ export interface Services extends AppDeps {
   /** The OP's service clients: the config file's and those added through the admin API. */
   opClients: OpClients;
   opRevocation: OpRevocation;
+  /** OpenID Connect Back-Channel Logout deliveries to the OP's service clients (fed by opRevocation). */
+  backchannelLogout: BackchannelLogout;
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
   defaultServiceUrl(tenant: Tenant): string;
@@ -102,13 +105,16 @@ export function buildServices(deps: AppDeps): Services {
   const isGrantLive = async (grantId: string): Promise<boolean> => (await store.get(keys.opModel('Grant', grantId))) !== null;
   const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys, isGrantLive });
   const deviceSessions = new DeviceSessions({ store, isLive: isGrantLive });
-  const opRevocation = new OpRevocation(store);
   const opClients = new OpClients({ store, clock, secrets: secretBox, config });
   const audit = new AuditLog(store, clock, logger, config.audit.retentionDays);
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
   const outboundPolicy = new OutboundPolicy(config.outbound, deps.resolveHost);
   const outbound = new OutboundHttp({ ...config.oauth, allowHttp, policy: outboundPolicy });
+  const provider = createProvider({ config, store, members, logger, clients: opClients });
+  // Logout tokens go through the outbound client: its timeouts and the outbound policy (§12).
+  const backchannelLogout = new BackchannelLogout({ provider, fetch: outbound.fetch, metrics, logger });
+  const opRevocation = new OpRevocation(store, backchannelLogout);
   const services: Services = {
     ...deps,
     tenants,
@@ -136,12 +142,13 @@ export function buildServices(deps: AppDeps): Services {
     appLoginChecks: new AppLoginChecks(store),
     adminKeys: new AdminKeys(store, clock, config.adminApiKey),
     consoleSessions: new ConsoleSessions(store, clock, { idleMs: config.console.idleTimeoutSeconds * 1000, absoluteMs: config.console.absoluteTimeoutSeconds * 1000 }),
-    memberDirectory: new MemberDirectory(members, sessions, store, clock),
+    memberDirectory: new MemberDirectory(members, sessions, store, clock, opRevocation),
     ssoSwitch: new SsoSwitch({ store, tenants, clock, sessionEnders: [sessions, opRevocation], tokenRevokers: [opRevocation] }),
     testSignIns: new TestSignIns(store, clock),
-    provider: createProvider({ config, store, members, logger, clients: opClients }),
+    provider,
     opClients,
     opRevocation,
+    backchannelLogout,
     mdmKeys,
     mdmCheck: new MdmCheck({ store, clock, tenants, mdmKeys, deviceSessions, audit, metrics }),
     deviceSessions,

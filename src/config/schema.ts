@@ -177,6 +177,9 @@ export const configSchema = z.strictObject({
             grant_types: z.array(z.enum(['authorization_code', 'refresh_token'])).default(['authorization_code', 'refresh_token']),
             token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none']).optional(),
             application_type: z.enum(['web', 'native']).optional(),
+            // e-logout: OpenID Connect Back-Channel Logout 1.0 (S-19): where logout tokens are POSTed, and whether they must carry `sid`.
+            backchannel_logout_uri: z.string().url().optional(),
+            backchannel_logout_session_required: z.boolean().optional(),
           }),
         )
         .default([]),

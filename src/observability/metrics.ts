@@ -24,6 +24,8 @@ export class Metrics {
   readonly storeErrors: Counter<'source'>;
   readonly rateLimited: Counter<'bucket'>;
   readonly loginTransactions: Counter<'type'>;
+  // e-logout
+  readonly backchannelLogout: Counter<'result'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -36,6 +38,8 @@ export class Metrics {
     this.storeErrors = new Counter({ name: 'idpb_store_errors_total', help: 'Requests answered 503 store_unavailable, and failed readiness probes.', labelNames: ['source'], registers });
     this.rateLimited = new Counter({ name: 'idpb_rate_limited_total', help: 'Requests refused 429 rate_limited, by limiter bucket (route family: login-start, acs, oauth-callback, saml-logout, logout, session-check, password-login …). Never by client.', labelNames: ['bucket'], registers });
     this.loginTransactions = new Counter({ name: 'idpb_login_transactions_total', help: 'Login transactions stored (one per login started at an IdP) by SSO type (saml, oauth).', labelNames: ['type'], registers });
+    // e-logout
+    this.backchannelLogout = new Counter({ name: 'idpb_backchannel_logout_total', help: 'OpenID Connect back-channel logout deliveries to service clients by result (delivered, retried: an attempt failed and another follows, failed: every attempt failed or no token could be made, dropped: the queue was full).', labelNames: ['result'], registers });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'idpb_' });
     // In a node:cluster worker, the primary collects this registry over IPC (see servePrimaryMetrics).
     if (cluster.isWorker) {

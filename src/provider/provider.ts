@@ -22,6 +22,8 @@ export interface ProviderDeps {
 export const MOBILE_ACCESS_TOKEN_TTL_S = 600;
 
 export const OP_PATH = '/oidc';
+/** oidc-provider's browser session cookie (its value is the Session id) and its signature (path `/`). */
+export const OP_SESSION_COOKIES = ['_session', '_session.sig'] as const;
 
 interface OpClient {
   clientId: string;
@@ -87,6 +89,9 @@ export function createProvider(deps: ProviderDeps): Provider {
       // A client revokes only the tokens it was issued.
       revocation: { enabled: true, allowedPolicy: (_ctx: unknown, client: OpClient, token: { clientId?: string }) => token.clientId === client.clientId },
       rpInitiatedLogout: { enabled: true },
+      // S-19: services that register backchannel_logout_uri are told when a member's OP session ends
+      // (backchannel-logout.ts delivers, off the request path).
+      backchannelLogout: { enabled: true },
     },
     // S-10: the mobile app's session lasts session.appTtlSeconds, not as long as the OP's browser session
     // (webTtlSeconds), with or without offline_access; web clients' tokens end with the browser session
