@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import { mobileSessionEnder } from './provider/mobile-token-guard.js';
 import { OpRevocation } from './provider/op-revocation.js';
 import { BackchannelLogout } from './provider/backchannel-logout.js';
+import { endWebSessionOnRpLogout } from './provider/rp-logout.js';
 import { OpClients } from './provider/op-clients.js';
 import { createProvider } from './provider/provider.js';
 import { AdminKeys } from './admin/api-keys.js';
@@ -166,5 +167,7 @@ export function buildServices(deps: AppDeps): Services {
   };
   // M-4 / M-12: key changes end the mobile grants they no longer admit.
   mdmKeys.registerSessionEnder(mobileSessionEnder(services, opRevocation));
+  // S-19: a service's RP-initiated logout, once confirmed, ends the gateway's web session in that browser too.
+  endWebSessionOnRpLogout(services, provider);
   return services;
 }

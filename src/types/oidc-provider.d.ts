@@ -34,6 +34,7 @@ declare module 'oidc-provider' {
     body: unknown;
     headers: Record<string, string | string[] | undefined>;
     req: IncomingMessage;
+    append(field: string, value: string): void;
     oidc?: { params?: Record<string, unknown>; client?: { clientId: string }; entities?: Record<string, unknown> };
   }
 

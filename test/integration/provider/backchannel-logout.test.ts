@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { sign } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
@@ -11,93 +11,13 @@ import { buildSamlResponseXml, newSamlId, SIG_RSA_SHA256, xmlEscape } from '../.
 import { BACKCHANNEL_LOGOUT_EVENT } from '../../../src/provider/backchannel-logout.js';
 import { FakeClock } from '../../helpers/clock.js';
 import { LOOPBACK_IDPS, OPERATOR_AUTH, b64, capturedLogger, responseSpec, seedStandardTenants, signed, type Gateway } from '../../helpers/gateway.js';
+import { Browser, Receiver } from '../../helpers/backchannel.js';
 import { idps } from '../../helpers/keys.js';
 import { createTestRedisStore, freePort } from '../../helpers/redis.js';
 
 const BOARD_SECRET = 'board-service-secret-0123456789abcdef';
+const MOBILE_REDIRECT = 'idpbridge.mobile:/oauth2redirect';
 const LEDGER_SECRET = 'ledger-service-secret-0123456789abcdef';
-
-/** A browser: follows redirects by hand, keeps cookies by name, stops at a URL outside the gateway. */
-class Browser {
-  private readonly jar = new Map<string, string>();
-  constructor(private readonly base: string) {}
-  has(name: string): boolean {
-    return this.jar.has(name);
-  }
-  private keep(res: Response): void {
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair!.indexOf('=');
-      const name = pair!.slice(0, eq);
-      const value = pair!.slice(eq + 1);
-      if (/max-age=0|expires=thu, 01 jan 1970/i.test(c) || value === '') this.jar.delete(name);
-      else this.jar.set(name, value);
-    }
-  }
-  async request(url: string, init: RequestInit = {}): Promise<Response> {
-    const cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie } });
-    this.keep(res);
-    return res;
-  }
-  async follow(url: string, init: RequestInit = {}): Promise<{ url: string; res: Response }> {
-    let res = await this.request(url, init);
-    let current = url;
-    for (let i = 0; i < 20 && res.status >= 300 && res.status < 400; i++) {
-      current = new URL(res.headers.get('location')!, current).href;
-      if (!current.startsWith(this.base)) return { url: current, res };
-      res = await this.request(current);
-    }
-    return { url: current, res };
-  }
-}
-
-/**
- * A suite service's back-channel logout endpoint (OpenID Connect Back-Channel Logout 1.0 §2.5), a real
- * HTTP server: records each logout_token; answers 200, or 500, or holds the request until released.
- */
-class Receiver {
-  readonly tokens: string[] = [];
-  mode: 'ok' | 'fail' | 'hold' = 'ok';
-  private held: ServerResponse[] = [];
-  private arrivals: Array<() => void> = [];
-  private server!: Server;
-  url = '';
-
-  async start(): Promise<void> {
-    this.server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString('utf8')));
-      req.on('end', () => {
-        assert.equal(req.method, 'POST');
-        assert.match(String(req.headers['content-type']), /^application\/x-www-form-urlencoded/);
-        const token = new URLSearchParams(body).get('logout_token');
-        if (token) this.tokens.push(token);
-        for (const a of this.arrivals.splice(0)) a();
-        if (this.mode === 'hold') this.held.push(res);
-        else res.writeHead(this.mode === 'ok' ? 200 : 500, { 'cache-control': 'no-store' }).end();
-      });
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    const address = this.server.address();
-    this.url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/backchannel-logout`;
-  }
-  /** Resolves once a request has arrived (now or later). */
-  arrived(): Promise<void> {
-    return this.tokens.length > 0 ? Promise.resolve() : new Promise((r) => this.arrivals.push(r));
-  }
-  heldCount(): number {
-    return this.held.length;
-  }
-  release(status: number): void {
-    for (const res of this.held.splice(0)) res.writeHead(status).end();
-  }
-  close(): void {
-    this.release(500);
-    this.server.closeAllConnections();
-    this.server.close();
-  }
-}
 
 /** S-19 and OpenID Connect Back-Channel Logout 1.0: services signed in through the OP hear of every way a sign-in ends. */
 describe('sign-out reaches every service (back-channel logout, S-19)', () => {
@@ -108,14 +28,17 @@ describe('sign-out reaches every service (back-channel logout, S-19)', () => {
   let cleanup: () => Promise<void>;
   let board: client.Configuration;
   let ledger: client.Configuration;
+  let mobile: client.Configuration;
   let jwks: ReturnType<typeof createRemoteJWKSet>;
   const boardRp = new Receiver();
   const ledgerRp = new Receiver();
+  const mobileRp = new Receiver();
   const logs = capturedLogger('debug');
 
   before(async () => {
     await boardRp.start();
     await ledgerRp.start();
+    await mobileRp.start();
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     const owned = await createTestRedisStore();
@@ -131,7 +54,8 @@ describe('sign-out reaches every service (back-channel logout, S-19)', () => {
         demo: { enabled: false },
         oidc: {
           clients: [
-            { client_id: 'board', client_secret: BOARD_SECRET, redirect_uris: ['https://board.example.net/cb'], backchannel_logout_uri: boardRp.url, backchannel_logout_session_required: true, grant_types: ['authorization_code', 'refresh_token'] },
+            { client_id: 'board', client_secret: BOARD_SECRET, redirect_uris: ['https://board.example.net/cb'], post_logout_redirect_uris: ['https://board.example.net/bye'], backchannel_logout_uri: boardRp.url, backchannel_logout_session_required: true, grant_types: ['authorization_code', 'refresh_token'] },
+            { client_id: 'mobile', redirect_uris: [MOBILE_REDIRECT], token_endpoint_auth_method: 'none', application_type: 'native', backchannel_logout_uri: mobileRp.url, grant_types: ['authorization_code', 'refresh_token'] },
             { client_id: 'ledger', client_secret: LEDGER_SECRET, redirect_uris: ['https://ledger.example.net/cb'], backchannel_logout_uri: ledgerRp.url, grant_types: ['authorization_code', 'refresh_token'] },
           ],
         },
@@ -146,6 +70,7 @@ describe('sign-out reaches every service (back-channel logout, S-19)', () => {
     const insecure = { execute: [client.allowInsecureRequests] };
     board = await client.discovery(new URL(`${base}/oidc`), 'board', BOARD_SECRET, client.ClientSecretBasic(BOARD_SECRET), insecure);
     ledger = await client.discovery(new URL(`${base}/oidc`), 'ledger', LEDGER_SECRET, client.ClientSecretBasic(LEDGER_SECRET), insecure);
+    mobile = await client.discovery(new URL(`${base}/oidc`), 'mobile', { token_endpoint_auth_method: 'none' }, client.None(), insecure);
     jwks = createRemoteJWKSet(new URL(board.serverMetadata().jwks_uri!));
   });
   after(async () => {
@@ -154,6 +79,7 @@ describe('sign-out reaches every service (back-channel logout, S-19)', () => {
     server.close();
     boardRp.close();
     ledgerRp.close();
+    mobileRp.close();
     await created.services.outbound.close();
     await cleanup();
   });
@@ -183,12 +109,13 @@ describe('sign-out reaches every service (back-channel logout, S-19)', () => {
    * Signs `browser` in to the service and returns its ID token claims: `sid` (the one the logout token
    * must carry) when the service registered backchannel_logout_session_required.
    */
-  async function signIn(rp: client.Configuration, redirectUri: string, browser: Browser): Promise<{ sub: string; sid: string | undefined }> {
+  async function signIn(rp: client.Configuration, redirectUri: string, browser: Browser): Promise<{ sub: string; sid: string | undefined; idToken: string }> {
     const { url, verifier, state } = await authorize(rp, redirectUri, browser);
     assert.ok(url.href.startsWith(redirectUri), url.href);
-    const claims = (await client.authorizationCodeGrant(rp, url, { pkceCodeVerifier: verifier, expectedState: state })).claims()!;
+    const tokens = await client.authorizationCodeGrant(rp, url, { pkceCodeVerifier: verifier, expectedState: state });
+    const claims = tokens.claims()!;
     if (rp === board) assert.equal(typeof claims.sid, 'string', 'the ID token names the session (sid)');
-    return { sub: claims.sub, sid: typeof claims.sid === 'string' ? claims.sid : undefined };
+    return { sub: claims.sub, sid: typeof claims.sid === 'string' ? claims.sid : undefined, idToken: tokens.id_token! };
   }
 
   /** What a relying party checks of a logout token (Back-Channel Logout 1.0 §2.6). */
@@ -203,9 +130,9 @@ describe('sign-out reaches every service (back-channel logout, S-19)', () => {
   }
 
   /** Waits for every queued delivery, then takes the tokens each receiver got. */
-  async function delivered(): Promise<{ board: string[]; ledger: string[] }> {
+  async function delivered(): Promise<{ board: string[]; ledger: string[]; mobile: string[] }> {
     await created.services.backchannelLogout.idle();
-    return { board: boardRp.tokens.splice(0), ledger: ledgerRp.tokens.splice(0) };
+    return { board: boardRp.tokens.splice(0), ledger: ledgerRp.tokens.splice(0), mobile: mobileRp.tokens.splice(0) };
   }
 
   const metric = async (result: string): Promise<number> => {
@@ -223,7 +150,7 @@ describe('sign-out reaches every service (back-channel logout, S-19)', () => {
     const silent = await authorize(board, 'https://board.example.net/cb', browser);
     assert.equal(silent.viaIdp, false);
     assert.ok(silent.url.searchParams.get('code'));
-    assert.deepEqual(await delivered(), { board: [], ledger: [] }, 'nothing is sent before a logout');
+    assert.deepEqual(await delivered(), { board: [], ledger: [], mobile: [] }, 'nothing is sent before a logout');
 
     const out = await browser.request(`${base}/d/logout`);
     assert.equal(out.status, 200);
@@ -274,7 +201,7 @@ describe('sign-out reaches every service (back-channel logout, S-19)', () => {
     const atLedger = await signIn(ledger, 'https://ledger.example.net/cb', browser);
     // Another tenant's logout leaves this session alone.
     await browser.request(`${base}/view/oauth/sso/logout?domain=b.example`);
-    assert.deepEqual(await delivered(), { board: [], ledger: [] });
+    assert.deepEqual(await delivered(), { board: [], ledger: [], mobile: [] });
     await browser.request(`${base}/view/oauth/sso/logout?domain=a.example`);
     const got = await delivered();
     assert.equal(got.ledger.length, 1);
@@ -318,6 +245,71 @@ describe('sign-out reaches every service (back-channel logout, S-19)', () => {
       headers: { authorization: OPERATOR_AUTH, 'content-type': 'application/json' },
       body: JSON.stringify({ status: 'suspended' }),
     });
+    assert.equal(res.status, 200, await res.clone().text());
+    const got = await delivered();
+    assert.equal(got.board.length, 1);
+    const token = await verifyLogoutToken(got.board[0]!, 'board');
+    assert.equal(token.sub, atBoard.sub);
+    assert.equal(token.sid, atBoard.sid);
+    const back = await fetch(`${base}/admin/v1/domains/a.example/members/m-a-active`, {
+      method: 'PATCH',
+      headers: { authorization: OPERATOR_AUTH, 'content-type': 'application/json' },
+      body: JSON.stringify({ status: 'in_use' }),
+    });
+    assert.equal(back.status, 200);
+  });
+
+  it("RP-initiated logout (end_session_endpoint): confirmed, it ends the OP session and the gateway's web session, tells every service, and returns to the registered post_logout_redirect_uri", async () => {
+    const browser = new Browser(base);
+    const atBoard = await signIn(board, 'https://board.example.net/cb', browser);
+    await signIn(ledger, 'https://ledger.example.net/cb', browser);
+    const webSession = browser.value('idpb_session');
+    assert.ok(webSession && (await created.services.sessions.find(webSession)), 'a gateway web session');
+    const endUrl = client.buildEndSessionUrl(board, { id_token_hint: atBoard.idToken, post_logout_redirect_uri: 'https://board.example.net/bye', state: 'bye-1' });
+    const page = await browser.request(endUrl.href);
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1];
+    assert.ok(xsrf, 'a confirmation form');
+    assert.doesNotMatch(html, /googleapis/, 'the gateway layout, nothing loaded from elsewhere');
+    const confirm = await browser.request(`${base}/oidc/session/end/confirm`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ xsrf, logout: 'yes' }).toString() });
+    assert.equal(confirm.status, 303);
+    assert.equal(confirm.headers.get('location'), 'https://board.example.net/bye?state=bye-1');
+    assert.equal(await created.services.sessions.find(webSession), null, 'the gateway web session ended');
+    assert.equal(browser.has('idpb_session'), false, 'and its cookie is cleared');
+    const got = await delivered();
+    assert.equal(got.board.length, 1);
+    assert.equal(got.ledger.length, 1);
+    assert.equal((await verifyLogoutToken(got.board[0]!, 'board')).sid, atBoard.sid);
+    assert.equal((await verifyLogoutToken(got.ledger[0]!, 'ledger')).sub, atBoard.sub);
+    assert.equal((await authorize(board, 'https://board.example.net/cb', browser)).viaIdp, true, 'the next login goes to the IdP');
+    await created.services.opRevocation.revokeMember('a.example', 'm-a-active');
+    await delivered();
+  });
+
+  it("MDM revocation (3rd-party MDM sync turned on) ends the tenant's mobile grants and tells the app's back-channel receiver", async () => {
+    const browser = new Browser(base);
+    const { url, verifier, state } = await authorize(mobile, MOBILE_REDIRECT, browser);
+    assert.ok(url.href.startsWith(MOBILE_REDIRECT), url.href);
+    const tokens = await client.authorizationCodeGrant(mobile, url, { pkceCodeVerifier: verifier, expectedState: state });
+    const mdm = (mode: string) =>
+      fetch(`${base}/admin/v1/domains/a.example/mdm`, { method: 'PUT', headers: { authorization: OPERATOR_AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ mode }) });
+    assert.equal((await mdm('external')).status, 200);
+    const got = await delivered();
+    assert.equal(got.mobile.length, 1);
+    const token = await verifyLogoutToken(got.mobile[0], 'mobile');
+    assert.equal(token.sub, tokens.claims()!.sub);
+    assert.equal(token.sid, undefined, 'a grant ended outside a session: by subject only');
+    assert.deepEqual([got.board, got.ledger], [[], []], 'web services are not MDM business');
+    assert.equal((await mdm('none')).status, 200);
+    await created.services.opRevocation.revokeMember('a.example', 'm-a-active');
+    await delivered();
+  });
+
+  it("turning the tenant's SSO off (S-22) signs every member out of the OP and tells the services", async () => {
+    const browser = new Browser(base);
+    const atBoard = await signIn(board, 'https://board.example.net/cb', browser);
+    const res = await fetch(`${base}/admin/v1/domains/a.example/sso`, { method: 'PUT', headers: { authorization: OPERATOR_AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ enabled: false }) });
     assert.equal(res.status, 200, await res.clone().text());
     const got = await delivered();
     assert.equal(got.board.length, 1);
