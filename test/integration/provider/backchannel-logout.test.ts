@@ -297,7 +297,7 @@ describe('sign-out reaches every service (back-channel logout, S-19)', () => {
     assert.equal((await mdm('external')).status, 200);
     const got = await delivered();
     assert.equal(got.mobile.length, 1);
-    const token = await verifyLogoutToken(got.mobile[0], 'mobile');
+    const token = await verifyLogoutToken(got.mobile[0]!, 'mobile');
     assert.equal(token.sub, tokens.claims()!.sub);
     assert.equal(token.sid, undefined, 'a grant ended outside a session: by subject only');
     assert.deepEqual([got.board, got.ledger], [[], []], 'web services are not MDM business');
