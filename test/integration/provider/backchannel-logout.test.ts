@@ -306,6 +306,44 @@ describe('sign-out reaches every service (back-channel logout, S-19)', () => {
     await delivered();
   });
 
+  it('a service client added through the admin API registers its back-channel logout URI (checked; null removes it) and gets logout tokens with sid', async () => {
+    const wikiRp = new Receiver();
+    await wikiRp.start();
+    try {
+      const admin = async (method: string, path: string, body: unknown) => {
+        const res = await fetch(`${base}/admin/v1${path}`, { method, headers: { authorization: OPERATOR_AUTH, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        return { status: res.status, body: (res.status === 204 ? {} : await res.json()) as Record<string, unknown> };
+      };
+      const refused = await admin('POST', '/op-clients', { clientId: 'wiki', name: 'Wiki', redirectUris: ['https://wiki.example.net/cb'], backchannelLogoutUri: 'ftp://wiki.example.net/bc' });
+      assert.equal(refused.status, 400);
+      assert.equal(refused.body.error, 'validation_failed');
+      assert.match(JSON.stringify(refused.body), /backchannelLogoutUri/);
+      const made = await admin('POST', '/op-clients', { clientId: 'wiki', name: 'Wiki', redirectUris: ['https://wiki.example.net/cb'], backchannelLogoutUri: wikiRp.url });
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      assert.equal(made.body.backchannelLogoutUri, wikiRp.url);
+      const secret = String(made.body.clientSecret);
+      const wiki = await client.discovery(new URL(`${base}/oidc`), 'wiki', secret, client.ClientSecretBasic(secret), { execute: [client.allowInsecureRequests] });
+
+      const browser = new Browser(base);
+      const { url, verifier, state } = await authorize(wiki, 'https://wiki.example.net/cb', browser);
+      const claims = (await client.authorizationCodeGrant(wiki, url, { pkceCodeVerifier: verifier, expectedState: state })).claims()!;
+      assert.equal(typeof claims.sid, 'string', 'API-made clients with a back-channel URI get sid in their ID tokens');
+      await browser.request(`${base}/d/logout`);
+      await created.services.backchannelLogout.idle();
+      assert.equal(wikiRp.tokens.length, 1);
+      const token = await verifyLogoutToken(wikiRp.tokens[0]!, 'wiki');
+      assert.equal(token.sid, claims.sid);
+      assert.equal(token.sub, claims.sub);
+
+      const cleared = await admin('PATCH', '/op-clients/wiki', { backchannelLogoutUri: null });
+      assert.equal(cleared.status, 200);
+      assert.equal(cleared.body.backchannelLogoutUri, null);
+      assert.equal((await admin('DELETE', '/op-clients/wiki', undefined)).status, 204);
+    } finally {
+      wikiRp.close();
+    }
+  });
+
   it("turning the tenant's SSO off (S-22) signs every member out of the OP and tells the services", async () => {
     const browser = new Browser(base);
     const atBoard = await signIn(board, 'https://board.example.net/cb', browser);
