@@ -64,7 +64,10 @@ export function logoutRoutes(s: Services): Router {
     const tenant = domain ? await s.tenants.find(domain) : null;
     const target = finalTarget(tenant, req.query.redirect_uri);
     if (tenant && session && s.samlLogout.canStart(tenant, session)) {
-      res.redirect(302, await s.samlLogout.start(tenant, session, target));
+      // The LogoutRequest redirect names the final hop as `redirect_uri` too (outside the signed part of
+      // the query, which covers SAMLRequest, RelayState and SigAlg), for IdPs that end there themselves.
+      const url = await s.samlLogout.start(tenant, session, target);
+      res.redirect(302, `${url}&redirect_uri=${encodeURIComponent(target ?? `${s.config.publicUrl}/d/signed-out`)}`);
       return;
     }
     if (tenant?.sso.enabled && tenant.sso.logoutUrl) {
@@ -125,8 +128,12 @@ export function logoutRoutes(s: Services): Router {
     if (current && current.domain === result.tenant.domain && current.memberId === result.memberId) await endCookieSession(req, res, 'idp_slo');
     // The member's OP sessions (every browser) end with the IdP session; their services are told.
     if (result.memberId) await s.opRevocation.endSessionsOfMember(result.tenant.domain, result.memberId);
-    await s.audit.record({ type: 'saml_logout.received', domain: result.tenant.domain, actor: 'idp', requestId: res.locals.requestId, data: { sessionsEnded: result.ended } });
-    land(res, result.responseUrl);
+    // A LogoutRequest that names an allowed `redirect_uri` (the tenant's logoutRedirectDomains) ends
+    // there; otherwise the signed LogoutResponse goes back to the IdP (or, with no SLO URL, the signed-out page).
+    const named = req.query.redirect_uri ?? (req.body as Record<string, unknown> | undefined)?.redirect_uri;
+    const endsAt = named === undefined ? null : finalTarget(result.tenant, named);
+    await s.audit.record({ type: 'saml_logout.received', domain: result.tenant.domain, actor: 'idp', requestId: res.locals.requestId, data: { sessionsEnded: result.ended, ...(endsAt ? { endedAtRedirectUri: true } : {}) } });
+    land(res, endsAt ?? result.responseUrl);
   };
   router.get('/saml2/sp/slo', browserRoute, samlLogoutLimit, idpLogout);
   router.post('/saml2/sp/slo', browserRoute, samlLogoutLimit, form, idpLogout);
