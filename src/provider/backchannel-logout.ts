@@ -67,6 +67,7 @@ export class BackchannelLogout {
   private inFlight = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
   private idleWaiters: Array<() => void> = [];
+  private closed = false;
 
   constructor(
     private readonly deps: { provider: Provider; fetch: Fetch; metrics: Metrics; logger: Logger; settings?: Partial<BackchannelSettings> },
@@ -83,6 +84,7 @@ export class BackchannelLogout {
 
   /** Queues logout tokens for these notices (duplicates of one client, sub and sid sent once); never waits for a delivery. */
   notify(notices: readonly LogoutNotice[]): void {
+    if (this.closed) return;
     const seen = new Set<string>();
     for (const notice of notices) {
       const id = `${notice.clientId}\n${notice.sub}\n${notice.sid ?? ''}`;
@@ -93,8 +95,9 @@ export class BackchannelLogout {
         continue;
       }
       this.waiting.push({ notice, attempt: 1 });
+      // Free slots take notices at once: only those that must wait count against maxQueued.
+      this.pump();
     }
-    this.pump();
   }
 
   /** Resolves when nothing is waiting, retrying or being sent (tests; a draining process). */
@@ -103,8 +106,17 @@ export class BackchannelLogout {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** Waits for the queue to empty, at most `ms`; then drops what is left (process shutdown). */
+  async drain(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+    clearTimeout(timer);
+    this.close();
+  }
+
   /** Stops pending retries (process shutdown). */
   close(): void {
+    this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.waiting.length = 0;
@@ -158,7 +170,7 @@ export class BackchannelLogout {
       this.deps.metrics.backchannelLogout.inc({ result: 'delivered' });
     } catch (err) {
       const reason = err instanceof Error ? err.message : 'unknown';
-      if (job.attempt >= this.settings.maxAttempts) {
+      if (job.attempt >= this.settings.maxAttempts || this.closed) {
         this.deps.logger.warn({ clientId: notice.clientId, attempts: job.attempt, reason }, 'back-channel logout not delivered');
         this.deps.metrics.backchannelLogout.inc({ result: 'failed' });
         return;

@@ -45,7 +45,8 @@ export function logoutRoutes(s: Services): Router {
    */
   const endOpSession = async (req: Request, res: Response, domain?: string): Promise<void> => {
     const id = readCookie(req, OP_SESSION_COOKIES[0]);
-    if (!id) return;
+    // oidc-provider's session ids are nanoids; anything else names no session.
+    if (!id || !/^[A-Za-z0-9_-]{16,64}$/.test(id)) return;
     if (await s.opRevocation.endSession(id, { domain })) {
       for (const name of OP_SESSION_COOKIES) clearSessionCookie(res, { name, secure: cookie.secure });
     }
