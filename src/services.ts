@@ -98,7 +98,8 @@ export function buildServices(deps: AppDeps): Services {
   const sessions = new WebSessions(store, clock);
   // Process metrics (GC, event loop, memory) only where a scraper reads them; tests build many apps per process.
   const metrics = new Metrics({ defaultMetrics: config.env !== 'test' });
-  const transactions = new LoginTransactions(store, clock, config.loginTransaction.ttlSeconds, metrics);
+  const appLoginChecks = new AppLoginChecks(store, clock, config.loginTransaction.ttlSeconds * 1000);
+  const transactions = new LoginTransactions(store, clock, config.loginTransaction.ttlSeconds, metrics, appLoginChecks);
   const isGrantLive = async (grantId: string): Promise<boolean> => (await store.get(keys.opModel('Grant', grantId))) !== null;
   const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys, isGrantLive });
   const deviceSessions = new DeviceSessions({ store, isLive: isGrantLive });
@@ -133,7 +134,7 @@ export function buildServices(deps: AppDeps): Services {
     outboundPolicy,
     outbound,
     oauthLogin: new OAuthLogin({ http: outbound, transactions, members, clock, clockSkewMs: config.saml.clockSkewSeconds * 1000, publicUrl: config.publicUrl, allowHttp }),
-    appLoginChecks: new AppLoginChecks(store),
+    appLoginChecks,
     adminKeys: new AdminKeys(store, clock, config.adminApiKey),
     consoleSessions: new ConsoleSessions(store, clock, { idleMs: config.console.idleTimeoutSeconds * 1000, absoluteMs: config.console.absoluteTimeoutSeconds * 1000 }),
     memberDirectory: new MemberDirectory(members, sessions, store, clock),

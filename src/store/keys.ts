@@ -58,8 +58,12 @@ export const keys = {
   webSession: (sessionIdDigest: string): string => `idpb:session:${sessionIdDigest}`,
   /** Set of session digests of one member, to end them all (SSO switch, logout). TTL: refreshed on write. */
   memberSessions: (domain: string, memberId: string): string => `${tag(domain)}:member-sessions:${memberId}`,
-  /** A finished app login awaiting the app's session check (S-18), by SHA-256 of the sessionKey. TTL: 10 min. Single use. */
-  appLoginCheck: (sessionKeyDigest: string): string => `idpb:app-login:${sessionKeyDigest}`,
+  /**
+   * An app login in flight, awaiting the IdP's session check (S-18), by SSO type (`SAML`|`OAUTH`) and the
+   * SHA-256 of the sessionKey (SAML: the AuthnRequest ID; OAuth: the app's sessionKey). TTL: the login
+   * transaction's. Single use (GETDEL); the transaction's consumption deletes it.
+   */
+  appLoginCheck: (ssoType: string, sessionKeyDigest: string): string => `idpb:app-login:${ssoType}:${sessionKeyDigest}`,
   /** Fixed-window rate-limit counter. TTL: the window. */
   rateLimit: (bucket: string, subjectDigest: string): string => `idpb:rl:${bucket}:${subjectDigest}`,
   /** SP-initiated SAML logout in flight (target after the IdP's LogoutResponse). TTL: 10 min. Single use. */
@@ -171,7 +175,6 @@ export const keys = {
   loginActivity: (domain: string, day: string): string => `${tag(domain)}:login-activity:${day}`,
 } as const;
 
-export const APP_LOGIN_CHECK_TTL_MS = 10 * 60_000;
 export const LOGOUT_TRANSACTION_TTL_MS = 10 * 60_000;
 /** How long a test sign-in link may be opened. */
 export const TEST_SIGN_IN_TOKEN_TTL_MS = 10 * 60_000;

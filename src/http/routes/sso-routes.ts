@@ -34,7 +34,7 @@ export function ssoRoutes(s: Services): Router {
     res.locals.domain = tenant.domain;
     const target = checkAccessUrl(req.query.accessUrl, s.accessUrlPolicy(tenant));
     const worksId = optionalParam(req.query.worksId, WORKS_ID_RE, 'worksId');
-    // App logins (the mobile or desktop app's in-app browser) carry the sessionKey they later check (S-18).
+    // App logins (the mobile or desktop app's in-app browser) carry a sessionKey (S-14, S-18).
     const sessionKey = optionalParam(req.query.sessionKey, SESSION_KEY_RE, 'sessionKey');
     const clientKind: ClientKind = sessionKey ? 'app' : 'web';
     res.redirect(302, await startLogin(s, req, res, tenant, { target, clientKind, sessionKey, worksId }));
@@ -143,7 +143,7 @@ export function ssoRoutes(s: Services): Router {
     await completeLogin(s, req, res, { tenant, member: result.member, method: 'oauth', transaction: result.transaction, idpExpiresAt: result.idpExpiresAt });
   });
 
-  // S-18: the app asks, once, whether its login finished.
+  // S-18: the IdP asks, once, whether the app login in flight really comes from the app.
   router.post(
     '/login/check/:sessionKey',
     rateLimit(s, { bucket: 'session-check', limit: 30, windowMs: 60_000 }),

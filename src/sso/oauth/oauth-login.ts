@@ -5,6 +5,7 @@ import type { Member } from '../../domain/member.js';
 import type { MemberRepository } from '../../domain/members.js';
 import type { OAuthSettings, Tenant } from '../../domain/tenant.js';
 import { AppError } from '../../errors/index.js';
+import { APP_USER_AGENT } from '../app-login-checks.js';
 import type { ClientKind, LoginTransaction, LoginTransactions } from '../transactions.js';
 import { OutboundError, type OutboundHttp } from './outbound-http.js';
 
@@ -146,7 +147,7 @@ export class OAuthLogin {
       url.searchParams.set('redirect_uri', redirectUri);
       if (input.worksId) url.searchParams.set('worksId', input.worksId);
       if (input.clientKind === 'app') {
-        url.searchParams.set('userAgent', 'LineWorks');
+        url.searchParams.set('userAgent', APP_USER_AGENT);
         url.searchParams.set('sessionKey', input.sessionKey!);
       }
       return url.href;
@@ -164,6 +165,12 @@ export class OAuthLogin {
       nonce,
     };
     if (input.worksId) params.login_hint = input.worksId;
+    // S-18: as in the works profile, an app login carries the marker and the sessionKey the IdP may check
+    // (extra authorization parameters, which an OP that does not know them ignores: OIDC Core 3.1.2.1).
+    if (input.clientKind === 'app' && input.sessionKey) {
+      params.userAgent = APP_USER_AGENT;
+      params.sessionKey = input.sessionKey;
+    }
     return oidc.buildAuthorizationUrl(config, params).href;
   }
 
