@@ -191,6 +191,10 @@ export const OAUTH_REJECT_REASONS = [
   'oidc_id_token_invalid',
   'oidc_id_token_issued_in_future',
   'oidc_user_key_missing',
+  // f-check-oauth
+  'oidc_userinfo_subject_mismatch',
+  'oidc_userinfo_invalid',
+  'token_type_not_bearer',
 ] as const;
 
 /**

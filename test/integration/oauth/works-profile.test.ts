@@ -279,6 +279,24 @@ describe('OAuth `works` profile, end to end (S-14, S-15, S-17, S-18)', () => {
       assert.equal(idp.requestsTo('/userinfo').length, 0);
     });
 
+    it('accepts token_type Bearer in any case (S-15)', async () => {
+      for (const tokenType of ['bearer', 'BEARER', 'Bearer']) {
+        idp.settings.tokenType = tokenType;
+        const { res } = await loginWithCode(DOMAIN, 'emp-100');
+        assert.equal(res.status, 303, `${tokenType}: ${res.text.slice(0, 300)}`);
+      }
+    });
+
+    it('refuses a token answer whose token_type is not Bearer, or missing, before calling user info (S-15)', async () => {
+      for (const tokenType of ['mac', 'DPoP', 'Bearer2', undefined]) {
+        idp.reset();
+        idp.settings.tokenType = tokenType;
+        const { res } = await loginWithCode(DOMAIN, 'emp-100');
+        await assertRefused(res, 400, 'oauth_login_failed', DOMAIN, 'token_type_not_bearer');
+        assert.equal(idp.requestsTo('/userinfo').length, 0, String(tokenType));
+      }
+    });
+
     it('refuses a code issued to another client (code injection)', async () => {
       const login = await startLogin(DOMAIN);
       const res = await callback(login, { code: idp.issueCode('emp-100', OTHER_CLIENT_ID) });
