@@ -288,6 +288,19 @@ export const configSchema = z.strictObject({
   }),
   /** JSON file with tenants and members loaded at start (relative to the working directory). */
   seedFile: z.string().optional(),
+  // f-check-oauth
+  mdm: z
+    .strictObject({
+      /**
+       * The Managed App Configuration key name the app reads the tenant's MDM key from (M-3), as the
+       * admin API and the console show it: configurable per deployment (the app build decides it).
+       */
+      managedAppConfigKey: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'a managed app configuration key name: 1–128 letters, digits, `_`, `.` or `-`, starting with a letter or digit')
+        .default('LineworksAuthCode'),
+    })
+    .default({ managedAppConfigKey: 'LineworksAuthCode' }),
 });
 
 export type Config = z.infer<typeof configSchema>;
