@@ -82,6 +82,13 @@ function need<T>(value: T | undefined | null, what: string): T {
   return value;
 }
 
+const isNamed = (el: Element, ns: string, localName: string): boolean => el.namespaceURI === ns && el.localName === localName;
+
+function hasAncestor(el: Element, test: (ancestor: Element) => boolean): boolean {
+  for (let p = el.parentNode; p && p.nodeType === 1; p = p.parentNode) if (test(p as Element)) return true;
+  return false;
+}
+
 function parseInstant(value: string | null): number | null {
   if (value === null) return null;
   // xs:dateTime as IdPs send it; anything Date cannot read is malformed, not "no limit".
@@ -198,22 +205,37 @@ export class SamlAcs {
     ctx.index = new ElementIndex(doc);
   }
 
-  // Exactly one Response and one Assertion in the whole document, the assertion a direct child of the
-  // response: every classic signature-wrapping shape needs a second copy somewhere.
+  // Exactly one Response and one subject assertion in the whole document, the assertion a direct child
+  // of the response: every classic signature-wrapping shape needs a second copy somewhere. Assertions
+  // inside that assertion's saml:Advice (SAML core 2.6.1: evidence the IdP relied on, genuine IdPs
+  // send them) are not a second subject assertion and are never read as one; an Advice anywhere else,
+  // or an assertion below something other than an Advice, is.
   private checkSingleAssertion(ctx: AcsContext): void {
     const response = need(ctx.response, 'response');
     const index = need(ctx.index, 'index');
     if (descendants(index, NS.protocol, 'Response').length !== 1) throw reject('multiple_assertions', 'more than one Response element');
     if (descendants(index, NS.assertion, 'EncryptedAssertion').length > 0) throw reject('encrypted_assertion_unsupported');
     const all = descendants(index, NS.assertion, 'Assertion');
-    if (all.length === 0) {
+    const subjects = all.filter((a) => !hasAncestor(a, (p) => isNamed(p, NS.assertion, 'Advice')));
+    if (subjects.length === 0) {
       // A non-success status usually comes without an assertion: report the status, not the shape.
       const code = attr(firstChild(firstChild(response, NS.protocol, 'Status') ?? response, NS.protocol, 'StatusCode'), 'Value');
+      if (all.length > 0) throw reject('multiple_assertions', 'no Assertion outside an Advice');
       throw code && code !== STATUS_SUCCESS ? reject('status_not_success', `status ${code}`) : reject('assertion_missing');
     }
-    if (all.length > 1) throw reject('multiple_assertions', `${all.length} Assertion elements`);
-    if (all[0]!.parentNode !== response) throw reject('multiple_assertions', 'the Assertion is not a child of the Response');
-    ctx.rawAssertion = all[0];
+    if (subjects.length > 1) throw reject('multiple_assertions', `${subjects.length} Assertion elements outside Advice`);
+    const subject = subjects[0]!;
+    if (subject.parentNode !== response) throw reject('multiple_assertions', 'the Assertion is not a child of the Response');
+    for (const advice of descendants(index, NS.assertion, 'Advice')) {
+      if (!hasAncestor(advice, (p) => p === subject)) throw reject('multiple_assertions', 'an Advice outside the assertion');
+    }
+    for (const a of all) {
+      const parent = a.parentNode;
+      if (a !== subject && !(parent && parent.nodeType === 1 && isNamed(parent as Element, NS.assertion, 'Advice'))) {
+        throw reject('multiple_assertions', 'an Assertion inside something other than an Advice');
+      }
+    }
+    ctx.rawAssertion = subject;
   }
 
   // S-8 (2) and S-9: RelayState names a live transaction of this tenant, or the response is
@@ -246,25 +268,40 @@ export class SamlAcs {
   }
 
   // S-8 (3): signed by a registered certificate, and the signature covers the assertion we use.
-  // Verified on the document parsed once above: the assertion must carry a valid enveloped signature
-  // (SAML core 5.4) by one of the tenant's certificates (KeyInfo is never trusted); a Response that is
-  // signed too must verify as well. What the assertion signature covers — its canonical form — is
-  // parsed again, and every later identity fact is read from that copy only.
+  // Verified on the document parsed once above. Either the assertion carries a valid enveloped
+  // signature (SAML core 5.4) by one of the tenant's certificates (KeyInfo is never trusted), and a
+  // Response that is signed too must verify as well; or — the profile allows it, Shibboleth's default —
+  // only the Response is signed, its signature then covering the one assertion it holds, unless the
+  // tenant requires signed assertions. What the signature covers — its canonical form — is parsed
+  // again, and every later identity fact is read from the assertion of that copy only.
   private verifySignature(ctx: AcsContext): void {
     const saml = need(ctx.saml, 'saml');
     const rawAssertion = need(ctx.rawAssertion, 'rawAssertion');
     const options = { certificates: saml.idpCertificates, allowSha1: saml.allowSha1, index: need(ctx.index, 'index') };
-    let signedXml: string | null;
+    let signedResponse: string | null;
+    let signedAssertion: string | null;
     try {
-      verifyEnvelopedSignature(need(ctx.response, 'response'), options);
-      signedXml = verifyEnvelopedSignature(rawAssertion, options);
+      signedResponse = verifyEnvelopedSignature(need(ctx.response, 'response'), options);
+      signedAssertion = verifyEnvelopedSignature(rawAssertion, options);
     } catch (err) {
       // SignatureRefused says why; anything else a hostile document makes the canonicalizer throw
       // (a RangeError from absurd nesting …) is a refusal too, never a 500.
       throw reject('signature_invalid', err instanceof SignatureRefused ? err.message : `signature check failed: ${String(err)}`);
     }
-    if (signedXml === null) throw reject('signature_invalid', 'the assertion is not signed');
-    const assertion = parseUntrustedXml(signedXml).documentElement;
+    let assertion: Element;
+    if (signedAssertion !== null) {
+      assertion = parseUntrustedXml(signedAssertion).documentElement;
+    } else if (signedResponse === null) {
+      throw reject('signature_invalid', 'neither the assertion nor the response is signed');
+    } else if (saml.requireSignedAssertions) {
+      throw reject('assertion_not_signed', 'only the Response is signed and the tenant requires signed assertions');
+    } else {
+      // The assertion as the Response signature covers it: the verified Response's own Assertion child.
+      const verifiedResponse = parseUntrustedXml(signedResponse).documentElement;
+      const inside = childElements(verifiedResponse, NS.assertion, 'Assertion');
+      if (inside.length !== 1) throw reject('signature_invalid', 'the signed Response does not hold exactly one assertion');
+      assertion = inside[0]!;
+    }
     if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion') throw reject('signature_invalid', 'verified node is not an Assertion');
     const rawId = attr(rawAssertion, 'ID');
     if (!rawId || attr(assertion, 'ID') !== rawId) throw reject('signature_invalid', 'verified assertion is not the one in the response');
