@@ -32,6 +32,7 @@ describe('SAML ACS: signature refusals (S-8 (3), (4))', () => {
   let gw: Gateway;
   before(async () => {
     gw = await createGateway();
+    assert.equal(gw.services.config.saml.secondGate, true, 'every case here runs with the second gate (passport-saml) on');
     // The truncation attacks below are aimed at emp-001; this member makes the untampered
     // "emp-001.evil" response a successful login, so those tests compare like with like.
     await gw.services.members.save('a.example', {

@@ -295,6 +295,7 @@ describe('SAML ACS: XML Signature Wrapping (XSW1 … XSW8)', () => {
   let gw: Gateway;
   before(async () => {
     gw = await createGateway();
+    assert.equal(gw.services.config.saml.secondGate, true, 'every case here runs with the second gate (passport-saml) on');
     await gw.services.members.save(DOMAIN, {
       id: 'm-a-victim',
       account: 'victim@a.example',
