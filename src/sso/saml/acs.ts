@@ -9,6 +9,7 @@ import { keys, type KeyValueStore } from '../../store/index.js';
 import { TRANSACTION_ID_RE, type ClientKind, type LoginTransaction, type LoginTransactions } from '../transactions.js';
 import { findWeakAlgorithm } from './algorithms.js';
 import { SignatureRefused, verifyEnvelopedSignature } from './enveloped-signature.js';
+import { AssertionShapeRefused, findSubjectAssertion } from './subject-assertion.js';
 import { acsUrl, requireSamlSettings, spEntityId, type SpContext } from './options.js';
 import { ElementIndex, NS, XmlRefused, attr, childElements, descendants, firstChild, parseUntrustedXml, plainText } from './xml.js';
 
@@ -80,13 +81,6 @@ function reject(reason: SamlRejectReason, detail?: string): AppError {
 function need<T>(value: T | undefined | null, what: string): T {
   if (value === undefined || value === null) throw new Error(`ACS step order broken: ${what} missing`);
   return value;
-}
-
-const isNamed = (el: Element, ns: string, localName: string): boolean => el.namespaceURI === ns && el.localName === localName;
-
-function hasAncestor(el: Element, test: (ancestor: Element) => boolean): boolean {
-  for (let p = el.parentNode; p && p.nodeType === 1; p = p.parentNode) if (test(p as Element)) return true;
-  return false;
 }
 
 function parseInstant(value: string | null): number | null {
@@ -205,35 +199,25 @@ export class SamlAcs {
     ctx.index = new ElementIndex(doc);
   }
 
-  // Exactly one Response and one subject assertion in the whole document, the assertion a direct child
-  // of the response: every classic signature-wrapping shape needs a second copy somewhere. Assertions
-  // inside that assertion's saml:Advice (SAML core 2.6.1: evidence the IdP relied on, genuine IdPs
-  // send them) are not a second subject assertion and are never read as one; an Advice anywhere else,
-  // or an assertion below something other than an Advice, is.
+  // Exactly one Response and one Assertion in the whole document, the assertion a direct child of the
+  // response: every classic signature-wrapping shape needs a second copy somewhere. Assertions inside
+  // that assertion's saml:Advice are not counted, and never read (subject-assertion.ts).
   private checkSingleAssertion(ctx: AcsContext): void {
     const response = need(ctx.response, 'response');
     const index = need(ctx.index, 'index');
     if (descendants(index, NS.protocol, 'Response').length !== 1) throw reject('multiple_assertions', 'more than one Response element');
     if (descendants(index, NS.assertion, 'EncryptedAssertion').length > 0) throw reject('encrypted_assertion_unsupported');
-    const all = descendants(index, NS.assertion, 'Assertion');
-    const subjects = all.filter((a) => !hasAncestor(a, (p) => isNamed(p, NS.assertion, 'Advice')));
-    if (subjects.length === 0) {
+    let subject: Element | null;
+    try {
+      subject = findSubjectAssertion(response, index);
+    } catch (err) {
+      if (err instanceof AssertionShapeRefused) throw reject('multiple_assertions', err.message);
+      throw err;
+    }
+    if (!subject) {
       // A non-success status usually comes without an assertion: report the status, not the shape.
       const code = attr(firstChild(firstChild(response, NS.protocol, 'Status') ?? response, NS.protocol, 'StatusCode'), 'Value');
-      if (all.length > 0) throw reject('multiple_assertions', 'no Assertion outside an Advice');
       throw code && code !== STATUS_SUCCESS ? reject('status_not_success', `status ${code}`) : reject('assertion_missing');
-    }
-    if (subjects.length > 1) throw reject('multiple_assertions', `${subjects.length} Assertion elements outside Advice`);
-    const subject = subjects[0]!;
-    if (subject.parentNode !== response) throw reject('multiple_assertions', 'the Assertion is not a child of the Response');
-    for (const advice of descendants(index, NS.assertion, 'Advice')) {
-      if (!hasAncestor(advice, (p) => p === subject)) throw reject('multiple_assertions', 'an Advice outside the assertion');
-    }
-    for (const a of all) {
-      const parent = a.parentNode;
-      if (a !== subject && !(parent && parent.nodeType === 1 && isNamed(parent as Element, NS.assertion, 'Advice'))) {
-        throw reject('multiple_assertions', 'an Assertion inside something other than an Advice');
-      }
     }
     ctx.rawAssertion = subject;
   }
