@@ -29,7 +29,7 @@ import { OutboundHttp } from './sso/oauth/outbound-http.js';
 import { OutboundPolicy, type HostResolver } from './sso/oauth/outbound-policy.js';
 import { SamlAcs } from './sso/saml/acs.js';
 import { SamlLogout } from './sso/saml/slo.js';
-import type { SpContext } from './sso/saml/options.js';
+import type { SecondGateOptionsHook, SpContext } from './sso/saml/options.js';
 import { WebSessions } from './sso/sessions.js';
 import { LoginTransactions } from './sso/transactions.js';
 import { keys, type KeyValueStore } from './store/index.js';
@@ -47,6 +47,8 @@ export interface AppDeps {
   clock: Clock;
   /** DNS for outbound calls (default: the system resolver); tests inject one to play DNS rebinding. */
   resolveHost?: HostResolver;
+  /** Tests only: adjusts the ACS second gate's node-saml options (passport-seam.ts), to make the two gates disagree. */
+  samlSecondGateOptions?: SecondGateOptionsHook;
 }
 
 /** Every long-lived object of the gateway, built once from the deps. */

@@ -50,6 +50,15 @@ export const samlSettingsSchema = z.strictObject({
   idpSloUrl: z.string().url().optional(),
   /** S-12: IdP metadata XML; entity ID, SSO URL and certificates are taken from it when given. */
   idpMetadataXml: z.string().optional(),
+  /**
+   * S-8: refuse a response whose assertion is not itself signed (private reason `assertion_not_signed`).
+   * Absent means false: the SAML Web Browser SSO profile allows a signed Response to cover its
+   * assertion, and Shibboleth IdP signs only the Response unless told otherwise.
+   */
+  requireSignedAssertions: z
+    .boolean()
+    .optional()
+    .describe('Refuse responses whose assertion is not itself signed (a signature on the Response only). Default false: the SAML profile allows it, and Shibboleth IdP signs only the Response by default.'),
 });
 export type SamlSettings = z.infer<typeof samlSettingsSchema>;
 

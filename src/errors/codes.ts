@@ -145,6 +145,8 @@ export const SAML_REJECT_REASONS = [
   'assertion_replayed',
   'second_gate_refused',
   'second_gate_disagrees',
+  // a-saml-sigs
+  'assertion_not_signed',
 ] as const;
 
 export type SamlRejectReason = (typeof SAML_REJECT_REASONS)[number];

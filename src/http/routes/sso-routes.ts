@@ -60,7 +60,7 @@ export function ssoRoutes(s: Services): Router {
     res.redirect(302, location);
   });
 
-  const secondGate = s.config.saml.secondGate ? createSamlSecondGate(s.sp, (outcome) => s.metrics.samlSecondGate.inc({ result: outcome })) : null;
+  const secondGate = s.config.saml.secondGate ? createSamlSecondGate(s.sp, (outcome) => s.metrics.samlSecondGate.inc({ result: outcome }), s.samlSecondGateOptions) : null;
 
   // S-8: the SAML assertion consumer.
   router.post(

@@ -163,7 +163,7 @@ describe('interoperability: SimpleSAMLphp (Debian) as the IdP, configured from i
   let gw: Gateway;
   const idpsStarted: SimpleSamlPhp[] = [];
 
-  const admin = (method: 'get' | 'post' | 'put', path: string) => gw.http[method](`/admin/v1${path}`).set('Authorization', OPERATOR_AUTH);
+  const admin = (method: 'get' | 'post' | 'put' | 'patch', path: string) => gw.http[method](`/admin/v1${path}`).set('Authorization', OPERATOR_AUTH);
   const lastRefusal = (): Record<string, unknown> | undefined => gw.logs.filter((l) => l.msg === 'request refused').at(-1);
 
   /** A tenant with `members`, a SimpleSAMLphp IdP for it, its metadata imported by URL and SSO switched on. */
@@ -269,25 +269,41 @@ describe('interoperability: SimpleSAMLphp (Debian) as the IdP, configured from i
     assert.equal(me.body.member.id, 'm-ssp-carol');
   });
 
-  it('refuses a SimpleSAMLphp response signed only on the Response (the SP metadata says WantAssertionsSigned)', async () => {
-    const domain = 'ssp-unsigned-assertion.example';
-    const idp = await setUp(domain, 'externalKey', [{ id: 'm-ssp-dave', account: 'dave@ssp-unsigned-assertion.example', name: 'Dave SSP', externalKey: 'd-1', role: 'member', status: 'in_use' }], {
+  /** A SimpleSAMLphp IdP for `domain` that signs the Response only (Shibboleth IdP's default), and one login's answer. */
+  async function responseOnlyAnswer(domain: string, user: string, externalKey: string): Promise<IdpAnswer> {
+    const idp = await setUp(domain, 'externalKey', [{ id: `m-ssp-${user}`, account: `${user}@${domain}`, name: `${user} SSP`, externalKey, role: 'member', status: 'in_use' }], {
       sign: 'response',
-      users: [{ username: 'dave', password: 'dave-pass', attributes: { uid: 'd-1' } }],
+      users: [{ username: user, password: `${user}-pass`, attributes: { uid: externalKey } }],
     });
-    const login = await beginLogin(gw, domain);
-    const answer = await loginAtIdp(idp, login.redirect, 'dave', 'dave-pass');
+    return loginAtIdp(idp, (await beginLogin(gw, domain)).redirect, user, `${user}-pass`);
+  }
+
+  it('logs in with a SimpleSAMLphp response signed only on the Response (the SAML profile allows it)', async () => {
+    const domain = 'ssp-response-only.example';
+    const answer = await responseOnlyAnswer(domain, 'dave', 'd-1');
     const xml = xmlOf(answer.SAMLResponse);
     assert.equal((xml.match(/<ds:Signature\b/g) ?? []).length, 1, 'one signature');
     assert.match(xml, /<samlp:Response\b[\s\S]*?<saml:Issuer>[^<]*<\/saml:Issuer><ds:Signature\b/, 'on the Response');
 
     const res = await postAcs(gw, domain, answer.SAMLResponse, answer.RelayState);
+    assert.equal(res.status, 303, `${res.text.slice(0, 300)} ${JSON.stringify(lastRefusal())}`);
+    const me = await gw.http.get('/session').set('Cookie', sessionCookieOf(res)!);
+    assert.equal(me.body.member.id, 'm-ssp-dave');
+  });
+
+  it('refuses the same Response-only signing for a tenant that requires signed assertions, with the true reason (assertion_not_signed)', async () => {
+    const domain = 'ssp-require-signed.example';
+    const answer = await responseOnlyAnswer(domain, 'erin', 'e-1');
+    const required = await admin('patch', `/domains/${domain}/sso`).send({ saml: { requireSignedAssertions: true } });
+    assert.equal(required.status, 200, required.text);
+
+    const res = await postAcs(gw, domain, answer.SAMLResponse, answer.RelayState);
     assert.equal(res.status, 400);
     assert.equal(errorCodeOf(res), 'saml_response_invalid');
     assert.equal(sessionCookieOf(res), undefined);
-    const refusal = lastRefusal();
-    assert.equal(refusal?.reason, 'signature_invalid');
-    assert.equal(refusal?.detail, 'the assertion is not signed');
+    assert.equal(lastRefusal()?.reason, 'assertion_not_signed');
+    const [audited] = await gw.services.audit.list(domain, 1);
+    assert.equal(audited?.reason, 'assertion_not_signed');
   });
 
   it('refuses the SimpleSAMLphp response without the login binding cookie of the browser that started the login', async () => {

@@ -72,6 +72,7 @@ export const patchSchema = z.strictObject({
       allowSha1: z.boolean().optional(),
       idpSloUrl: clearableUrl,
       idpMetadataXml,
+      requireSignedAssertions: z.boolean().optional(),
     })
     .optional(),
   oauth: z
