@@ -402,7 +402,7 @@ export function ssoAdminRoutes(s: Services): Router {
     const tenant = await scopedTenant(s, req, res);
     requirePermission(res, 'write');
     parseBody(refreshSchema, req.body ?? {});
-    const outcome = await s.idpMetadata.refreshNow(tenant, { actor: actorOf(res), requestId: res.locals.requestId as string | undefined, ip: req.ip });
+    const outcome = await s.idpMetadata.refreshNow(tenant, { actor: actorOf(res), requestId: res.locals.requestId, ip: req.ip });
     res.json({ result: outcome.result, added: outcome.added, removed: outcome.removed, sso: await view(outcome.tenant) });
   });
 
