@@ -162,7 +162,17 @@ export function buildServices(deps: AppDeps): Services {
     defaultServiceUrl,
     idpMetadata: new IdpMetadataRefresher({ store, clock, tenants, audit, metrics, logger, policy: outboundPolicy, allowHttp, settings: config.saml.metadataRefresh }),
   };
-  metrics.readExpiringCertificatesFrom(() => expiringCertificateCounts({ store, clock, tenants }));
+  // Read at most once a minute (by the injected clock): every worker answers each scrape.
+  let expiring: { at: number; counts: Promise<Map<string, number>> } | null = null;
+  metrics.readExpiringCertificatesFrom(() => {
+    const now = clock.now();
+    if (!expiring || now < expiring.at || now - expiring.at >= 60_000) {
+      const counts = expiringCertificateCounts({ store, clock, tenants });
+      expiring = { at: now, counts };
+      counts.catch(() => (expiring = null));
+    }
+    return expiring.counts;
+  });
   // M-4 / M-12: key changes end the mobile grants they no longer admit.
   mdmKeys.registerSessionEnder(mobileSessionEnder(services, opRevocation));
   return services;

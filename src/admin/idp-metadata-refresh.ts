@@ -41,6 +41,8 @@ export type RefreshOutcome = { result: 'unchanged' | 'updated'; added: string[];
 export type RefreshActor = Pick<AuditEvent, 'actor' | 'requestId' | 'ip'>;
 
 const SCHEDULER: RefreshActor = { actor: 'scheduler' };
+/** Tenants read at once when looking for due refreshes. */
+const READ_BATCH = 50;
 
 /**
  * A fetched metadata document, checked before it is parsed for use: when the tenant requires signed
@@ -170,13 +172,29 @@ export class IdpMetadataRefresher {
   private async pass(): Promise<number> {
     const { store, clock, tenants } = this.deps;
     let fetched = 0;
-    for (const domain of await tenants.listDomains()) {
-      const [tenantRaw, statusRaw] = await store.mGet([keys.tenant(domain), keys.idpMetadataRefresh(domain)]);
-      if (!tenantRaw) continue;
-      const url = (JSON.parse(tenantRaw) as Tenant).sso.saml?.idpMetadataUrl;
-      if (!url) continue;
-      const dueAt = statusRaw ? (JSON.parse(statusRaw) as RefreshStatus).nextDueAt : 0;
-      if (dueAt > clock.now()) continue;
+    const domains = await tenants.listDomains();
+    for (let i = 0; i < domains.length; i += READ_BATCH) {
+      // Which tenants are due: one MGET of its own slot per tenant, READ_BATCH at once.
+      const due = (
+        await Promise.all(
+          domains.slice(i, i + READ_BATCH).map(async (domain) => {
+            const [tenantRaw, statusRaw] = await store.mGet([keys.tenant(domain), keys.idpMetadataRefresh(domain)]);
+            if (!tenantRaw || !(JSON.parse(tenantRaw) as Tenant).sso.saml?.idpMetadataUrl) return null;
+            const dueAt = statusRaw ? (JSON.parse(statusRaw) as RefreshStatus).nextDueAt : 0;
+            return dueAt <= clock.now() ? { domain, dueAt } : null;
+          }),
+        )
+      ).filter((d) => d !== null);
+      fetched += await this.fetchDue(due);
+    }
+    return fetched;
+  }
+
+  /** Claims each due time and fetches the ones this process won, one at a time (background work). */
+  private async fetchDue(due: Array<{ domain: string; dueAt: number }>): Promise<number> {
+    const { store, clock, tenants } = this.deps;
+    let fetched = 0;
+    for (const { domain, dueAt } of due) {
       if (!(await store.set(keys.idpMetadataRefreshClaim(domain, dueAt), String(clock.now()), { nx: true, ttlMs: IDP_METADATA_CLAIM_TTL_MS }))) continue;
       const tenant = await tenants.find(domain);
       if (!tenant?.sso.saml?.idpMetadataUrl) continue;
