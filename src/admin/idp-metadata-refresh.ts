@@ -280,6 +280,11 @@ export class IdpMetadataRefresher {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.idle();
+  }
+
+  /** Resolves when no pass is under way (the timer's included). */
+  async idle(): Promise<void> {
     await this.running?.catch(() => undefined);
   }
 }

@@ -233,6 +233,43 @@ describe('IdP metadata refresh: certificate rollover without an administrator', 
     assert.equal(sso.body.certificates[0].notAfter, new Date(notAfter).toISOString());
   });
 
+  it('the scheduler runs a pass on its timer and stops with the process (timers mocked, no waiting)', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval'] });
+    gw.clock.advance(7 * HOUR);
+    const hits = served.hits;
+    gw.services.idpMetadata.start((err) => assert.fail(String(err)));
+    t.mock.timers.tick(59_000);
+    await gw.services.idpMetadata.idle();
+    assert.equal(served.hits, hits, 'no pass before checkEverySeconds');
+    t.mock.timers.tick(1_000);
+    await gw.services.idpMetadata.idle();
+    assert.equal(served.hits, hits + 1, 'the timer ran a pass, which fetched the due tenant');
+    gw.clock.advance(7 * HOUR);
+    t.mock.timers.tick(60_000);
+    await gw.services.idpMetadata.idle();
+    assert.equal(served.hits, hits + 2, 'and again a minute later');
+    await gw.services.idpMetadata.stop();
+    gw.clock.advance(7 * HOUR);
+    t.mock.timers.tick(120_000);
+    await gw.services.idpMetadata.idle();
+    assert.equal(served.hits, hits + 2, 'stopped: the timer runs no pass');
+    assert.equal(await gw.services.idpMetadata.tick(), 1, 'the refresh is still due');
+  });
+
+  it('goes through the outbound policy: a gateway that does not admit loopback refuses the URL and keeps the certificates', async () => {
+    const guarded = await createGateway({ store: gw.store, clock: gw.clock });
+    try {
+      const before = await certificatesOf(gw);
+      const res = await guarded.http.post(`/admin/v1/domains/${D}/sso/saml/idp-metadata/refresh`).set('Authorization', OPERATOR).send({});
+      assert.equal(res.status, 400);
+      assert.equal(errorCodeOf(res), 'metadata_fetch_failed');
+      assert.equal(await lastAuditReason(gw, D), 'outbound_refused');
+      assert.deepEqual(await certificatesOf(gw), before);
+    } finally {
+      await guarded.close();
+    }
+  });
+
   it('an XML import replaces the URL: nothing refreshes it any more', async () => {
     const res = await gw.http.post(`/admin/v1/domains/${D}/saml/idp-metadata`).set('Authorization', OPERATOR).set('Content-Type', 'application/xml').send(metadata([idps.a.certificate]));
     assert.equal(res.status, 200, res.text);
