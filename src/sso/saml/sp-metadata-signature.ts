@@ -9,8 +9,8 @@ const SHA256 = 'http://www.w3.org/2001/04/xmlenc#sha256';
 const EXC_C14N = 'http://www.w3.org/2001/10/xml-exc-c14n#';
 const ENVELOPED = 'http://www.w3.org/2000/09/xmldsig#enveloped-signature';
 
-/** Signed documents kept per signing key (the metadata of one tenant changes only with its settings). */
-const CACHE_MAX = 1000;
+/** Signed documents kept per signing key (the metadata of one tenant changes only with its settings): a few KB each. */
+const CACHE_MAX = 2000;
 const cache = new WeakMap<SpSigning, Map<string, string>>();
 
 /**
@@ -27,12 +27,15 @@ export function signSpMetadata(xml: string, signing: SpSigning): string {
   if (hit) return hit;
   const id = `_${createHash('sha256').update(xml).digest('hex').slice(0, 40)}`;
   const withId = xml.replace(/<md:EntityDescriptor /, `<md:EntityDescriptor ID="${id}" `);
-  const sig = new SignedXml({ privateKey: signing.privateKey, signatureAlgorithm: RSA_SHA256, canonicalizationAlgorithm: EXC_C14N });
+  // The parsed key (a PEM string would be parsed again for every signature).
+  const sig = new SignedXml({ privateKey: signing.key, signatureAlgorithm: RSA_SHA256, canonicalizationAlgorithm: EXC_C14N });
   sig.addReference({ xpath: '/*', digestAlgorithm: SHA256, transforms: [ENVELOPED, EXC_C14N] });
   sig.computeSignature(withId, { prefix: 'ds', location: { reference: '/*', action: 'prepend' } });
   const signed = sig.getSignedXml();
   if (!perKey) cache.set(signing, (perKey = new Map<string, string>()));
-  if (perKey.size >= CACHE_MAX) perKey.clear();
+  // The oldest entry goes first (a Map iterates in insertion order): cycling through more tenants than
+  // the cache holds costs one signature per request, never more.
+  if (perKey.size >= CACHE_MAX) perKey.delete(perKey.keys().next().value!);
   perKey.set(xml, signed);
   return signed;
 }
