@@ -48,20 +48,23 @@ const READ_BATCH = 50;
  * A fetched metadata document, checked before it is parsed for use: when the tenant requires signed
  * metadata, the root element must carry an enveloped signature (RSA-SHA256 or stronger, exclusive
  * c14n, referencing the root) that verifies with the pinned certificate; the document's own KeyInfo
- * is never trusted. Then the same parse as an import (S-12); on a refresh (`sameIdp`) the document
- * must describe the tenant's IdP (same entityID).
+ * is never trusted. A document whose root `validUntil` has passed is refused. On a refresh (`sameIdp`)
+ * the document must describe the tenant's IdP (same entityID).
  */
-export function readFetchedMetadata(xml: string, saml: Partial<SamlSettings> | undefined, options: { sameIdp: boolean }): IdpMetadata {
+export function readFetchedMetadata(xml: string, saml: Partial<SamlSettings> | undefined, options: { sameIdp: boolean; now: number }): IdpMetadata {
+  // The checks of an import first (they name what is wrong with a malformed document) …
+  const metadata = parseIdpMetadata(xml);
+  let doc: Document;
+  try {
+    doc = parseUntrustedXml(xml, METADATA_LIMITS);
+  } catch (err) {
+    if (err instanceof XmlRefused) throw new AppError('idp_metadata_invalid', { detail: err.kind, reason: err.kind, message: 'The identity provider metadata could not be used: the XML is malformed or refused.' });
+    throw err;
+  }
+  // … then the signature over the very document the parse read …
   if (saml?.requireSignedMetadata) {
     const pinned = saml.metadataSigningCertificate;
     if (!pinned) throw new AppError('idp_metadata_signature_invalid', { detail: 'requireSignedMetadata without a metadataSigningCertificate', reason: 'no_pinned_certificate' });
-    let doc: Document;
-    try {
-      doc = parseUntrustedXml(xml, METADATA_LIMITS);
-    } catch (err) {
-      if (err instanceof XmlRefused) throw new AppError('idp_metadata_invalid', { detail: err.kind, reason: err.kind, message: 'The identity provider metadata could not be used: the XML is malformed or refused.' });
-      throw err;
-    }
     let covered: string | null;
     try {
       covered = verifyEnvelopedSignature(doc.documentElement, { certificates: [pinned], allowSha1: false });
@@ -71,7 +74,16 @@ export function readFetchedMetadata(xml: string, saml: Partial<SamlSettings> | u
     }
     if (covered === null) throw new AppError('idp_metadata_unsigned', { detail: 'metadata root carries no signature', reason: 'unsigned' });
   }
-  const metadata = parseIdpMetadata(xml);
+  // … its validUntil (SAML metadata §2.3.1: not to be used after it; an old signed copy served again is refused) …
+  const validUntil = Date.parse(doc.documentElement.getAttribute('validUntil') ?? '');
+  if (Number.isFinite(validUntil) && validUntil <= options.now) {
+    throw new AppError('idp_metadata_invalid', {
+      detail: `validUntil ${new Date(validUntil).toISOString()} has passed`,
+      reason: 'metadata_expired',
+      message: 'The identity provider metadata could not be used: its validUntil has passed.',
+    });
+  }
+  // … and, on a refresh, the IdP must still be the tenant's.
   if (options.sameIdp && saml?.idpEntityId && metadata.entityId !== saml.idpEntityId) {
     throw new AppError('idp_metadata_invalid', {
       detail: `entityID changed to ${metadata.entityId.slice(0, 200)}`,
@@ -219,7 +231,7 @@ export class IdpMetadataRefresher {
     let xml: string;
     try {
       xml = await fetchMetadata(url, { policy: this.deps.policy, allowHttp: this.deps.allowHttp });
-      metadata = readFetchedMetadata(xml, tenant.sso.saml, { sameIdp: true });
+      metadata = readFetchedMetadata(xml, tenant.sso.saml, { sameIdp: true, now: clock.now() });
     } catch (err) {
       const failure = isAppError(err) ? err : new AppError('metadata_fetch_failed', { detail: err instanceof Error ? err.message : 'error', reason: 'error', cause: err });
       const reason = failure.reason ?? failure.code;

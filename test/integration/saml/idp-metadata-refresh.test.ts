@@ -115,13 +115,14 @@ describe('IdP metadata refresh: certificate rollover without an administrator', 
     assert.equal((await gw.services.audit.list(D, 1))[0]?.id, before);
   });
 
-  it('keeps the certificates on a broken fetch (HTTP 500, garbage, no certificate, another IdP), audits it and backs off 5, 10, 20 min', async () => {
+  it('keeps the certificates on a broken fetch (HTTP 500, garbage, no certificate, another IdP, past validUntil), audits it and backs off 5, 10, 20 … min', async () => {
     const kept = await certificatesOf(gw);
     const cases: Array<{ status: number; xml: string; reason: string }> = [
       { status: 500, xml: 'oops', reason: 'http_status' },
       { status: 200, xml: '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"', reason: 'idp_metadata_invalid' },
       { status: 200, xml: metadata([]), reason: 'idp_metadata_invalid' },
       { status: 200, xml: metadata([idps.b.certificate]).replace(idps.a.entityId, idps.b.entityId), reason: 'entity_id_changed' },
+      { status: 200, xml: metadata([idps.b.certificate]).replace('ID="_idp-a-metadata"', `ID="_old" validUntil="${new Date(gw.clock.now()).toISOString()}"`), reason: 'metadata_expired' },
     ];
     gw.clock.advance(7 * HOUR);
     let wait = 5 * MINUTE;
@@ -141,8 +142,8 @@ describe('IdP metadata refresh: certificate rollover without an administrator', 
       wait *= 2;
     }
     const sso = await gw.http.get(`/admin/v1/domains/${D}/sso`).set('Authorization', OPERATOR);
-    assert.equal(sso.body.idpMetadataRefresh.lastError.reason, 'entity_id_changed');
-    assert.equal(sso.body.idpMetadataRefresh.failures, 4);
+    assert.equal(sso.body.idpMetadataRefresh.lastError.reason, 'metadata_expired');
+    assert.equal(sso.body.idpMetadataRefresh.failures, 5);
     assert.equal(await loginStatus(gw, idps.aNext), 303, 'logins go on with the kept certificate');
 
     served.status = 200;

@@ -376,7 +376,7 @@ export function ssoAdminRoutes(s: Services): Router {
       }
       // From a URL: kept and refreshed on a schedule (signed when the tenant requires it). A document
       // sent as the body replaces any URL: nothing will overwrite it.
-      const metadata = url ? readFetchedMetadata(xml, tenant.sso.saml, { sameIdp: false }) : parseIdpMetadata(xml);
+      const metadata = url ? readFetchedMetadata(xml, tenant.sso.saml, { sameIdp: false, now: s.clock.now() }) : parseIdpMetadata(xml);
       const sso = applyIdpMetadata({ ...tenant.sso, type: 'saml' }, metadata, xml);
       if (sso.saml) {
         if (url) sso.saml.idpMetadataUrl = url;
