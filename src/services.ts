@@ -5,6 +5,8 @@ import { OpRevocation } from './provider/op-revocation.js';
 import { OpClients } from './provider/op-clients.js';
 import { createProvider } from './provider/provider.js';
 import { AdminKeys } from './admin/api-keys.js';
+import { expiringCertificateCounts } from './admin/health.js';
+import { IdpMetadataRefresher } from './admin/idp-metadata-refresh.js';
 import { ConsoleSessions } from './admin/console-sessions.js';
 import { MemberDirectory } from './admin/member-directory.js';
 import { SsoSwitch } from './admin/sso-switch.js';
@@ -84,6 +86,8 @@ export interface Services extends AppDeps {
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
   defaultServiceUrl(tenant: Tenant): string;
+  /** Scheduled refresh of tenants' IdP metadata URLs; main.ts starts and stops its timer. */
+  idpMetadata: IdpMetadataRefresher;
 }
 
 export function buildServices(deps: AppDeps): Services {
@@ -159,7 +163,19 @@ export function buildServices(deps: AppDeps): Services {
       internalPages: [consoleCompleteUrl(config.publicUrl)],
     }),
     defaultServiceUrl,
+    idpMetadata: new IdpMetadataRefresher({ store, clock, tenants, audit, metrics, logger, policy: outboundPolicy, allowHttp, settings: config.saml.metadataRefresh }),
   };
+  // Read at most once a minute (by the injected clock): every worker answers each scrape.
+  let expiring: { at: number; counts: Promise<Map<string, number>> } | null = null;
+  metrics.readExpiringCertificatesFrom(() => {
+    const now = clock.now();
+    if (!expiring || now < expiring.at || now - expiring.at >= 60_000) {
+      const counts = expiringCertificateCounts({ store, clock, tenants });
+      expiring = { at: now, counts };
+      counts.catch(() => (expiring = null));
+    }
+    return expiring.counts;
+  });
   // M-4 / M-12: key changes end the mobile grants they no longer admit.
   mdmKeys.registerSessionEnder(mobileSessionEnder(services, opRevocation));
   return services;

@@ -173,6 +173,11 @@ export const keys = {
   auditGlobalStream: (): string => 'idpb:audit:global:stream',
   /** Sign-in counters of a tenant for one UTC day (YYYY-MM-DD): hash `<saml|oauth|password>:<success|failure>` and `reason:<reason>` → count. TTL: LOGIN_ACTIVITY_TTL_MS (32 days), set on each increment. */
   loginActivity: (domain: string, day: string): string => `${tag(domain)}:login-activity:${day}`,
+  // c-saml-meta
+  /** Scheduled refresh of a tenant's IdP metadata URL: last success, last error, failures in a row, next due time (JSON). No TTL; removed with the URL. */
+  idpMetadataRefresh: (domain: string): string => `${tag(domain)}:idp-metadata:refresh`,
+  /** Claim of one due time of that refresh (SET NX PX): the one gateway process that wins it fetches. TTL: IDP_METADATA_CLAIM_TTL_MS. */
+  idpMetadataRefreshClaim: (domain: string, dueAt: number): string => `${tag(domain)}:idp-metadata:claim:${dueAt}`,
 } as const;
 
 export const LOGOUT_TRANSACTION_TTL_MS = 10 * 60_000;
@@ -191,3 +196,7 @@ export const WORKER_STALE_MS = 30_000;
 export const AUDIT_MAX_ENTRIES = 100_000;
 /** How long a day's sign-in counters are kept: the 30 days the console shows, plus two. */
 export const LOGIN_ACTIVITY_TTL_MS = 32 * 24 * 3600_000;
+
+// c-saml-meta
+/** How long a claimed metadata refresh due time stays claimed: longer than one fetch (5 s) with its writes. */
+export const IDP_METADATA_CLAIM_TTL_MS = 10 * 60_000;
