@@ -425,6 +425,10 @@ export class MemoryStore implements KeyValueStore {
     return Promise.resolve();
   }
 
+  async ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.data.clear();

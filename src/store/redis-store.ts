@@ -1,5 +1,6 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../errors/index.js';
+import { ClusterReadiness } from './cluster-readiness.js';
 import { assertSameSlot, CrossSlotError } from './hash-slot.js';
 import type { AtomicOp, KeyValueStore, LexBound, SetOptions, StreamBound, StreamEntry } from './types.js';
 
@@ -85,6 +86,13 @@ export class RedisStore implements KeyValueStore {
   private readonly connectTimeoutMs: number;
   /** Sentinel mode: subscriptions to the sentinels' `+switch-master`. */
   private readonly failoverWatchers: Redis[] = [];
+  /**
+   * Counts the connection's changes of state (closed, reconnecting, ready, a Cluster node gone or added):
+   * a readiness answer cached before the latest change is stale.
+   */
+  connectionChanges = 0;
+  /** Cluster mode: what ready() asks (slot coverage, every master). */
+  private readonly clusterReadiness: ClusterReadiness | null = null;
 
   constructor(options: RedisStoreOptions) {
     this.keyPrefix = options.keyPrefix ?? '';
@@ -124,6 +132,7 @@ export class RedisStore implements KeyValueStore {
         redisOptions: { ...perConnection, ...auth },
       };
       this.client = new Cluster(options.clusterNodes, clusterOptions);
+      this.clusterReadiness = new ClusterReadiness(options.clusterNodes, { timeoutMs: Math.min(1000, options.commandTimeoutMs), redisOptions: auth });
     } else {
       const common: RedisOptions = { ...perConnection, keyPrefix: this.keyPrefix || undefined, lazyConnect: true, retryStrategy: reconnectDelay };
       if ('url' in options) {
@@ -150,6 +159,7 @@ export class RedisStore implements KeyValueStore {
     // Connection errors are reported through readiness and per-request 503s; without a listener
     // ioredis would print them as unhandled.
     this.client.on('error', () => undefined);
+    for (const event of ['close', 'end', 'reconnecting', 'ready', '+node', '-node', 'node error']) this.client.on(event, () => this.connectionChanges++);
   }
 
   /**
@@ -443,7 +453,18 @@ export class RedisStore implements KeyValueStore {
     });
   }
 
+  /**
+   * Standalone and Sentinel: a PING of the master. Cluster: the client is connected, the slot map covers
+   * every slot and every master owning slots answers CLUSTER INFO with `cluster_state:ok` (ClusterReadiness).
+   */
+  async ready(): Promise<void> {
+    if (!this.clusterReadiness) return this.ping();
+    if (this.client.status !== 'ready') throw new StoreUnavailableError(new Error(`Redis Cluster connection is ${this.client.status}`));
+    return this.clusterReadiness.check();
+  }
+
   async close(): Promise<void> {
+    this.clusterReadiness?.close();
     try {
       await this.client.quit();
     } catch {

@@ -125,5 +125,10 @@ export interface KeyValueStore {
 
   /** Throws StoreUnavailableError when the store cannot be reached. */
   ping(): Promise<void>;
+  /**
+   * Throws StoreUnavailableError unless the store can serve every key now (readiness, /readyz): on one
+   * server a ping; on a Redis Cluster, full slot coverage and every master answering `cluster_state:ok`.
+   */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }

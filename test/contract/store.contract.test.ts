@@ -43,6 +43,10 @@ function storeContract(name: string, makeStore: () => Promise<StoreFixture>): vo
       assert.equal(await store.ping(), undefined);
     });
 
+    it('ready resolves while the store can serve every key', async () => {
+      assert.equal(await store.ready(), undefined);
+    });
+
     describe('strings', () => {
       it('get is null for a missing key; set then get returns the value', async () => {
         const key = k('str');
