@@ -70,6 +70,15 @@ function zeroScored(members: string[]): string[] {
   return members.flatMap((m) => ['0', m]);
 }
 
+/** Compare-and-renew / compare-and-delete of a lock's value (KEYS[1]; ARGV[1] the expected value). */
+const EXPIRE_IF_EQUALS = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+const DEL_IF_EQUALS = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+type ScriptedClient = {
+  idpbExpireIfEquals(key: string, expected: string, ttlMs: number): Promise<number>;
+  idpbDelIfEquals(key: string, expected: string): Promise<number>;
+};
+
 const reconnectDelay = (times: number): number => Math.min(100 * times, 2000);
 
 /**
@@ -159,6 +168,9 @@ export class RedisStore implements KeyValueStore {
     // Connection errors are reported through readiness and per-request 503s; without a listener
     // ioredis would print them as unhandled.
     this.client.on('error', () => undefined);
+    // EVALSHA, falling back to EVAL once per connection; ioredis applies the key prefix to KEYS.
+    this.client.defineCommand('idpbExpireIfEquals', { numberOfKeys: 1, lua: EXPIRE_IF_EQUALS });
+    this.client.defineCommand('idpbDelIfEquals', { numberOfKeys: 1, lua: DEL_IF_EQUALS });
     for (const event of ['close', 'end', 'reconnecting', 'ready', '+node', '-node', 'node error']) this.client.on(event, () => this.connectionChanges++);
   }
 
@@ -253,6 +265,14 @@ export class RedisStore implements KeyValueStore {
 
   expire(key: string, ttlMs: number): Promise<boolean> {
     return this.run(async () => (await this.client.pexpire(key, ttlMs)) === 1);
+  }
+
+  expireIfEquals(key: string, expected: string, ttlMs: number): Promise<boolean> {
+    return this.run(async () => (await (this.client as unknown as ScriptedClient).idpbExpireIfEquals(key, expected, ttlMs)) === 1);
+  }
+
+  delIfEquals(key: string, expected: string): Promise<boolean> {
+    return this.run(async () => (await (this.client as unknown as ScriptedClient).idpbDelIfEquals(key, expected)) === 1);
   }
 
   hGet(key: string, field: string): Promise<string | null> {
