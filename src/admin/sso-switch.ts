@@ -71,6 +71,9 @@ export interface SsoSwitchDeps {
   afterBatch?: (domain: string, membersDone: number) => Promise<void>;
 }
 
+/** Tenant fields saved with the SSO settings, in the same write (a configuration import). */
+export type TenantFields = Partial<Omit<Tenant, 'domain' | 'sso' | 'ssoEpoch' | 'plan' | 'group'>>;
+
 export interface SwitchResult {
   tenant: Tenant;
   /** True when SSO changed state (or a pending switch was finished) and side effects ran. */
@@ -228,9 +231,10 @@ export class SsoSwitch {
 
   /**
    * Saves new SSO settings. When `enabled` changes — or a switch to the same state was interrupted —
-   * runs every side effect to completion and returns their counts.
+   * runs every side effect to completion and returns their counts. `otherFields` (a configuration import)
+   * are saved in the same tenant write as the settings.
    */
-  async apply(tenant: Tenant, settings: SsoSettings): Promise<SwitchResult> {
+  async apply(tenant: Tenant, settings: SsoSettings, otherFields: TenantFields = {}): Promise<SwitchResult> {
     const { store } = this.deps;
     const domain = tenant.domain;
     // Everything — even deciding there is nothing to do — happens under the tenant's lock, on a fresh
@@ -252,7 +256,7 @@ export class SsoSwitch {
         job = null;
       }
       if (!job && current.sso.enabled === settings.enabled) {
-        return { tenant: await this.deps.tenants.save({ ...current, sso: settings }), switched: false, effects: zeroEffects() };
+        return { tenant: await this.deps.tenants.save({ ...current, ...otherFields, sso: settings }), switched: false, effects: zeroEffects() };
       }
       if (!job) {
         job = {
@@ -272,7 +276,7 @@ export class SsoSwitch {
         ]);
       }
       // New logins follow the new mode at once; logins in flight belong to the old epoch and are void.
-      const saved = await this.deps.tenants.save({ ...current, sso: settings, ssoEpoch: job.ssoEpoch });
+      const saved = await this.deps.tenants.save({ ...current, ...otherFields, sso: settings, ssoEpoch: job.ssoEpoch });
 
       if (!job.tenantWideDone) {
         const ops: AtomicOp[] = [];
