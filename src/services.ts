@@ -7,6 +7,7 @@ import { createProvider } from './provider/provider.js';
 import { AdminKeys } from './admin/api-keys.js';
 import { ConsoleSessions } from './admin/console-sessions.js';
 import { MemberDirectory } from './admin/member-directory.js';
+import { MemberSearch } from './admin/member-search.js';
 import { SsoSwitch } from './admin/sso-switch.js';
 import { TestSignIns } from './admin/test-sign-ins.js';
 import type { Config } from './config/index.js';
@@ -33,6 +34,9 @@ import type { SpContext } from './sso/saml/options.js';
 import { WebSessions } from './sso/sessions.js';
 import { LoginTransactions } from './sso/transactions.js';
 import { keys, type KeyValueStore } from './store/index.js';
+import { ScimGroups } from './scim/scim-groups.js';
+import { ScimTokens } from './scim/scim-tokens.js';
+import { ScimUsers } from './scim/scim-users.js';
 
 /** Where the tenant's login returns an administrator signing in to the console (an allowed accessUrl, exactly). */
 export function consoleCompleteUrl(publicUrl: string): string {
@@ -82,6 +86,11 @@ export interface Services extends AppDeps {
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
   defaultServiceUrl(tenant: Tenant): string;
+  // g-scim
+  /** SCIM 2.0 provisioning (docs/spec.md §14): per-domain tokens, Users over the members, Groups. */
+  scimTokens: ScimTokens;
+  scimUsers: ScimUsers;
+  scimGroups: ScimGroups;
 }
 
 export function buildServices(deps: AppDeps): Services {
@@ -156,6 +165,10 @@ export function buildServices(deps: AppDeps): Services {
       internalPages: [consoleCompleteUrl(config.publicUrl)],
     }),
     defaultServiceUrl,
+    scimTokens: new ScimTokens(store, clock),
+    // SCIM deactivation and deletion end sessions as the SSO switch does: web sessions, then OP sessions, grants and tokens.
+    scimUsers: new ScimUsers({ store, members, memberSearch: new MemberSearch(store), sessionEnders: [sessions, opRevocation], clock, publicUrl: config.publicUrl }),
+    scimGroups: new ScimGroups({ store, clock, publicUrl: config.publicUrl }),
   };
   // M-4 / M-12: key changes end the mobile grants they no longer admit.
   mdmKeys.registerSessionEnder(mobileSessionEnder(services, opRevocation));

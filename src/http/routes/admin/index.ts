@@ -9,6 +9,7 @@ import { mdmAdminRoutes } from './mdm.js';
 import { memberRoutes } from './members.js';
 import { buildOpenApi } from './openapi.js';
 import { operatorRoutes } from './operator.js';
+import { scimTokenRoutes } from './scim-tokens.js';
 import { adminAuthentication, sessionRoutes } from './session.js';
 import { ssoSwitchAdminRoutes } from './sso-switch.js';
 import { ssoTestSignInRoutes } from './sso-test-sign-ins.js';
@@ -52,6 +53,7 @@ export function adminRouter(s: Services, extra: Array<(s: Services) => Router> =
   router.use(externalKeyRoutes(s));
   router.use(mdmAdminRoutes(s));
   router.use(operatorRoutes(s));
+  router.use(scimTokenRoutes(s));
   for (const make of extra) router.use(make(s));
   return router;
 }
