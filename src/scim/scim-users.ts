@@ -68,6 +68,8 @@ export function normalisePatch(body: unknown): ScimPatchOperation[] {
     const o = raw as { op?: unknown; path?: unknown; value?: unknown } | null;
     if (!o || typeof o !== 'object' || typeof o.op !== 'string' || !/^(add|remove|replace)$/i.test(o.op)) throw new AppError('scim_invalid_syntax', { detail: 'bad op' });
     if (o.path !== undefined && (typeof o.path !== 'string' || o.path.length > 500)) throw new AppError('scim_invalid_path', { detail: 'bad path' });
+    // add and replace carry a value (RFC 7644 §3.5.2.1, §3.5.2.3); without one nothing could be meant.
+    if (!/^remove$/i.test(o.op) && o.value === undefined) throw new AppError('scim_invalid_syntax', { detail: `${o.op} without a value` });
     return { ...o, op: o.op.toLowerCase() } as ScimPatchOperation;
   });
   try {
@@ -141,6 +143,9 @@ export class ScimUsers {
       if (op.path && /^(id|meta|groups)(\.|$|\[)/i.test(op.path)) throw new AppError('scim_mutability', { detail: `path ${op.path}` });
     }
     const patched = applyPatch(current, ops);
+    // displayName and name are shown derived from the member's name when SCIM never set them: left as shown, they stay derived.
+    if (extra?.displayName === undefined && patched.displayName === current.displayName) delete patched.displayName;
+    if (extra?.name === undefined && JSON.stringify(patched.name) === JSON.stringify(current.name)) delete patched.name;
     return this.write(tenant, member, readScimUser(patched));
   }
 

@@ -13,6 +13,7 @@ import { createTestRedisStore, freePort } from '../../helpers/redis.js';
 import { patchOp, USER_URN } from '../../helpers/scim.js';
 
 const MOBILE_REDIRECT = 'idpbridge.mobile:/oauth2redirect';
+type Tokens = Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
 const DOMAIN = 'a.example';
 
 /** A browser: follows redirects by hand, keeps cookies by name, stops at a URL outside the gateway. */
@@ -100,7 +101,7 @@ describe('SCIM provisioning joined to SSO and sessions', () => {
   }
 
   /** The mobile app signs in through the OP; the tenant's IdP asserts `nameId`. Returns the tokens and the browser (with its web session). */
-  async function signIn(nameId: string): Promise<{ tokens: client.TokenEndpointResponse; browser: Browser; refused?: string }> {
+  async function signIn(nameId: string): Promise<{ tokens: Tokens; browser: Browser; refused?: string }> {
     const browser = new Browser(base);
     const verifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
@@ -110,7 +111,7 @@ describe('SCIM provisioning joined to SSO and sessions', () => {
     const { url: out, res } = await browser.follow(`${base}/acs/${DOMAIN}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: samlAnswer(new URL(idp), nameId) });
     if (!out.startsWith(MOBILE_REDIRECT)) {
       const code = /<meta name="idpb-error-code" content="([^"]+)">/.exec(await res.text())?.[1];
-      return { tokens: {} as client.TokenEndpointResponse, browser, refused: code ?? `status ${res.status}` };
+      return { tokens: {} as Tokens, browser, refused: code ?? `status ${res.status}` };
     }
     const tokens = await client.authorizationCodeGrant(mobile, new URL(out), { pkceCodeVerifier: verifier, expectedState: state });
     return { tokens, browser };
@@ -128,10 +129,11 @@ describe('SCIM provisioning joined to SSO and sessions', () => {
     return { web: await s.sessions.countSessionsOfMembers(DOMAIN, [memberId]), op: await s.opRevocation.countSessionsOfMembers(DOMAIN, [memberId]) };
   }
 
-  async function assertEnded(memberId: string, signedIn: { tokens: client.TokenEndpointResponse; browser: Browser }): Promise<void> {
+  async function assertEnded(memberId: string, signedIn: { tokens: Tokens; browser: Browser }): Promise<void> {
     assert.deepEqual(await sessionsOf(memberId), { web: 0, op: 0 });
     assert.equal(await created.services.sessions.find(signedIn.browser.jar.get('idpb_session')), null, "the browser's web session is gone");
-    assert.equal(await created.services.provider.AccessToken.find(signedIn.tokens.access_token), undefined, 'the access token is revoked');
+    assert.equal(await created.services.provider.RefreshToken.find(signedIn.tokens.refresh_token!), undefined, 'the refresh token is revoked in the OP store');
+    await assert.rejects(client.fetchUserInfo(mobile, signedIn.tokens.access_token, client.skipSubjectCheck), 'the access token no longer works');
     await assert.rejects(client.refreshTokenGrant(mobile, signedIn.tokens.refresh_token!), 'the refresh token no longer works');
   }
 
@@ -159,6 +161,7 @@ describe('SCIM provisioning joined to SSO and sessions', () => {
     assert.equal(signedIn.refused, undefined);
     const before = await sessionsOf(id);
     assert.ok(before.web >= 1 && before.op >= 1, JSON.stringify(before));
+    assert.equal((await client.fetchUserInfo(mobile, signedIn.tokens.access_token, client.skipSubjectCheck)).sub, `${DOMAIN}:${id}`, 'the access token works before');
     const res = await scim('PATCH', `/Users/${id}`, patchOp({ op: 'Replace', path: 'active', value: 'False' }));
     assert.equal(res.status, 200);
     assert.equal(res.body.active, false);
