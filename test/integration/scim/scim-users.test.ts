@@ -270,3 +270,24 @@ describe('SCIM 2.0 Users (docs/spec.md §14)', () => {
     assert.ok(!/scim_[A-Za-z0-9_-]{43}/.test(gw.logText()), 'no SCIM token in the logs');
   });
 });
+
+describe('SCIM rate limit (config scim.rateLimitPerMinute, per token)', () => {
+  let gw: Gateway;
+  before(async () => {
+    gw = await createGateway({ overrides: { scim: { rateLimitPerMinute: 10 } } });
+    await gw.services.tenants.save(plainTenant(DOMAIN));
+  });
+  after(async () => gw.close());
+
+  it('answers 429 rate_limited with Retry-After past the limit; another token has its own budget; the next window admits again', async () => {
+    const a = scimClient(gw, DOMAIN, (await issueScimToken(gw, DOMAIN, 'a')).token);
+    const b = scimClient(gw, DOMAIN, (await issueScimToken(gw, DOMAIN, 'b')).token);
+    for (let i = 0; i < 10; i++) assert.equal((await a('get', '/ServiceProviderConfig')).status, 200);
+    const over = await a('get', '/Users');
+    assertScimError(over, 429, 'rate_limited');
+    assert.ok(Number(over.headers['retry-after']) >= 1);
+    assert.equal((await b('get', '/Users')).status, 200, "another token's budget is its own");
+    gw.clock.advance(60_000);
+    assert.equal((await a('get', '/Users')).status, 200);
+  });
+});
