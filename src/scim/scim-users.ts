@@ -80,6 +80,24 @@ export function normalisePatch(body: unknown): ScimPatchOperation[] {
   return ops;
 }
 
+/**
+ * Entra ID's second PATCH dialect: a pathless add/replace whose value keys are attribute paths
+ * (`{"name.givenName": "…", "urn:…:enterprise:2.0:User:department": "…"}`). Each such key becomes an
+ * operation of its own with that path; plain keys stay in the value object.
+ */
+export function expandPathless(ops: ScimPatchOperation[]): ScimPatchOperation[] {
+  return ops.flatMap((op): ScimPatchOperation[] => {
+    if (op.path !== undefined || op.op === 'remove' || !op.value || typeof op.value !== 'object' || Array.isArray(op.value)) return [op];
+    const plain: Record<string, unknown> = {};
+    const pathed: ScimPatchOperation[] = [];
+    for (const [k, v] of Object.entries(op.value as Record<string, unknown>)) {
+      if (k.includes('.') || (k.includes(':') && !/^urn:ietf:params:scim:schemas:extension:enterprise:2\.0:User$/i.test(k))) pathed.push({ op: op.op, path: k, value: v } as ScimPatchOperation);
+      else plain[k] = v;
+    }
+    return [...(Object.keys(plain).length ? [{ ...op, value: plain }] : []), ...pathed];
+  });
+}
+
 /** Applies PATCH operations to a resource with scim-patch; its refusals become 400 invalidPath / noTarget. */
 export function applyPatch(resource: Record<string, unknown>, ops: ScimPatchOperation[]): Record<string, unknown> {
   const doc = structuredClone({ ...resource, meta: { ...(resource.meta as object), created: new Date(0), lastModified: new Date(0) } });
@@ -142,7 +160,7 @@ export class ScimUsers {
     for (const op of ops) {
       if (op.path && /^(id|meta|groups)(\.|$|\[)/i.test(op.path)) throw new AppError('scim_mutability', { detail: `path ${op.path}` });
     }
-    const patched = applyPatch(current, ops);
+    const patched = applyPatch(current, expandPathless(ops));
     // displayName and name are shown derived from the member's name when SCIM never set them: left as shown, they stay derived.
     if (extra?.displayName === undefined && patched.displayName === current.displayName) delete patched.displayName;
     if (extra?.name === undefined && JSON.stringify(patched.name) === JSON.stringify(current.name)) delete patched.name;

@@ -145,3 +145,46 @@ describe('SCIM: real IdP quirks (docs/spec.md §14)', () => {
     });
   });
 });
+
+describe('SCIM: the dialects docs/spec.md §11 lists', () => {
+  let gw: Gateway;
+  let scim: ReturnType<typeof scimClient>;
+  before(async () => {
+    gw = await createGateway();
+    await gw.services.tenants.save(plainTenant(DOMAIN));
+    scim = scimClient(gw, DOMAIN, (await issueScimToken(gw, DOMAIN)).token);
+  });
+  after(async () => gw.close());
+
+  it('Entra: a pathless replace whose value keys are attribute paths; manager as a plain id string', async () => {
+    const boss = (await scim('post', '/Users', { schemas: [USER_URN], userName: 'boss@quirks.example' })).body.id as string;
+    const id = (await scim('post', '/Users', { schemas: [USER_URN], userName: 'dialect@quirks.example', name: { givenName: 'A', familyName: 'B' } })).body.id as string;
+    const res = await scim(
+      'patch',
+      `/Users/${id}`,
+      patchOp(
+        { op: 'replace', value: { 'name.givenName': 'Carol', [`${ENTERPRISE_URN}:department`]: 'Legal', active: 'False', displayName: 'Carol B' } },
+        { op: 'Replace', path: `${ENTERPRISE_URN}:manager`, value: boss },
+      ),
+    );
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.body.name.givenName, 'Carol');
+    assert.equal(res.body.name.familyName, 'B');
+    assert.equal(res.body[ENTERPRISE_URN].department, 'Legal');
+    assert.deepEqual(res.body[ENTERPRISE_URN].manager, { value: boss });
+    assert.equal(res.body.active, false);
+    assert.equal(res.body.displayName, 'Carol B');
+  });
+
+  it('Entra: "$ref": null in group members; Okta: a password on create is neither stored nor returned', async () => {
+    const u = await scim('post', '/Users', { schemas: [USER_URN], userName: 'pw@quirks.example', password: 'Sup3r-secret!', active: true });
+    assert.equal(u.status, 201);
+    assert.equal(u.body.password, undefined);
+    assert.ok(!JSON.stringify(await gw.store.get(`idpb:{${DOMAIN}}:scim:user:${u.body.id as string}`)).includes('Sup3r'), 'not kept');
+    assert.equal((await gw.services.members.findById(DOMAIN, u.body.id as string))?.passwordHash, undefined);
+    const g = await scim('post', '/Groups', { schemas: [GROUP_URN], displayName: 'Refs', members: [{ value: u.body.id, $ref: null, display: 'pw' }] });
+    assert.equal(g.status, 201, g.text);
+    const p = await scim('patch', `/Groups/${g.body.id as string}`, patchOp({ op: 'Remove', path: 'members', value: [{ value: u.body.id, $ref: null }] }));
+    assert.equal(p.status, 204);
+  });
+});
