@@ -91,7 +91,7 @@ export function expandPathless(ops: ScimPatchOperation[]): ScimPatchOperation[] 
     const plain: Record<string, unknown> = {};
     const pathed: ScimPatchOperation[] = [];
     for (const [k, v] of Object.entries(op.value as Record<string, unknown>)) {
-      if (k.includes('.') || (k.includes(':') && !/^urn:ietf:params:scim:schemas:extension:enterprise:2\.0:User$/i.test(k))) pathed.push({ op: op.op, path: k, value: v } as ScimPatchOperation);
+      if (k.includes('.') || (k.includes(':') && !/^urn:ietf:params:scim:schemas:extension:enterprise:2\.0:User$/i.test(k))) pathed.push({ op: op.op, path: k, value: v });
       else plain[k] = v;
     }
     return [...(Object.keys(plain).length ? [{ ...op, value: plain }] : []), ...pathed];
