@@ -67,7 +67,10 @@ export class MemberRepository {
   async delete(domain: string, id: string, extraOps: AtomicOp[] = []): Promise<boolean> {
     const member = await this.findById(domain, id);
     if (!member) return false;
-    await this.store.atomic([...deleteOps(domain, member), ...extraOps]);
+    // Whoever deletes (admin API, SCIM), the member leaves its SCIM groups in the same MULTI.
+    const groups = await this.store.sMembers(keys.scimMemberGroups(domain, id));
+    const leaveGroups = groups.map((g): AtomicOp => ({ op: 'sRem', key: keys.scimGroupMembers(domain, g), members: [id] }));
+    await this.store.atomic([...deleteOps(domain, member), ...leaveGroups, ...extraOps]);
     return true;
   }
 
@@ -99,5 +102,8 @@ function deleteOps(domain: string, member: Member): AtomicOp[] {
     { op: 'hDel', key: keys.memberByAccount(domain), fields: [member.account] },
     ...(member.externalKey ? [{ op: 'hDel' as const, key: keys.memberByExternalKey(domain), fields: [member.externalKey] }] : []),
     ...memberIndexOps(domain, member, null),
+    // Its SCIM attributes and its SCIM group list (docs/spec.md §14).
+    { op: 'del', key: keys.scimUser(domain, member.id) },
+    { op: 'del', key: keys.scimMemberGroups(domain, member.id) },
   ];
 }

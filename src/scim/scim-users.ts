@@ -210,19 +210,15 @@ export class ScimUsers {
     return n;
   }
 
-  /** DELETE: the member is removed as the admin API removes one (sessions and tokens end first), with its SCIM attributes and group memberships, in one MULTI. */
+  /** DELETE: the member is removed as the admin API removes one (sessions and tokens end first), with its SCIM attributes and group memberships. */
   async remove(tenant: Tenant, id: string, ifMatch: string | undefined): Promise<{ member: Member; sessionsEnded: number }> {
     const { member, extra } = await this.load(tenant, id);
     if (member.role === 'super_admin') throw new AppError('scim_super_admin_protected', { detail: `member ${member.id} is a super admin` });
     checkIfMatch(ifMatch, versionOf(toScimUser(member, extra, this.base(tenant))));
     const domain = tenant.domain;
     const sessionsEnded = await this.endSessions(domain, member.id);
-    const groups = await this.deps.store.sMembers(keys.scimMemberGroups(domain, member.id));
-    await this.deps.members.delete(domain, member.id, [
-      { op: 'del', key: keys.scimUser(domain, member.id) },
-      { op: 'del', key: keys.scimMemberGroups(domain, member.id) },
-      ...groups.map((g): AtomicOp => ({ op: 'sRem', key: keys.scimGroupMembers(domain, g), members: [member.id] })),
-    ]);
+    // The repository deletes the SCIM attributes and group memberships with the member, in one MULTI.
+    await this.deps.members.delete(domain, member.id);
     return { member, sessionsEnded };
   }
 

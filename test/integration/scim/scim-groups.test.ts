@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { keys } from '../../../src/store/index.js';
-import { createGateway, type Gateway } from '../../helpers/gateway.js';
+import { createGateway, OPERATOR_AUTH, type Gateway } from '../../helpers/gateway.js';
 import { ERROR_URN, GROUP_URN, issueScimToken, patchOp, plainTenant, scimClient, USER_URN } from '../../helpers/scim.js';
 
 const DOMAIN = 'groups.example';
@@ -115,5 +115,25 @@ describe('SCIM 2.0 Groups (docs/spec.md §14)', () => {
     assert.deepEqual(await gw.store.sMembers(keys.scimMemberGroups(DOMAIN, userIds[0]!)), []);
     assert.equal(await gw.store.hGet(keys.scimGroupByName(DOMAIN), 'engineering'), null);
     assert.equal((await scim('delete', `/Groups/${groupId}`)).status, 404);
+  });
+});
+
+describe('SCIM data when a member is deleted through the admin API', () => {
+  it('the member leaves its SCIM groups and its SCIM attributes go with it', async () => {
+    const gw = await createGateway();
+    try {
+      await gw.services.tenants.save(plainTenant(DOMAIN));
+      const scim = scimClient(gw, DOMAIN, (await issueScimToken(gw, DOMAIN)).token);
+      const u = await scim('post', '/Users', { schemas: [USER_URN], userName: 'admin-deleted@groups.example', title: 'Temp' });
+      const g = await scim('post', '/Groups', { schemas: [GROUP_URN], displayName: 'Temps', members: [{ value: u.body.id }] });
+      assert.equal(g.status, 201);
+      const del = await gw.http.delete(`/admin/v1/domains/${DOMAIN}/members/${u.body.id as string}`).set('Authorization', OPERATOR_AUTH);
+      assert.equal(del.status, 204);
+      assert.deepEqual((await scim('get', `/Groups/${g.body.id as string}`)).body.members, []);
+      assert.equal(await gw.store.get(keys.scimUser(DOMAIN, u.body.id as string)), null);
+      assert.equal(await gw.store.sCard(keys.scimMemberGroups(DOMAIN, u.body.id as string)), 0);
+    } finally {
+      await gw.close();
+    }
   });
 });
