@@ -174,12 +174,8 @@ export class ScimUsers {
     // S-25 / S-26: the external-key rules of the member directory hold here too.
     if (tenant.sso.enabled && !input.externalKey && (!previous || tenant.sso.userKey === 'externalKey')) throw new AppError('external_key_required');
     const id = previous?.id ?? randomUUID();
-    const byAccount = await members.findByAccount(domain, input.account);
-    if (byAccount && byAccount.id !== id) throw new AppError('scim_uniqueness', { detail: 'userName taken' });
-    if (input.externalKey) {
-      const byKey = await members.findByExternalKey(domain, input.externalKey);
-      if (byKey && byKey.id !== id) throw new AppError('scim_uniqueness', { detail: 'externalId taken' });
-    }
+    // Uniqueness of userName and externalId is decided by the repository's index claims (HSETNX), which
+    // release what they claimed when the other one clashes: 409 with nothing written.
     const now = clock.now();
     let status: Member['status'];
     if (input.active === false) status = 'suspended';
