@@ -11,6 +11,7 @@ import { expiringCertificateCounts } from './admin/health.js';
 import { IdpMetadataRefresher } from './admin/idp-metadata-refresh.js';
 import { ConsoleSessions } from './admin/console-sessions.js';
 import { MemberDirectory } from './admin/member-directory.js';
+import { MemberSearch } from './admin/member-search.js';
 import { SsoSwitch } from './admin/sso-switch.js';
 import { TestSignIns } from './admin/test-sign-ins.js';
 import type { Config } from './config/index.js';
@@ -37,6 +38,9 @@ import type { SecondGateOptionsHook, SpContext } from './sso/saml/options.js';
 import { WebSessions } from './sso/sessions.js';
 import { LoginTransactions } from './sso/transactions.js';
 import { keys, type KeyValueStore } from './store/index.js';
+import { ScimGroups } from './scim/scim-groups.js';
+import { ScimTokens } from './scim/scim-tokens.js';
+import { ScimUsers } from './scim/scim-users.js';
 
 /** Where the tenant's login returns an administrator signing in to the console (an allowed accessUrl, exactly). */
 export function consoleCompleteUrl(publicUrl: string): string {
@@ -92,6 +96,11 @@ export interface Services extends AppDeps {
   defaultServiceUrl(tenant: Tenant): string;
   /** Scheduled refresh of tenants' IdP metadata URLs; main.ts starts and stops its timer. */
   idpMetadata: IdpMetadataRefresher;
+  // g-scim
+  /** SCIM 2.0 provisioning (docs/spec.md §14): per-domain tokens, Users over the members, Groups. */
+  scimTokens: ScimTokens;
+  scimUsers: ScimUsers;
+  scimGroups: ScimGroups;
 }
 
 export function buildServices(deps: AppDeps): Services {
@@ -172,6 +181,10 @@ export function buildServices(deps: AppDeps): Services {
     }),
     defaultServiceUrl,
     idpMetadata: new IdpMetadataRefresher({ store, clock, tenants, audit, metrics, logger, policy: outboundPolicy, allowHttp, settings: config.saml.metadataRefresh }),
+    scimTokens: new ScimTokens(store, clock),
+    // SCIM deactivation and deletion end sessions as the SSO switch does: web sessions, then OP sessions, grants and tokens.
+    scimUsers: new ScimUsers({ store, members, memberSearch: new MemberSearch(store), sessionEnders: [sessions, opRevocation], clock, publicUrl: config.publicUrl }),
+    scimGroups: new ScimGroups({ store, clock, publicUrl: config.publicUrl }),
   };
   // Read at most once a minute (by the injected clock): every worker answers each scrape.
   let expiring: { at: number; counts: Promise<Map<string, number>> } | null = null;

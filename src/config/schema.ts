@@ -321,6 +321,14 @@ export const configSchema = z.strictObject({
         .default('LineworksAuthCode'),
     })
     .default({ managedAppConfigKey: 'LineworksAuthCode' }),
+  // g-scim
+  /** SCIM 2.0 provisioning (`/scim/v2/{domain}`, docs/spec.md §14). */
+  scim: z
+    .strictObject({
+      /** SCIM requests per minute per SCIM token (Entra ID sends about 10 at a time; a first sync of 100,000 users needs thousands a minute). */
+      rateLimitPerMinute: z.number().int().min(10).max(1_000_000).default(6000),
+    })
+    .default({ rateLimitPerMinute: 6000 }),
 });
 
 export type Config = z.infer<typeof configSchema>;

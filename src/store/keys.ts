@@ -178,6 +178,23 @@ export const keys = {
   idpMetadataRefresh: (domain: string): string => `${tag(domain)}:idp-metadata:refresh`,
   /** Claim of one due time of that refresh (SET NX PX): the one gateway process that wins it fetches. TTL: IDP_METADATA_CLAIM_TTL_MS. */
   idpMetadataRefreshClaim: (domain: string, dueAt: number): string => `${tag(domain)}:idp-metadata:claim:${dueAt}`,
+  // g-scim
+  /** SCIM bearer token (JSON {id, domain, name, createdAt, rotatedAt}) by the SHA-256 of the token. No TTL (revoked by deleting). Not tagged: looked up before the tenant is known. */
+  scimToken: (tokenDigest: string): string => `idpb:scim-token:${tokenDigest}`,
+  /** Hash SCIM token id → token digest, of one tenant. No TTL. */
+  scimTokensOf: (domain: string): string => `${tag(domain)}:scim-tokens`,
+  /** A member's SCIM-only attributes (JSON: name parts, emails, enterprise extension …, lastModified). Written in the member's MULTI; deleted with it. No TTL. */
+  scimUser: (domain: string, memberId: string): string => `${tag(domain)}:scim:user:${memberId}`,
+  /** A SCIM group (JSON {id, displayName, externalId, created, lastModified, version}). No TTL. */
+  scimGroup: (domain: string, groupId: string): string => `${tag(domain)}:scim:group:${groupId}`,
+  /** Set of the tenant's SCIM group ids. No TTL. */
+  scimGroupIds: (domain: string): string => `${tag(domain)}:scim:groups`,
+  /** Hash lower-cased displayName → group id (uniqueness, and Entra's `displayName eq` check). No TTL. */
+  scimGroupByName: (domain: string): string => `${tag(domain)}:scim:groups:by-name`,
+  /** Set of member ids of one SCIM group (SSCAN-paged). No TTL. */
+  scimGroupMembers: (domain: string, groupId: string): string => `${tag(domain)}:scim:group-members:${groupId}`,
+  /** Set of SCIM group ids a member belongs to (so deleting a member leaves no dangling membership). No TTL. */
+  scimMemberGroups: (domain: string, memberId: string): string => `${tag(domain)}:scim:member-groups:${memberId}`,
 } as const;
 
 export const LOGOUT_TRANSACTION_TTL_MS = 10 * 60_000;
