@@ -35,7 +35,7 @@ export interface ScenarioRecord {
 }
 
 export interface FileBenchRecord {
-  id: 'sso-switch' | 'csv-import' | 'audit-export' | 'member-search' | 'hostile-input';
+  id: 'sso-switch' | 'csv-import' | 'audit-export' | 'member-search' | 'hostile-input' | 'acs-tracing';
   label: string;
   exitCode: number | null;
   /** The script's JSON line, as printed. */
@@ -103,6 +103,21 @@ export function tableRows(scenarios: ScenarioRecord[], files: FileBenchRecord[])
         floor: '1 valid login',
         ratio: r?.worst ? fmt(r.worst.ratio, 2) : '—',
         target: f.target?.text ?? '—',
+        met: metText(f.valid, f.target),
+      });
+      continue;
+    }
+    if (f.id === 'acs-tracing') {
+      const r = f.result as { offLoginsPerSecond?: number; onLoginsPerSecond?: number; ratio?: number } | null;
+      rows.push({
+        scenario: `${f.label} (in-process, as profile-acs)`,
+        procs: '1',
+        reqPerSec: r?.onLoginsPerSecond === undefined ? 'failed' : `on ${fmt(r.onLoginsPerSecond, 0)}`,
+        p50: '—',
+        p99: '—',
+        floor: r?.offLoginsPerSecond === undefined ? '—' : `off ${fmt(r.offLoginsPerSecond, 0)}`,
+        ratio: r?.ratio === undefined ? '—' : fmt(r.ratio, 2),
+        target: '—',
         met: metText(f.valid, f.target),
       });
       continue;
