@@ -152,6 +152,23 @@ export const configSchema = z.strictObject({
         nextCertificate: z.string().optional(),
       })
       .default({}),
+    // c-saml-meta
+    /**
+     * Scheduled refresh of the tenants' IdP metadata URLs (src/admin/idp-metadata-refresh.ts): every
+     * `intervalMinutes` ± `jitterPercent`, after a failure again in `backoffFirstSeconds`, doubling up to
+     * `backoffMaxSeconds`. Every gateway process looks for due tenants every `checkEverySeconds`; one
+     * process fetches each due time (a claim in the store).
+     */
+    metadataRefresh: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        intervalMinutes: z.number().int().min(5).max(10_080).default(360),
+        jitterPercent: z.number().min(0).max(50).default(10),
+        backoffFirstSeconds: z.number().int().min(10).max(86_400).default(300),
+        backoffMaxSeconds: z.number().int().min(60).max(604_800).default(21_600),
+        checkEverySeconds: z.number().int().min(1).max(3600).default(60),
+      })
+      .prefault({}),
   }),
   oauth: z.strictObject({
     /** S-15: calls to the IdP's token and user-info APIs give up connecting after 1 s … */
@@ -177,6 +194,9 @@ export const configSchema = z.strictObject({
             grant_types: z.array(z.enum(['authorization_code', 'refresh_token'])).default(['authorization_code', 'refresh_token']),
             token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none']).optional(),
             application_type: z.enum(['web', 'native']).optional(),
+            // e-logout: OpenID Connect Back-Channel Logout 1.0 (S-19): where logout tokens are POSTed, and whether they must carry `sid`.
+            backchannel_logout_uri: z.string().url().optional(),
+            backchannel_logout_session_required: z.boolean().optional(),
           }),
         )
         .default([]),

@@ -47,6 +47,7 @@ export function errorHandler() {
       return;
     }
     res.status(appErr.status);
+    if (appErr.retryAfterSeconds !== undefined) res.set('Retry-After', String(Math.max(1, Math.ceil(appErr.retryAfterSeconds))));
     const wantsHtml = res.locals.errorFormat === 'html';
     if (wantsHtml) {
       res.type('html').send(errorPage({ code: appErr.code, message: appErr.publicMessage, requestId: res.locals.requestId, retryUrl: res.locals.retryUrl }));

@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import { Passport, type Strategy } from 'passport';
 import type { Tenant } from '../domain/tenant.js';
 import { AppError } from '../errors/index.js';
-import { buildSamlOptions, type SpContext } from '../sso/saml/options.js';
+import { buildSamlOptions, type SecondGateOptionsHook, type SpContext } from '../sso/saml/options.js';
 
 const STRATEGY = 'saml-acs';
 
@@ -29,7 +29,7 @@ export type SamlSecondGate = (req: Request, res: Response, tenant: Tenant, verif
  * Redis transaction), so node-saml's versions of them are off there. Passport is wrapped into a
  * promise here, and no business logic runs in its verify callback.
  */
-export function createSamlSecondGate(sp: SpContext, onResult: (result: 'agreed' | 'refused') => void): SamlSecondGate {
+export function createSamlSecondGate(sp: SpContext, onResult: (result: 'agreed' | 'refused') => void, testOptionsHook?: SecondGateOptionsHook): SamlSecondGate {
   const passport = new Passport();
   const tenantOf = new WeakMap<Request, Tenant>();
   // passport-saml's typings name Express 4's Request; the strategy runs on Express 5's unchanged.
@@ -39,7 +39,8 @@ export function createSamlSecondGate(sp: SpContext, onResult: (result: 'agreed' 
       getSamlOptions: (req, done) => {
           const tenant = tenantOf.get(req as unknown as Request);
           if (!tenant) return done(new Error('second gate: no tenant on the request'));
-          done(null, buildSamlOptions({ tenant, sp }));
+          const options = buildSamlOptions({ tenant, sp });
+          done(null, testOptionsHook ? testOptionsHook(options, tenant) : options);
         },
       },
       (profile: Profile | null, done: (err: Error | null, user?: Record<string, unknown>) => void) => done(null, profile ?? undefined),

@@ -94,7 +94,7 @@ export const keys = {
   ssoSwitchCounts: (domain: string): string => `${tag(domain)}:sso-switch:counts`,
   /** Set of member ids the SSO switch in progress has finished (a resumed switch skips them). No TTL; deleted with the job. */
   ssoSwitchDone: (domain: string): string => `${tag(domain)}:sso-switch:done`,
-  /** Lock held by the process running a tenant's SSO switch. TTL: 30 s, renewed per batch. */
+  /** Lock held by the process running a tenant's SSO switch (a LeaseLock: 5 s lease, renewed every second and per batch). */
   ssoSwitchLock: (domain: string): string => `${tag(domain)}:sso-switch:lock`,
   /** A test sign-in of the tenant's configured IdP (JSON record: status, outcome). TTL: TEST_SIGN_IN_RECORD_TTL_MS (1 h) from its creation. */
   ssoTestSignIn: (domain: string, id: string): string => `${tag(domain)}:sso-test:${id}`,
@@ -104,7 +104,7 @@ export const keys = {
   externalKeyImportJob: (domain: string): string => `${tag(domain)}:ext-key-import`,
   /** One staged batch of an import's validated plan (hash member id → "<release 0|1>\t<new key>"). No TTL: deleted in the MULTI that applies it, or with its uncommitted job. */
   externalKeyImportBatch: (domain: string, jobId: string, n: number): string => `${tag(domain)}:ext-key-import:${jobId}:${n}`,
-  /** Lock held by the request changing a tenant's external keys in bulk (S-27, S-28). TTL: 30 s, renewed every 10 s while held. */
+  /** Lock held by the request changing a tenant's external keys in bulk (S-27, S-28) or importing members.csv (a LeaseLock: 5 s lease, renewed every second while held). */
   externalKeysLock: (domain: string): string => `${tag(domain)}:ext-keys:lock`,
   /**
    * Members CSV imports (`POST …/members.csv`) under way or interrupted: hash job id → JSON {id, startedAt,
@@ -127,11 +127,11 @@ export const keys = {
   mdmAdmittedBy: (domain: string): string => `${tag(domain)}:mdm:admitted-by`,
   /** Hash id → built-in MDM exception setting (JSON). No TTL; deleted when 3rd-party MDM sync is switched on. */
   mdmBuiltinExceptions: (domain: string): string => `${tag(domain)}:mdm:builtin-exceptions`,
-  /** Lock held while a tenant's MDM settings or keys change. TTL: 10 s. */
+  /** Lock held while a tenant's MDM settings or keys change (a LeaseLock: 5 s lease, renewed while held). */
   mdmLock: (domain: string): string => `${tag(domain)}:mdm:lock`,
   /** Set of domains holding an active MDM key with this keyed digest (HMAC) of its value (M-7). No TTL; entries are verified on read and stale ones dropped. */
   mdmKeyDigest: (digest: string): string => `idpb:mdm-key-digest:${digest}`,
-  /** Lock serialising uniqueness checks of custom MDM key values across tenants. TTL: 10 s. */
+  /** Lock serialising uniqueness checks of custom MDM key values across tenants (a LeaseLock: 5 s lease, renewed while held). */
   mdmKeyIndexLock: (): string => 'idpb:mdm-key-digest-lock',
   /** Hash OP grant id → {domain, group, restrictedBy} of the mobile sessions on one device, across tenants (M-7 (b)–(d)), by SHA-256 of the device id. TTL: DEVICE_SESSIONS_TTL_MS, refreshed on write; ended grants are pruned on read. */
   deviceSessions: (deviceIdDigest: string): string => `idpb:device:${deviceIdDigest}:sessions`,
@@ -173,6 +173,11 @@ export const keys = {
   auditGlobalStream: (): string => 'idpb:audit:global:stream',
   /** Sign-in counters of a tenant for one UTC day (YYYY-MM-DD): hash `<saml|oauth|password>:<success|failure>` and `reason:<reason>` → count. TTL: LOGIN_ACTIVITY_TTL_MS (32 days), set on each increment. */
   loginActivity: (domain: string, day: string): string => `${tag(domain)}:login-activity:${day}`,
+  // c-saml-meta
+  /** Scheduled refresh of a tenant's IdP metadata URL: last success, last error, failures in a row, next due time (JSON). No TTL; removed with the URL. */
+  idpMetadataRefresh: (domain: string): string => `${tag(domain)}:idp-metadata:refresh`,
+  /** Claim of one due time of that refresh (SET NX PX): the one gateway process that wins it fetches. TTL: IDP_METADATA_CLAIM_TTL_MS. */
+  idpMetadataRefreshClaim: (domain: string, dueAt: number): string => `${tag(domain)}:idp-metadata:claim:${dueAt}`,
 } as const;
 
 export const LOGOUT_TRANSACTION_TTL_MS = 10 * 60_000;
@@ -191,3 +196,7 @@ export const WORKER_STALE_MS = 30_000;
 export const AUDIT_MAX_ENTRIES = 100_000;
 /** How long a day's sign-in counters are kept: the 30 days the console shows, plus two. */
 export const LOGIN_ACTIVITY_TTL_MS = 32 * 24 * 3600_000;
+
+// c-saml-meta
+/** How long a claimed metadata refresh due time stays claimed: longer than one fetch (5 s) with its writes. */
+export const IDP_METADATA_CLAIM_TTL_MS = 10 * 60_000;

@@ -3,6 +3,7 @@ import type { Services } from '../../../services.js';
 import { rateLimit } from '../../rate-limit.js';
 import { auditRoutes } from './audit.js';
 import { principalOf } from './context.js';
+import { domainConfigRoutes } from './domain-config.js';
 import { domainRoutes } from './domains.js';
 import { externalKeyRoutes } from './external-keys.js';
 import { mdmAdminRoutes } from './mdm.js';
@@ -52,6 +53,7 @@ export function adminRouter(s: Services, extra: Array<(s: Services) => Router> =
   router.use(externalKeyRoutes(s));
   router.use(mdmAdminRoutes(s));
   router.use(operatorRoutes(s));
+  router.use(domainConfigRoutes(s));
   for (const make of extra) router.use(make(s));
   return router;
 }
