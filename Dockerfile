@@ -41,4 +41,6 @@ EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/main.js"]
+# The tracing preload hooks http/express/ioredis before they load; it loads nothing unless OTEL_* ask
+# for traces (README, "Traces").
+CMD ["node", "--import", "./dist/observability/tracing-preload.js", "dist/main.js"]

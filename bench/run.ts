@@ -24,8 +24,8 @@
  *            on a tenant without MDM. Target ≥ 1,000 req/s and ≥ 0.8 of the floor.
  *
  * then bench/sso-switch.ts, bench/csv-import.ts and bench/audit-export.ts (time and peak memory), bench/scim.ts (SCIM first sync and
- * a large group patched in pages), bench/member-search.ts (a search
- * page at 100,000 members) and bench/hostile-input.ts (the
+ * a large group patched in pages), bench/member-search.ts (a search page at 100,000 members), bench/acs-tracing.ts
+ * (the ACS with tracing off and on) and bench/hostile-input.ts (the
  * costliest request a stranger can send to each public XML route, as CPU per request against one valid
  * login), folding their JSON lines in.
  * Prints a table and writes bench/results/<timestamp>.json and latest.json (bench/results/README.md).
@@ -415,6 +415,8 @@ async function fileBench(id: FileBenchRecord['id'], script: string, label: strin
   } else if (result && id === 'scim') {
     // Reported, no floor or target (docs/spec.md §14): users/s and peak RSS of the first sync, time of the group patch.
     return { id, label, exitCode: code, result, ms: null, rssGrowthMb: null, target: null, valid: result.consistent === true };
+  } else if (result && id === 'acs-tracing') {
+    return { id, label, exitCode: code, result, ms: null, rssGrowthMb: null, target: null, valid: typeof result.ratio === 'number' };
   } else if (result && id === 'member-search') {
     const met = result.ok === true;
     return { id, label, exitCode: code, result, ms: null, rssGrowthMb: null, target: { text: 'median page <50 ms, index <30 s', met }, valid: true };
@@ -498,6 +500,7 @@ async function main(): Promise<number> {
   if (settings.scenarios.includes('member-search')) files.push(await fileBench('member-search', 'bench/member-search.ts', 'member search: 100k members'));
   if (settings.scenarios.includes('scim')) files.push(await fileBench('scim', 'bench/scim.ts', 'SCIM: 100k users, 50k-member group'));
   if (settings.scenarios.includes('hostile-input')) files.push(await fileBench('hostile-input', 'bench/hostile-input.ts', 'hostile input'));
+  if (settings.scenarios.includes('acs-tracing')) files.push(await fileBench('acs-tracing', 'bench/acs-tracing.ts', 'ACS, tracing off vs on'));
 
   const rows = tableRows(scenarios, files);
   log('\n' + renderTable(rows));

@@ -35,7 +35,7 @@ export interface ScenarioRecord {
 }
 
 export interface FileBenchRecord {
-  id: 'sso-switch' | 'csv-import' | 'audit-export' | 'member-search' | 'hostile-input' | 'scim';
+  id: 'sso-switch' | 'csv-import' | 'audit-export' | 'member-search' | 'hostile-input' | 'scim' | 'acs-tracing';
   label: string;
   exitCode: number | null;
   /** The script's JSON line, as printed. */
@@ -130,6 +130,21 @@ export function tableRows(scenarios: ScenarioRecord[], files: FileBenchRecord[])
         ratio: '—',
         target: '—',
         met: metText(f.valid, null),
+      });
+      continue;
+    }
+    if (f.id === 'acs-tracing') {
+      const r = f.result as { offLoginsPerSecond?: number; onLoginsPerSecond?: number; ratio?: number } | null;
+      rows.push({
+        scenario: `${f.label} (in-process, as profile-acs)`,
+        procs: '1',
+        reqPerSec: r?.onLoginsPerSecond === undefined ? 'failed' : `on ${fmt(r.onLoginsPerSecond, 0)}`,
+        p50: '—',
+        p99: '—',
+        floor: r?.offLoginsPerSecond === undefined ? '—' : `off ${fmt(r.offLoginsPerSecond, 0)}`,
+        ratio: r?.ratio === undefined ? '—' : fmt(r.ratio, 2),
+        target: '—',
+        met: metText(f.valid, f.target),
       });
       continue;
     }

@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../domain/clock.js';
 import { AppError, type LoginBindingRejectReason } from '../errors/index.js';
 import type { Metrics } from '../observability/metrics.js';
+import { currentTraceParent } from '../observability/tracing.js';
 import { keys, type KeyValueStore } from '../store/index.js';
 import type { AppLoginChecks } from './app-login-checks.js';
 
@@ -35,6 +36,8 @@ export interface LoginTransaction {
    * creating a session.
    */
   testSignInId?: string;
+  /** W3C traceparent of the login's start, while tracing is on: the ACS or callback continues that trace. */
+  traceParent?: string;
   createdAt: number;
 }
 
@@ -93,6 +96,8 @@ export class LoginTransactions {
       browserBindingDigest: bindingDigest(browserBinding).toString('base64url'),
       createdAt: this.clock.now(),
     };
+    const traceParent = currentTraceParent();
+    if (traceParent) txn.traceParent = traceParent;
     const json = JSON.stringify(txn);
     const bytes = Buffer.byteLength(json);
     if (bytes > MAX_TRANSACTION_BYTES) {
@@ -151,6 +156,18 @@ export class LoginTransactions {
     if (raw === null) return undefined;
     const txn = JSON.parse(raw) as LoginTransaction;
     return txn.domain === domain ? txn.testSignInId : undefined;
+  }
+
+  /**
+   * The traceparent a live transaction of this tenant was started under, without consuming it (one GET,
+   * asked only while tracing is on): the ACS and the OAuth callback continue the login's trace.
+   */
+  async traceParentOf(domain: string, rawId: unknown): Promise<string | undefined> {
+    if (typeof rawId !== 'string' || !TRANSACTION_ID_RE.test(rawId)) return undefined;
+    const raw = await this.store.get(keys.loginTransaction(domain, rawId));
+    if (raw === null) return undefined;
+    const txn = JSON.parse(raw) as LoginTransaction;
+    return txn.domain === domain && typeof txn.traceParent === 'string' ? txn.traceParent : undefined;
   }
 
   /** Finding 2 (login CSRF / session swap): the request must carry the cookie whose digest the transaction keeps. */

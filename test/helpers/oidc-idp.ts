@@ -58,6 +58,8 @@ export interface OidcIdpOptions {
   extraRedirectUris?: string[];
   /** The `sub` the UserInfo endpoint answers with for an account (default: the account's own; a broken OP answers another). */
   userinfoSub?: (accountId: string) => string;
+  /** Sees every request as it arrives (method, URL, headers), before the IdP answers it. */
+  onRequest?: (req: IncomingMessage) => void;
 }
 
 export async function startOidcIdp(options: OidcIdpOptions = {}): Promise<OidcIdp> {
@@ -134,6 +136,7 @@ export async function startOidcIdp(options: OidcIdpOptions = {}): Promise<OidcId
   };
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    options.onRequest?.(req);
     if (req.method === 'GET' && /^\/interaction\/[\w-]+$/.test((req.url ?? '').split('?')[0]!)) {
       interaction(req, res).catch((err: unknown) => {
         res.statusCode = 400;

@@ -347,7 +347,7 @@ describe('production start, as the image runs it (Dockerfile + README "Docker")'
     assert.equal(image.env.SEED_FILE, '', 'no demo seed in the image');
     assert.ok(image.user && image.user !== 'root' && image.user !== '0', `runs as a non-root user (USER ${image.user})`);
     assert.ok(image.healthcheck.length > 0, 'HEALTHCHECK');
-    assert.deepEqual(image.cmd.slice(1), ['dist/main.js']);
+    assert.deepEqual(image.cmd.slice(1), ['--import', './dist/observability/tracing-preload.js', 'dist/main.js']);
     for (const name of ['REDIS_URL', 'PUBLIC_URL', 'SECRET_KEYS', 'ADMIN_API_KEY', 'OIDC_SIGNING_KEY_FILE']) {
       assert.ok(run.env[name], `the README's docker run sets ${name}`);
     }

@@ -6,6 +6,7 @@ import { requireSamlSettings } from '../../sso/saml/options.js';
 import { servedSpMetadata } from '../../sso/saml/sp-metadata-signature.js';
 import type { ClientKind } from '../../sso/transactions.js';
 import type { Services } from '../../services.js';
+import { continueTrace, tracingActive, withSpan } from '../../observability/tracing.js';
 import { auditRefusedLogin, completeLogin } from '../complete-login.js';
 import { LOGIN_BINDING_COOKIE, readCookie } from '../cookies.js';
 import { createSamlSecondGate } from '../passport-seam.js';
@@ -68,7 +69,7 @@ export function ssoRoutes(s: Services): Router {
     browserRoute,
     rateLimit(s, publicRouteRule(s.config, 'acs')),
     express.urlencoded({ extended: false, limit: s.config.saml.maxResponseBytes, parameterLimit: 10 }),
-    async (req: Request, res: Response) => {
+    inLoginTrace(s, 'saml.acs', (req) => [req.params.domain, (req.body as Record<string, unknown> | undefined)?.RelayState], async (req: Request, res: Response) => {
       const stopTimer = s.metrics.acsDuration.startTimer();
       res.on('finish', () => stopTimer({ result: res.locals.testSignIn ? 'test' : res.statusCode === 303 ? 'success' : 'failure' }));
       const body = (req.body ?? {}) as Record<string, unknown>;
@@ -82,7 +83,8 @@ export function ssoRoutes(s: Services): Router {
           browserBinding: readCookie(req, LOGIN_BINDING_COOKIE),
         });
         // Then the second, independent gate on what the strict verifier accepted (passport-saml).
-        if (secondGate) await secondGate(req, res, result.tenant, { nameId: result.nameId, assertionId: result.assertionId, issuer: requireSamlSettings(result.tenant).idpEntityId });
+        const accepted = result;
+        if (secondGate) await withSpan('saml.second_gate', () => secondGate(req, res, accepted.tenant, { nameId: accepted.nameId, assertionId: accepted.assertionId, issuer: requireSamlSettings(accepted.tenant).idpEntityId }));
       } catch (err) {
         // A test sign-in's refusal (even one the second gate makes) is recorded on the test, not shown as a login error.
         const testSignInId = err instanceof AppError ? (err.testSignIn?.id ?? result?.transaction?.testSignInId) : undefined;
@@ -110,11 +112,11 @@ export function ssoRoutes(s: Services): Router {
         nameId: result.nameId,
         sessionIndex: result.sessionIndex,
       });
-    },
+    }),
   );
 
   // S-17: the OAuth / OIDC redirect back from the IdP.
-  router.get('/oauth/callback/:domain', browserRoute, rateLimit(s, publicRouteRule(s.config, 'oauth-callback')), async (req: Request, res: Response) => {
+  router.get('/oauth/callback/:domain', browserRoute, rateLimit(s, publicRouteRule(s.config, 'oauth-callback')), inLoginTrace(s, 'oauth.callback', (req) => [req.params.domain, req.query.state], async (req: Request, res: Response) => {
     const tenant = await s.tenants.load(req.params.domain);
     res.locals.domain = tenant.domain;
     // While SSO is off, only an administrator's test sign-in comes back here (its transaction is looked at, not consumed).
@@ -141,7 +143,7 @@ export function ssoRoutes(s: Services): Router {
       return;
     }
     await completeLogin(s, req, res, { tenant, member: result.member, method: 'oauth', transaction: result.transaction, idpExpiresAt: result.idpExpiresAt });
-  });
+  }));
 
   // S-18: the IdP asks, once, whether the app login in flight really comes from the app.
   router.post(
@@ -173,4 +175,24 @@ export function ssoRoutes(s: Services): Router {
   // GET|POST /d/password-login/{domain} (S-4: tenants without SSO): see password-routes.ts.
 
   return router;
+}
+
+/**
+ * While tracing is on, runs the ACS or the OAuth callback in a span that continues the login's trace
+ * (the traceparent its /d/login stored in the transaction, looked up without consuming it): one login,
+ * one trace. Just the handler while tracing is off.
+ */
+function inLoginTrace(
+  s: Services,
+  name: string,
+  transactionOf: (req: Request) => [domain: unknown, id: unknown],
+  handler: (req: Request, res: Response) => Promise<void>,
+): (req: Request, res: Response) => Promise<void> {
+  return async (req, res) => {
+    if (!tracingActive()) return handler(req, res);
+    const [domain, id] = transactionOf(req);
+    const tenantDomain = String(domain).toLowerCase().slice(0, 253);
+    const parent = await s.transactions.traceParentOf(tenantDomain, id);
+    return continueTrace(name, parent, () => handler(req, res), { 'idpb.domain': tenantDomain });
+  };
 }

@@ -5,6 +5,7 @@ import type { MemberRepository } from '../../domain/members.js';
 import type { TenantRepository } from '../../domain/tenants.js';
 import type { SamlSettings, Tenant } from '../../domain/tenant.js';
 import { AppError, type SamlRejectReason } from '../../errors/index.js';
+import { withSpan } from '../../observability/tracing.js';
 import { keys, type KeyValueStore } from '../../store/index.js';
 import { TRANSACTION_ID_RE, type ClientKind, type LoginTransaction, type LoginTransactions } from '../transactions.js';
 import { findWeakAlgorithm } from './algorithms.js';
@@ -129,8 +130,9 @@ export class SamlAcs {
   async consume(input: AcsInput): Promise<AcsResult> {
     const ctx: AcsContext = { input };
     try {
-      for (const [, step] of this.steps) await step(ctx);
-      return await this.result(ctx);
+      for (const [name, step] of this.steps) await withSpan(`saml.acs.${name}`, () => step(ctx));
+      // The member lookup (started by checkNameId) is awaited here.
+      return await withSpan('saml.acs.result', () => this.result(ctx));
     } catch (err) {
       // Let the caller audit the refusal against the tenant when we got that far.
       if (err instanceof AppError && ctx.tenant) err.tenantDomain = ctx.tenant.domain;
