@@ -215,8 +215,10 @@ export class Webhooks {
     try {
       let outcome: DeliveryOutcome = 'idle';
       for (let i = 0; i < 10; i++) {
-        outcome = await this.deliverBatch(domain);
-        if (outcome !== 'delivered' && outcome !== 'failed') break;
+        const batch = await this.deliverBatch(domain);
+        // A round that delivered (or gave up on) batches says so, though it ends with nothing left.
+        if (batch !== 'idle' || outcome === 'idle') outcome = batch;
+        if (batch !== 'delivered' && batch !== 'failed') break;
         await store.expire(lease, settings.leaseMs);
       }
       return outcome;
