@@ -285,13 +285,32 @@ describe('Webhook failed deliveries and redelivery', () => {
   let receiver: Receiver;
 
   before(async () => {
-    gw = await createGateway({ overrides: { ...LOOPBACK_IDPS, events: { webhook: { maxAttempts: 3, backoffBaseMs: 1000, backoffMaxMs: 5000, batchSize: 2 } } } });
+    gw = await createGateway({ overrides: { ...LOOPBACK_IDPS, events: { webhook: { maxAttempts: 3, backoffBaseMs: 1000, backoffMaxMs: 5000, batchSize: 2, pollMs: 50 } } } });
     receiver = new Receiver();
     await receiver.start();
   });
   after(async () => {
+    await gw.services.webhooks.stop();
     await receiver.stop();
     await gw.close();
+  });
+
+  it('the background loop (started as main.ts does) delivers without anyone calling it, and stops', async () => {
+    const D = 'b.example';
+    const auth = 'Bearer DEV-ONLY-admin-api-key-change-me-000000000000000';
+    assert.equal((await gw.http.put(`/admin/v1/domains/${D}/webhook`).set('Authorization', auth).send({ url: receiver.url })).status, 200);
+    const arrived = receiver.nextRequest();
+    gw.services.webhooks.start();
+    await arrived;
+    await gw.services.webhooks.stop();
+    const got = receiver.requests.at(-1)!;
+    assert.deepEqual(eventsOf(got).map((e) => e.type), ['audit.webhook.set']);
+    // Stopped: a new event stays in the stream until a round runs.
+    const count = receiver.requests.length;
+    await gw.services.audit.record({ type: 'after.stop', domain: D, actor: 'operator' });
+    assert.equal((await gw.http.get(`/admin/v1/domains/${D}/webhook`).set('Authorization', auth)).body.cursor, got.headers['webhook-id']!.toString().split('_')[2]);
+    assert.equal(receiver.requests.length, count);
+    assert.equal((await gw.http.delete(`/admin/v1/domains/${D}/webhook`).set('Authorization', auth)).status, 204);
   });
 
   it('gives up after maxAttempts, lists the failed delivery, goes on with the next events, and redelivers on request', async () => {
