@@ -295,6 +295,27 @@ describe('Webhook failed deliveries and redelivery', () => {
     await gw.close();
   });
 
+  it('two gateway processes on one store deliver a tenant\'s events once each, in order (the lease)', async () => {
+    const D = 'rollover.example';
+    const auth = 'Bearer DEV-ONLY-admin-api-key-change-me-000000000000000';
+    const gw2 = await createGateway({ store: gw.store, clock: gw.clock, overrides: { ...LOOPBACK_IDPS, events: { webhook: { batchSize: 2 } } } });
+    assert.equal((await gw.http.put(`/admin/v1/domains/${D}/webhook`).set('Authorization', auth).send({ url: receiver.url })).status, 200);
+    for (let i = 0; i < 25; i++) await gw2.services.audit.record({ type: 'shared.event', domain: D, actor: 'operator', data: { i } });
+    const before = receiver.requests.length;
+    receiver.mode = 'ok';
+    const outcomes: string[] = [];
+    for (let round = 0; round < 10; round++) {
+      const both = await Promise.all([gw.services.webhooks.tick(), gw2.services.webhooks.tick(), gw.services.webhooks.deliverTenant(D), gw2.services.webhooks.deliverTenant(D)]);
+      outcomes.push(String(both[2]), String(both[3]));
+      if (both[2] === 'idle' && both[3] === 'idle') break;
+    }
+    const ids = receiver.requests.slice(before).flatMap((r) => eventsOf(r).map((e) => e.id));
+    const expected = (await gw.services.events.read(D, undefined, 1000)).events.map((e) => e.id);
+    assert.deepEqual(ids, expected, 'each event once, in order, across both workers');
+    assert.ok(outcomes.includes('busy'), `one worker found the tenant leased: ${outcomes.join(',')}`);
+    assert.equal((await gw.http.delete(`/admin/v1/domains/${D}/webhook`).set('Authorization', auth)).status, 204);
+  });
+
   it('the background loop (started as main.ts does) delivers without anyone calling it, and stops', async () => {
     const D = 'b.example';
     const auth = 'Bearer DEV-ONLY-admin-api-key-change-me-000000000000000';
