@@ -4,8 +4,9 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { hashPassword } from '../../../src/domain/passwords.js';
 import type { TenantEvent } from '../../../src/observability/events.js';
-import { LOOPBACK_IDPS, OPERATOR_AUTH, beginLogin, createGateway, postAcs, tenantKeyAuth, validResponse, type Gateway } from '../../helpers/gateway.js';
+import { LOOPBACK_IDPS, OPERATOR_AUTH, SERVICE_ORIGIN, beginLogin, createGateway, postAcs, tenantKeyAuth, validResponse, type Gateway } from '../../helpers/gateway.js';
 import { idps } from '../../helpers/keys.js';
 
 /** A real HTTP receiver: answers by `mode`, records every request with its raw body. */
@@ -146,6 +147,37 @@ describe('Events out: sign-in and audit events, pull API, signed webhooks (docs/
     assert.ok(events.some((e) => e.type === 'audit.login.succeeded' && e.actor === 'member:m-a-active'));
     const text = JSON.stringify(events);
     for (const secret of ['SAMLResponse', 'idpb_session', 'idpb_login', 'PHNhbWxw']) assert.ok(!text.includes(secret), secret);
+  });
+
+  it('password sign-ins are events too (protocol password), the password never in them', async () => {
+    const D = 'nosso.example';
+    const member = await gw.services.members.findById(D, 'm-n');
+    await gw.services.members.replace({ ...member!, passwordHash: await hashPassword('Correct-horse-42') });
+    const attempt = async (password: string): Promise<number> => {
+      const form = await gw.http.get(`/d/password-login/${D}`).query({ accessUrl: `${SERVICE_ORIGIN}/board` }).set('X-Forwarded-For', '198.51.100.77');
+      const csrf = /name="csrf" value="([^"]+)"/.exec(form.text)![1]!;
+      const cookie = ((form.headers['set-cookie'] as unknown as string[]) ?? []).find((c) => c.startsWith('idpb_csrf='))!.split(';')[0]!;
+      const res = await gw.http
+        .post(`/d/password-login/${D}`)
+        .type('form')
+        .set('X-Forwarded-For', '198.51.100.77')
+        .set('Cookie', cookie)
+        .send({ account: 'n@nosso.example', password, accessUrl: `${SERVICE_ORIGIN}/board`, csrf });
+      return res.status;
+    };
+    assert.equal(await attempt('Wrong-password-00'), 401);
+    assert.equal(await attempt('Correct-horse-42'), 303);
+    const signIns = (await pullAll(D, 100)).filter((e) => e.type.startsWith('sign_in.'));
+    assert.deepEqual(
+      signIns.map((e) => [e.type, e.protocol, e.memberId, e.ip]),
+      [
+        ['sign_in.refused', 'password', 'm-n', '198.51.100.77'],
+        ['sign_in.succeeded', 'password', 'm-n', '198.51.100.77'],
+      ],
+    );
+    assert.ok(signIns[0]!.code);
+    const text = JSON.stringify(await pullAll(D, 100));
+    assert.ok(!text.includes('Wrong-password-00') && !text.includes('Correct-horse-42'));
   });
 
   it('the pull API pages every event once, in order, for any page size; tenant-scoped; a bad cursor is 400', async () => {
