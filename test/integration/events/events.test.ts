@@ -100,9 +100,9 @@ describe('Events out: sign-in and audit events, pull API, signed webhooks (docs/
     return res.status;
   }
 
-  async function pullAll(domain: string, limit: number, auth = OPERATOR_AUTH): Promise<TenantEvent[]> {
+  async function pullAll(domain: string, limit: number, auth = OPERATOR_AUTH, start: string | null = null): Promise<TenantEvent[]> {
     const seen: TenantEvent[] = [];
-    let after: string | null = null;
+    let after: string | null = start;
     for (let pages = 0; pages < 1000; pages++) {
       const res = await admin('get', domain, '/events', auth).query({ limit, ...(after ? { after } : {}) });
       assert.equal(res.status, 200, res.text);
@@ -217,10 +217,23 @@ describe('Events out: sign-in and audit events, pull API, signed webhooks (docs/
       assert.equal(res.body.error, 'webhook_url_refused', url);
     }
     assert.equal((await admin('get', 'sha1.example', '/webhook')).status, 404);
+    // Loopback only where the operator admits it (this test's LOOPBACK_IDPS): a gateway without it refuses.
+    const strict = await createGateway({ store: gw.store, clock: gw.clock });
+    const refused = await strict.http.put('/admin/v1/domains/sha1.example/webhook').set('Authorization', OPERATOR_AUTH).send({ url: receiver.url });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error, 'webhook_url_refused');
+    // A query string (a receiver's own token) stays out of the audit trail.
+    const withToken = await admin('put', 'sha1.example', '/webhook').send({ url: `${receiver.url}?token=s3cr3t-value` });
+    assert.equal(withToken.status, 200);
+    const audited = await gw.services.audit.list('sha1.example', 1);
+    assert.equal(audited[0]!.type, 'webhook.set');
+    assert.ok(!JSON.stringify(audited).includes('s3cr3t-value'));
+    assert.equal((await admin('delete', 'sha1.example', '/webhook')).status, 204);
   });
 
   it('a receiver failing twice then recovering gets every event, signed, once after de-duplication by id, in order', async () => {
     const D = 'sha1.example';
+    const from = await gw.services.events.newestId(D);
     const set = await admin('put', D, '/webhook').send({ url: receiver.url });
     assert.equal(set.status, 200, set.text);
     const secret = set.body.secret as string;
@@ -249,7 +262,8 @@ describe('Events out: sign-in and audit events, pull API, signed webhooks (docs/
     assert.equal(new Set(got.map((r) => r.headers['webhook-id'])).size, 1, 'retries keep the webhook-id');
     const unique = new Map<string, TenantEvent>();
     for (const r of got) for (const e of eventsOf(r)) unique.set(e.id, e);
-    const expected = (await pullAll(D, 1000));
+    const expected = await pullAll(D, 1000, OPERATOR_AUTH, from);
+    assert.equal(expected[0]!.type, 'audit.webhook.set');
     assert.deepEqual([...unique.keys()], expected.map((e) => e.id));
     assert.equal([...unique.values()].filter((e) => e.type === 'sign_in.succeeded').length, 3);
     assert.equal([...unique.values()].filter((e) => e.type === 'sign_in.refused').length, 1);

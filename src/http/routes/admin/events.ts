@@ -75,7 +75,9 @@ export function eventRoutes(s: Services): Router {
     requirePermission(res, 'write');
     const body = parseBody(webhookBody, req.body);
     const set = await s.webhooks.set(tenant.domain, body.url);
-    await auditAdmin(s, req, res, { type: 'webhook.set', domain: tenant.domain, data: { url: set.url } });
+    // Origin and path only: a receiver's query string may carry its own token.
+    const url = new URL(set.url);
+    await auditAdmin(s, req, res, { type: 'webhook.set', domain: tenant.domain, data: { url: `${url.origin}${url.pathname}` } });
     res.setHeader('Cache-Control', 'no-store');
     res.json(set);
   });
