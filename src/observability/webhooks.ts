@@ -43,6 +43,8 @@ export type DeliveryOutcome = 'idle' | 'busy' | 'waiting' | 'delivered' | 'retry
 
 const URL_MAX = 2000;
 const ERROR_MAX = 200;
+/** Tenants one worker delivers at the same time (a slow receiver holds up only its own lane). */
+const ROUND_CONCURRENCY = 16;
 
 /**
  * The Standard Webhooks signature (standardwebhooks.com): `v1,` and the base64 HMAC-SHA256, keyed by
@@ -200,10 +202,17 @@ export class Webhooks {
     await this.running;
   }
 
-  /** One round: every tenant with a webhook, each under its lease. */
+  /** One round: every tenant with a webhook, each under its lease, at most ROUND_CONCURRENCY at a time. */
   async tick(): Promise<void> {
     const domains = await this.deps.store.sMembers(keys.webhookDomains());
-    await Promise.all(domains.map((d) => this.deliverTenant(d).catch((err: unknown) => this.deps.logger.warn({ err, domain: d }, 'webhook delivery failed'))));
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < domains.length) {
+        const d = domains[next++]!;
+        await this.deliverTenant(d).catch((err: unknown) => this.deps.logger.warn({ err, domain: d }, 'webhook delivery failed'));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(ROUND_CONCURRENCY, domains.length) }, lane));
   }
 
   /** Delivers the tenant's pending events, batch after batch, while they succeed (at most 10 batches a round). */
