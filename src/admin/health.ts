@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Clock } from '../domain/clock.js';
 import type { Tenant } from '../domain/tenant.js';
 import type { TenantRepository } from '../domain/tenants.js';
-import { keys, RedisStore, WORKER_HEARTBEAT_MS, WORKER_STALE_MS, type KeyValueStore } from '../store/index.js';
+import { keys, lockMayBeLive, RedisStore, WORKER_HEARTBEAT_MS, WORKER_STALE_MS, type KeyValueStore } from '../store/index.js';
 
 /** Certificates that end within this many days are listed. */
 export const CERT_WARNING_DAYS = 30;
@@ -125,33 +125,12 @@ export async function gatewayHealth(deps: { store: KeyValueStore; clock: Clock; 
           keys.externalKeyImportJob(domain),
           keys.externalKeysLock(domain),
         ]);
-        if (tenantRaw) {
-          const tenant = JSON.parse(tenantRaw) as Tenant;
-          (tenant.sso.saml?.idpCertificates ?? []).forEach((pem, index) => {
-            let cert: X509Certificate;
-            try {
-              cert = new X509Certificate(pem);
-            } catch {
-              return;
-            }
-            const notAfter = Date.parse(cert.validTo);
-            if (!Number.isFinite(notAfter) || notAfter - now > CERT_WARNING_DAYS * DAY_MS) return;
-            expiring.push({
-              domain,
-              ssoEnabled: tenant.sso.enabled,
-              index,
-              subject: cert.subject.replace(/\n/g, ', '),
-              notAfter: new Date(notAfter).toISOString(),
-              expired: notAfter <= now,
-              daysLeft: Math.floor((notAfter - now) / DAY_MS),
-            });
-          });
-        }
-        if (switchJob && !switchLock) {
+        if (tenantRaw) expiring.push(...expiringCertificatesOf(JSON.parse(tenantRaw) as Tenant, now));
+        if (switchJob && !lockMayBeLive(switchLock ?? null)) {
           const job = JSON.parse(switchJob) as { target: boolean; startedAt: number; membersDone?: number; membersTotal?: number };
           runs.push({ domain, kind: 'sso_switch', startedAt: new Date(job.startedAt).toISOString(), detail: { target: job.target, membersDone: job.membersDone ?? 0, membersTotal: job.membersTotal ?? null } });
         }
-        if (importJob && !importLock) {
+        if (importJob && !lockMayBeLive(importLock ?? null)) {
           const job = JSON.parse(importJob) as { state: string; startedAt: number; next: number; batches: number };
           // A job still staging was never committed: the next request discards it, nothing to resume.
           if (job.state === 'applying') runs.push({ domain, kind: 'external_key_import', startedAt: new Date(job.startedAt).toISOString(), detail: { nextBatch: job.next, batches: job.batches } });
@@ -172,4 +151,50 @@ export async function gatewayHealth(deps: { store: KeyValueStore; clock: Clock; 
     tenantsChecked: checked.length,
     truncated: domains.length > checked.length,
   };
+}
+
+/** A tenant's IdP signing certificates that end within CERT_WARNING_DAYS of `now` (or have ended). */
+export function expiringCertificatesOf(tenant: Tenant, now: number): ExpiringCertificate[] {
+  const expiring: ExpiringCertificate[] = [];
+  (tenant.sso.saml?.idpCertificates ?? []).forEach((pem, index) => {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(pem);
+    } catch {
+      return;
+    }
+    const notAfter = Date.parse(cert.validTo);
+    if (!Number.isFinite(notAfter) || notAfter - now > CERT_WARNING_DAYS * DAY_MS) return;
+    expiring.push({
+      domain: tenant.domain,
+      ssoEnabled: tenant.sso.enabled,
+      index,
+      subject: cert.subject.replace(/\n/g, ', '),
+      notAfter: new Date(notAfter).toISOString(),
+      expired: notAfter <= now,
+      daysLeft: Math.floor((notAfter - now) / DAY_MS),
+    });
+  });
+  return expiring;
+}
+
+/**
+ * For `/metrics` (idpb_idp_certificates_expiring): per tenant domain, how many IdP signing certificates
+ * end within CERT_WARNING_DAYS (expired ones included). Tenants with none are left out. The same reading
+ * of tenants as the health screen: HEALTH_MAX_TENANTS at most, BATCH at once.
+ */
+export async function expiringCertificateCounts(deps: { store: KeyValueStore; clock: Clock; tenants: TenantRepository }): Promise<Map<string, number>> {
+  const now = deps.clock.now();
+  const domains = (await deps.tenants.listDomains()).slice(0, HEALTH_MAX_TENANTS);
+  const counts = new Map<string, number>();
+  for (let i = 0; i < domains.length; i += BATCH) {
+    const raws = await Promise.all(domains.slice(i, i + BATCH).map((d) => deps.store.get(keys.tenant(d))));
+    for (const raw of raws) {
+      if (!raw) continue;
+      const tenant = JSON.parse(raw) as Tenant;
+      const n = expiringCertificatesOf(tenant, now).length;
+      if (n > 0) counts.set(tenant.domain, n);
+    }
+  }
+  return counts;
 }

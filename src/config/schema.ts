@@ -152,6 +152,23 @@ export const configSchema = z.strictObject({
         nextCertificate: z.string().optional(),
       })
       .default({}),
+    // c-saml-meta
+    /**
+     * Scheduled refresh of the tenants' IdP metadata URLs (src/admin/idp-metadata-refresh.ts): every
+     * `intervalMinutes` ± `jitterPercent`, after a failure again in `backoffFirstSeconds`, doubling up to
+     * `backoffMaxSeconds`. Every gateway process looks for due tenants every `checkEverySeconds`; one
+     * process fetches each due time (a claim in the store).
+     */
+    metadataRefresh: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        intervalMinutes: z.number().int().min(5).max(10_080).default(360),
+        jitterPercent: z.number().min(0).max(50).default(10),
+        backoffFirstSeconds: z.number().int().min(10).max(86_400).default(300),
+        backoffMaxSeconds: z.number().int().min(60).max(604_800).default(21_600),
+        checkEverySeconds: z.number().int().min(1).max(3600).default(60),
+      })
+      .prefault({}),
   }),
   oauth: z.strictObject({
     /** S-15: calls to the IdP's token and user-info APIs give up connecting after 1 s … */
@@ -177,6 +194,9 @@ export const configSchema = z.strictObject({
             grant_types: z.array(z.enum(['authorization_code', 'refresh_token'])).default(['authorization_code', 'refresh_token']),
             token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none']).optional(),
             application_type: z.enum(['web', 'native']).optional(),
+            // e-logout: OpenID Connect Back-Channel Logout 1.0 (S-19): where logout tokens are POSTed, and whether they must carry `sid`.
+            backchannel_logout_uri: z.string().url().optional(),
+            backchannel_logout_session_required: z.boolean().optional(),
           }),
         )
         .default([]),
@@ -322,6 +342,14 @@ export const configSchema = z.strictObject({
         .default({ pollMs: 1000, batchSize: 100, maxAttempts: 12, backoffBaseMs: 1000, backoffMaxMs: 300_000, leaseMs: 30_000 }),
     })
     .default({ webhook: { pollMs: 1000, batchSize: 100, maxAttempts: 12, backoffBaseMs: 1000, backoffMaxMs: 300_000, leaseMs: 30_000 } }),
+  // g-scim
+  /** SCIM 2.0 provisioning (`/scim/v2/{domain}`, docs/spec.md §14). */
+  scim: z
+    .strictObject({
+      /** SCIM requests per minute per SCIM token (Entra ID sends about 10 at a time; a first sync of 100,000 users needs thousands a minute). */
+      rateLimitPerMinute: z.number().int().min(10).max(1_000_000).default(6000),
+    })
+    .default({ rateLimitPerMinute: 6000 }),
 });
 
 export type Config = z.infer<typeof configSchema>;

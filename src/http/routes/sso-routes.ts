@@ -3,7 +3,7 @@ import { checkAccessUrl } from '../../domain/access-url.js';
 import { AppError } from '../../errors/index.js';
 import { SESSION_KEY_RE } from '../../sso/app-login-checks.js';
 import { requireSamlSettings } from '../../sso/saml/options.js';
-import { buildSpMetadata } from '../../sso/saml/sp-metadata.js';
+import { servedSpMetadata } from '../../sso/saml/sp-metadata-signature.js';
 import type { ClientKind } from '../../sso/transactions.js';
 import type { Services } from '../../services.js';
 import { auditRefusedLogin, completeLogin } from '../complete-login.js';
@@ -158,7 +158,16 @@ export function ssoRoutes(s: Services): Router {
   // S-11: SP metadata.
   router.get('/saml/metadata/:domain', async (req: Request, res: Response) => {
     const tenant = await s.tenants.load(req.params.domain);
-    res.type('application/samlmetadata+xml').send(buildSpMetadata(s.sp, tenant));
+    res.type('application/samlmetadata+xml').send(servedSpMetadata(s.sp, tenant));
+  });
+
+  // S-13: the SP signing certificate as PEM, public like the metadata that already carries it, for IdP
+  // administrators who register a certificate file (it verifies our AuthnRequests and logout messages).
+  router.get('/saml/sp-certificate/:domain', async (req: Request, res: Response) => {
+    const tenant = await s.tenants.load(req.params.domain);
+    const certificate = s.sp.signing?.certificate;
+    if (!certificate) throw new AppError('not_found', { message: 'This gateway has no SP signing certificate.', detail: 'saml.signing not configured' });
+    res.attachment(`${tenant.domain}-sp-certificate.pem`).type('application/x-pem-file').send(certificate.endsWith('\n') ? certificate : `${certificate}\n`);
   });
 
   // GET|POST /d/password-login/{domain} (S-4: tenants without SSO): see password-routes.ts.
