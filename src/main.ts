@@ -128,7 +128,7 @@ async function runGateway(config: Config, logger: Logger, options: { seed: boole
     force.unref();
     const finish = (): void => {
       // Back-channel logout tokens already queued get a short while to leave (they need the store and the outbound client).
-      void Promise.allSettled([running.heartbeat?.stop(), running.services?.idpMetadata.stop(), running.services?.backchannelLogout.drain(BACKCHANNEL_DRAIN_MS)])
+      void Promise.allSettled([running.heartbeat?.stop(), running.services?.idpMetadata.stop(), running.services?.backchannelLogout.drain(BACKCHANNEL_DRAIN_MS), running.services?.webhooks.stop()])
         .then(() => Promise.allSettled([running.store?.close(), running.services?.outbound.close()]))
         .finally(() => {
           logger.info('stopped');
@@ -166,6 +166,8 @@ async function runGateway(config: Config, logger: Logger, options: { seed: boole
     // Health at a glance counts the processes serving by their heartbeats in the store.
     running.heartbeat = new WorkerHeartbeat({ store, clock: systemClock });
     running.heartbeat.start((err) => logger.warn({ err }, 'worker heartbeat not written'));
+    // Events out: every worker delivers the tenants' webhooks in the background (one per tenant at a time, by lease).
+    services.webhooks.start();
     // Every process looks for tenants whose IdP metadata is due; one fetches each due time.
     services.idpMetadata.start((err) => logger.warn({ err }, 'IdP metadata refresh pass failed'));
     if (demo && (cluster.worker?.id ?? 1) === 1) logger.info(`Demo: open ${config.publicUrl}/d/login/demo.example?accessUrl=${encodeURIComponent(`${config.publicUrl}/welcome`)}`);

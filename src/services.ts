@@ -25,6 +25,8 @@ import { DeviceSessions } from './mdm/device-sessions.js';
 import { MdmCheck } from './mdm/mdm-check.js';
 import { MdmKeys } from './mdm/mdm-keys.js';
 import { AuditLog } from './observability/audit.js';
+import { EventLog } from './observability/events.js';
+import { Webhooks } from './observability/webhooks.js';
 import { LoginActivity } from './observability/login-activity.js';
 import { Metrics } from './observability/metrics.js';
 import type { Logger } from './observability/logger.js';
@@ -68,6 +70,10 @@ export interface Services extends AppDeps {
   audit: AuditLog;
   /** Sign-in counters per tenant and day (the console's activity chart). */
   loginActivity: LoginActivity;
+  /** Each tenant's events (sign-ins and audit entries) for the pull API and the webhooks. */
+  events: EventLog;
+  /** Each tenant's signed webhook and its background delivery (started by main.ts). */
+  webhooks: Webhooks;
   acs: SamlAcs;
   /** Where server-side calls may go (IdP metadata by URL, every OAuth / OIDC call). */
   outboundPolicy: OutboundPolicy;
@@ -124,6 +130,8 @@ export function buildServices(deps: AppDeps): Services {
   const deviceSessions = new DeviceSessions({ store, isLive: isGrantLive });
   const opClients = new OpClients({ store, clock, secrets: secretBox, config });
   const audit = new AuditLog(store, clock, logger, config.audit.retentionDays);
+  const events = new EventLog(store, clock, logger, config.audit.retentionDays);
+  audit.forwardTo((entry) => events.audit(entry));
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
   const outboundPolicy = new OutboundPolicy(config.outbound, deps.resolveHost);
@@ -140,6 +148,8 @@ export function buildServices(deps: AppDeps): Services {
     sessions,
     audit,
     loginActivity: new LoginActivity(store, clock, logger),
+    events,
+    webhooks: new Webhooks({ store, clock, logger, events, secrets: secretBox, policy: outboundPolicy, outbound, allowHttp, settings: config.events.webhook }),
     sp,
     acs: new SamlAcs({
       tenants,

@@ -321,6 +321,27 @@ export const configSchema = z.strictObject({
         .default('LineworksAuthCode'),
     })
     .default({ managedAppConfigKey: 'LineworksAuthCode' }),
+  // j-events
+  /** Events out (docs/spec.md §11): the per-tenant webhooks' delivery, run in the background by every worker. */
+  events: z
+    .strictObject({
+      webhook: z
+        .strictObject({
+          /** How often a worker looks for events to deliver. */
+          pollMs: z.number().int().min(50).max(60_000).default(1000),
+          /** Events per POST, oldest first. */
+          batchSize: z.number().int().min(1).max(500).default(100),
+          /** Attempts of one batch before it is recorded as failed (then the next batch goes). */
+          maxAttempts: z.number().int().min(1).max(30).default(12),
+          /** Wait after the first failed attempt; doubled after each further one, up to backoffMaxMs (defaults: 1 s … 5 min, about 25 min in all). */
+          backoffBaseMs: z.number().int().min(1).max(600_000).default(1000),
+          backoffMaxMs: z.number().int().min(1).max(3_600_000).default(300_000),
+          /** How long one worker holds a tenant's delivery (renewed per batch); after a crash another worker goes on after it. */
+          leaseMs: z.number().int().min(1000).max(600_000).default(30_000),
+        })
+        .default({ pollMs: 1000, batchSize: 100, maxAttempts: 12, backoffBaseMs: 1000, backoffMaxMs: 300_000, leaseMs: 30_000 }),
+    })
+    .default({ webhook: { pollMs: 1000, batchSize: 100, maxAttempts: 12, backoffBaseMs: 1000, backoffMaxMs: 300_000, leaseMs: 30_000 } }),
   // g-scim
   /** SCIM 2.0 provisioning (`/scim/v2/{domain}`, docs/spec.md §14). */
   scim: z

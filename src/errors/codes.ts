@@ -110,6 +110,9 @@ export const ERROR_CODES = {
     message: 'The certificate is not in PEM format. Please convert it to PEM (Base64 text starting with -----BEGIN CERTIFICATE-----).',
   },
   certificate_invalid: { status: 400, message: 'The certificate could not be read.' },
+  // j-events
+  webhook_url_refused: { status: 400, message: 'The webhook URL cannot be used: it must be an https URL of a public host, without credentials.' },
+  webhook_not_configured: { status: 404, message: 'No webhook is set for this organisation.' },
   // c-saml-meta
   idp_metadata_url_missing: { status: 409, message: 'This domain has no IdP metadata URL to refresh from.' },
   idp_metadata_unsigned: { status: 400, message: 'The identity provider metadata is not signed, and this domain requires signed metadata.' },

@@ -67,6 +67,7 @@ export async function completeLogin(s: Services, req: Request, res: Response, ou
     data: { method: outcome.method, solicited: transaction !== null, clientKind },
   });
   s.metrics.recordLogin(tenant.domain, outcome.method, 'success');
+  await s.events.signIn(req, { domain: tenant.domain, result: 'succeeded', protocol: signInProtocol(outcome.method, tenant), memberId: member.id });
   await s.loginActivity.record(tenant.domain, outcome.method, 'success');
   await recordTenantLogin(s, tenant.domain, res.locals.log);
   res.redirect(303, transaction?.target ?? s.defaultServiceUrl(tenant));
@@ -78,6 +79,7 @@ export async function auditRefusedLogin(s: Services, req: Request, res: Response
   const tenantDomain = err.tenantDomain ?? domain;
   s.metrics.recordLogin(tenantDomain, type.startsWith('oauth') ? 'oauth' : 'saml', 'failure');
   await s.loginActivity.record(tenantDomain, type.startsWith('oauth') ? 'oauth' : 'saml', 'failure', err.reason ?? err.code);
+  await s.events.signIn(req, { domain: tenantDomain, result: 'refused', protocol: type.startsWith('oauth') ? 'oauth' : 'saml', code: err.code, reason: err.reason ?? err.code });
   res.locals.domain = tenantDomain;
   // A fresh start is the way out of a failed sign-in; the page offers it (a link, never an automatic loop).
   if (tenantDomain) res.locals.retryUrl = `/d/login/${tenantDomain}`;
@@ -89,4 +91,9 @@ export async function auditRefusedLogin(s: Services, req: Request, res: Response
     ip: req.ip,
     reason: err.reason ?? err.code,
   });
+}
+
+/** The event's protocol of an SSO login: `oidc` for an OAuth tenant of the OIDC profile. */
+function signInProtocol(method: 'saml' | 'oauth', tenant: Tenant): 'saml' | 'oauth' | 'oidc' {
+  return method === 'oauth' && tenant.sso.oauth?.profile === 'oidc' ? 'oidc' : method;
 }

@@ -96,6 +96,8 @@ export function matchesAudit(r: AuditRecord, f: AuditFilter): boolean {
  */
 export class AuditLog {
   private readonly retentionMs: number;
+  /** j-events: where each tenant's entry is also appended as an event (EventLog.audit). */
+  private forward?: (entry: AuditRecord) => Promise<void>;
 
   constructor(
     private readonly store: KeyValueStore,
@@ -119,6 +121,12 @@ export class AuditLog {
     } catch (err) {
       this.logger.error({ err, auditType: event.type }, 'audit event could not be stored');
     }
+    if (this.forward && event.domain) await this.forward(entry);
+  }
+
+  /** Appends every tenant's entry to `forward` too (the tenant's events stream); it must not throw. */
+  forwardTo(forward: (entry: AuditRecord) => Promise<void>): void {
+    this.forward = forward;
   }
 
   /** Newest first (no filter). */

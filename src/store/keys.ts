@@ -173,6 +173,19 @@ export const keys = {
   auditGlobalStream: (): string => 'idpb:audit:global:stream',
   /** Sign-in counters of a tenant for one UTC day (YYYY-MM-DD): hash `<saml|oauth|password>:<success|failure>` and `reason:<reason>` → count. TTL: LOGIN_ACTIVITY_TTL_MS (32 days), set on each increment. */
   loginActivity: (domain: string, day: string): string => `${tag(domain)}:login-activity:${day}`,
+  // j-events
+  /** Events of a tenant (sign-ins and audit entries, docs/spec.md §11 events): a stream, id `<ms>-<seq>`, oldest first is delivery order. Trimmed to audit.retentionDays on write (MINID ~). */
+  events: (domain: string): string => `${tag(domain)}:events`,
+  /** Hash of the tenant's webhook: url, secret (sealed), createdAt. No TTL. */
+  webhook: (domain: string): string => `${tag(domain)}:webhook`,
+  /** Hash of the tenant's webhook delivery state: cursor (last delivered event id), attempts, nextAt (ms), lastError. No TTL. */
+  webhookState: (domain: string): string => `${tag(domain)}:webhook:state`,
+  /** Lease of the worker delivering the tenant's events now (one at a time, in order). TTL: the lease (renewed per batch). */
+  webhookLease: (domain: string): string => `${tag(domain)}:webhook:lease`,
+  /** Hash delivery id → failed delivery (JSON: event ids, attempts, last error). At most WEBHOOK_FAILED_MAX entries. No TTL. */
+  webhookFailed: (domain: string): string => `${tag(domain)}:webhook:failed`,
+  /** Set of the domains with a webhook: what the delivery loop walks. No TTL. */
+  webhookDomains: (): string => 'idpb:webhook-domains',
   // c-saml-meta
   /** Scheduled refresh of a tenant's IdP metadata URL: last success, last error, failures in a row, next due time (JSON). No TTL; removed with the URL. */
   idpMetadataRefresh: (domain: string): string => `${tag(domain)}:idp-metadata:refresh`,
@@ -214,6 +227,9 @@ export const AUDIT_MAX_ENTRIES = 100_000;
 /** How long a day's sign-in counters are kept: the 30 days the console shows, plus two. */
 export const LOGIN_ACTIVITY_TTL_MS = 32 * 24 * 3600_000;
 
+// j-events
+/** At most this many failed webhook deliveries are kept per tenant; later failures are only logged. */
+export const WEBHOOK_FAILED_MAX = 1000;
 // c-saml-meta
 /** How long a claimed metadata refresh due time stays claimed: longer than one fetch (5 s) with its writes. */
 export const IDP_METADATA_CLAIM_TTL_MS = 10 * 60_000;

@@ -163,6 +163,7 @@ export function passwordRoutes(s: Services): Router {
         }
         s.metrics.recordLogin(tenant.domain, 'password', outcome.lockedNow ? 'locked' : 'failure');
         await s.loginActivity.record(tenant.domain, 'password', 'failure', outcome.reason);
+        await s.events.signIn(req, { domain: tenant.domain, result: 'refused', protocol: 'password', memberId: outcome.memberId, code: outcome.code, reason: outcome.reason });
         throw refusalError(tenant, outcome);
       }
 
@@ -191,6 +192,7 @@ export function passwordRoutes(s: Services): Router {
       });
       s.metrics.recordLogin(tenant.domain, 'password', 'success');
       await s.loginActivity.record(tenant.domain, 'password', 'success');
+      await s.events.signIn(req, { domain: tenant.domain, result: 'succeeded', protocol: 'password', memberId: member.id });
       await recordTenantLogin(s, tenant.domain, res.locals.log);
       res.redirect(303, target);
     },

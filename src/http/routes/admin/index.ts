@@ -2,6 +2,7 @@ import express, { Router, type Request, type Response } from 'express';
 import type { Services } from '../../../services.js';
 import { rateLimit } from '../../rate-limit.js';
 import { auditRoutes } from './audit.js';
+import { eventRoutes } from './events.js';
 import { principalOf } from './context.js';
 import { domainConfigRoutes } from './domain-config.js';
 import { domainRoutes } from './domains.js';
@@ -54,6 +55,7 @@ export function adminRouter(s: Services, extra: Array<(s: Services) => Router> =
   router.use(externalKeyRoutes(s));
   router.use(mdmAdminRoutes(s));
   router.use(operatorRoutes(s));
+  router.use(eventRoutes(s));
   router.use(domainConfigRoutes(s));
   router.use(scimTokenRoutes(s));
   for (const make of extra) router.use(make(s));
