@@ -72,6 +72,11 @@ export const patchSchema = z.strictObject({
       allowSha1: z.boolean().optional(),
       idpSloUrl: clearableUrl,
       idpMetadataXml,
+      // d-saml-authn: the AuthnRequest options (S-7a); null restores the default.
+      nameIdFormat: samlSettingsSchema.shape.nameIdFormat.unwrap().nullable().optional(),
+      forceAuthn: z.boolean().nullable().optional(),
+      requestedAuthnContext: samlSettingsSchema.shape.requestedAuthnContext.unwrap().nullable().optional(),
+      authnRequestBinding: samlSettingsSchema.shape.authnRequestBinding.unwrap().nullable().optional(),
     })
     .optional(),
   oauth: z
