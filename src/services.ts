@@ -81,7 +81,8 @@ export interface Services extends AppDeps {
   opRevocation: OpRevocation;
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
-  defaultServiceUrl(tenant: Tenant): string;
+  /** The tenant's default service URL, else the gateway's; none when neither is set (S-5, S-9). */
+  defaultServiceUrl(tenant: Tenant): string | undefined;
 }
 
 export function buildServices(deps: AppDeps): Services {
@@ -105,7 +106,7 @@ export function buildServices(deps: AppDeps): Services {
   const opRevocation = new OpRevocation(store);
   const opClients = new OpClients({ store, clock, secrets: secretBox, config });
   const audit = new AuditLog(store, clock, logger, config.audit.retentionDays);
-  const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
+  const defaultServiceUrl = (tenant: Tenant): string | undefined => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
   const outboundPolicy = new OutboundPolicy(config.outbound, deps.resolveHost);
   const outbound = new OutboundHttp({ ...config.oauth, allowHttp, policy: outboundPolicy });
@@ -129,6 +130,7 @@ export function buildServices(deps: AppDeps): Services {
       maxAssertionAgeMs: config.saml.maxAssertionAgeSeconds * 1000,
       maxResponseBytes: config.saml.maxResponseBytes,
       replayWindowMs: config.saml.replayWindowSeconds * 1000,
+      defaultServiceUrl,
     }),
     outboundPolicy,
     outbound,

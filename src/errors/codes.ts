@@ -110,6 +110,11 @@ export const ERROR_CODES = {
     message: 'The certificate is not in PEM format. Please convert it to PEM (Base64 text starting with -----BEGIN CERTIFICATE-----).',
   },
   certificate_invalid: { status: 400, message: 'The certificate could not be read.' },
+  // d-saml-authn
+  default_service_url_required: {
+    status: 400,
+    message: 'IdP-initiated sign-in needs a default service URL: set one for the organisation (or the gateway) first, or leave unsolicited sign-in off.',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

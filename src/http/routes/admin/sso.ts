@@ -3,6 +3,7 @@ import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { fetchMetadata } from '../../../admin/metadata-fetch.js';
 import type { PendingSwitch } from '../../../admin/sso-switch.js';
+import { assertUnsolicitedLanding } from '../../../domain/unsolicited-landing.js';
 import { oauthSettingsSchema, samlSettingsSchema, ssoSettingsSchema, type SsoSettings, type Tenant } from '../../../domain/tenant.js';
 import { AppError, isAppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
@@ -324,6 +325,8 @@ export function ssoAdminRoutes(s: Services): Router {
     const body = mode === 'replace' ? parseBody(putSchema, req.body) : parseBody(patchSchema, req.body);
     const { settings, problems, warnings } = resolveSettings(tenant.sso, body, mode, allowHttp);
     if (problems.length) throw new AppError('validation_failed', { details: problems, detail: problems.map((p) => p.path).join(',') });
+    // S-9: an allowed unsolicited login needs somewhere to land.
+    assertUnsolicitedLanding(settings, s.defaultServiceUrl(tenant));
     // Switching SSO on or off — or finishing a switch that was interrupted — is the super admin's.
     if (settings.enabled !== tenant.sso.enabled || (await s.ssoSwitch.pendingJob(tenant.domain))) requirePermission(res, 'super');
 
