@@ -224,6 +224,32 @@ describe('HTTP-POST binding for the AuthnRequest (S-7a)', () => {
     assert.ok(sessionCookieOf(res));
   });
 
+  it('PATCH authnRequestBinding takes that binding\'s SSO Location from the stored metadata (Redirect and POST differ, as at Shibboleth)', async () => {
+    await newTenant(gw, 'both.example');
+    const both = samlify.IdentityProvider({
+      entityID: idps.b.entityId,
+      signingCert: idps.b.certificate,
+      nameIDFormat: [FORMATS.unspecified],
+      singleSignOnService: [
+        { Binding: Constants.namespace.binding.redirect, Location: 'https://idp-both.test/SAML2/Redirect/SSO' },
+        { Binding: Constants.namespace.binding.post, Location: 'https://idp-both.test/SAML2/POST/SSO' },
+      ],
+    });
+    const imported = await admin(gw, 'post', '/both.example/saml/idp-metadata').set('Content-Type', 'application/xml').send(both.getMetadata());
+    assert.equal(imported.body.sso.webLoginUrl, 'https://idp-both.test/SAML2/Redirect/SSO');
+    const toPost = await admin(gw, 'patch', '/both.example/sso').send({ saml: { authnRequestBinding: 'post' } });
+    assert.equal(toPost.status, 200, toPost.text);
+    assert.equal(toPost.body.sso.webLoginUrl, 'https://idp-both.test/SAML2/POST/SSO');
+    const back = await admin(gw, 'patch', '/both.example/sso').send({ saml: { authnRequestBinding: null } });
+    assert.equal(back.body.sso.webLoginUrl, 'https://idp-both.test/SAML2/Redirect/SSO');
+    assert.equal(back.body.sso.saml.authnRequestBinding, undefined);
+    // POST-only metadata, redirect asked for: kept as set, with a warning.
+    const onlyPost = await admin(gw, 'patch', '/post.example/sso').send({ saml: { authnRequestBinding: 'redirect' } });
+    assert.equal(onlyPost.body.sso.webLoginUrl, POST_SSO);
+    assert.ok(onlyPost.body.warnings.some((w: string) => /no HTTP-Redirect SingleSignOnService/.test(w)), JSON.stringify(onlyPost.body.warnings));
+    assert.equal((await admin(gw, 'patch', '/post.example/sso').send({ saml: { authnRequestBinding: 'post' } })).status, 200);
+  });
+
   it('a tampered posted AuthnRequest fails samlify\'s signature check', async () => {
     const start = await gw.http.get('/d/login/post.example');
     const samlRequest = /name="SAMLRequest" value="([^"]*)"/.exec(start.text)![1]!;

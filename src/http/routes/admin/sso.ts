@@ -206,6 +206,18 @@ export function resolveSettings(stored: SsoSettings, body: PutBody | PatchBody, 
     }
     candidate = applyIdpMetadata({ ...candidate, saml: { idpEntityId: metadata.entityId, ...candidate.saml } as SsoSettings['saml'] }, metadata, xml);
     warnings.push(...metadata.warnings);
+  } else if (body.saml?.authnRequestBinding !== undefined && candidate.saml?.idpMetadataXml) {
+    // S-7a: a changed binding takes its own SSO Location from the stored metadata (IdPs such as
+    // Shibboleth list different ones for HTTP-Redirect and HTTP-POST).
+    const binding = candidate.saml.authnRequestBinding ?? 'redirect';
+    let urls: { redirect?: string; post?: string } = {};
+    try {
+      urls = parseIdpMetadata(candidate.saml.idpMetadataXml).ssoUrls;
+    } catch {
+      // stored metadata was valid when stored; if it no longer parses, webLoginUrl stays as set
+    }
+    if (urls[binding]) candidate = { ...candidate, webLoginUrl: body.webLoginUrl ?? urls[binding] };
+    else if (urls.redirect ?? urls.post) warnings.push(`The IdP metadata lists no HTTP-${binding === 'post' ? 'POST' : 'Redirect'} SingleSignOnService; webLoginUrl is used as it is.`);
   }
 
   const parsed = ssoSettingsSchema.safeParse(candidate);
