@@ -4,9 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import * as samlify from 'samlify';
-import { OPERATOR_AUTH, createGateway, type Gateway } from '../helpers/gateway.js';
+import { LOOPBACK_IDPS, OPERATOR_AUTH, createGateway, type Gateway } from '../helpers/gateway.js';
 import { idps } from '../helpers/keys.js';
 import { freePort } from '../helpers/redis.js';
+import { simpleSamlPhpMissing, startSimpleSamlPhp, type SimpleSamlPhp } from '../helpers/simplesamlphp.js';
 import { browserMissing, launchChromium, newPerson } from './harness.js';
 
 /*
@@ -19,6 +20,14 @@ import { browserMissing, launchChromium, newPerson } from './harness.js';
 samlify.setSchemaValidator({ validate: () => Promise.resolve('schema validation skipped in this test') });
 const { Constants } = samlify;
 const missing = browserMissing();
+/** The gateways' loopback listeners: closed after each suite, or the test process would never end. */
+const listeners: Server[] = [];
+const closeListeners = (): void => {
+  for (const l of listeners.splice(0)) {
+    l.closeAllConnections();
+    l.close();
+  }
+};
 
 const readBody = (req: IncomingMessage): Promise<string> =>
   new Promise((resolve, reject) => {
@@ -44,7 +53,9 @@ describe('HTTP-POST AuthnRequest in Chromium (S-7a)', { skip: missing && !proces
     const port = await freePort();
     publicUrl = `http://127.0.0.1:${port}`;
     gw = await createGateway({ overrides: { publicUrl, serviceOrigins: [idpBase], defaultServiceUrl: `${idpBase}/landed` } });
-    await new Promise<void>((r) => gw.app.listen(port, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => {
+      listeners.push(gw.app.listen(port, '127.0.0.1', () => r()));
+    });
 
     const idp = samlify.IdentityProvider({
       entityID: idps.b.entityId,
@@ -93,6 +104,7 @@ describe('HTTP-POST AuthnRequest in Chromium (S-7a)', { skip: missing && !proces
   after(async () => {
     await browser?.close();
     idpServer?.close();
+    closeListeners();
     await gw?.close();
   });
 
@@ -126,6 +138,64 @@ describe('HTTP-POST AuthnRequest in Chromium (S-7a)', { skip: missing && !proces
     assert.ok(await button.isVisible());
     await Promise.all([page.waitForURL(`${idpBase}/sso`), button.click()]);
     assert.equal(received.length, before + 1, 'the IdP received the posted AuthnRequest');
+    await context.close();
+  });
+});
+
+const sspMissing = simpleSamlPhpMissing();
+
+describe('HTTP-POST AuthnRequest to SimpleSAMLphp configured POST-only, in Chromium (S-7a)', { skip: (missing || sspMissing) && !process.env.CI ? (missing || sspMissing) : false, timeout: 120_000 }, () => {
+  let gw: Gateway;
+  let browser: Browser;
+  let idp: SimpleSamlPhp;
+  let publicUrl: string;
+
+  before(async () => {
+    if (missing || sspMissing) throw new Error(String(missing || sspMissing));
+    const port = await freePort();
+    publicUrl = `http://127.0.0.1:${port}`;
+    gw = await createGateway({ overrides: { publicUrl, serviceOrigins: [publicUrl], defaultServiceUrl: `${publicUrl}/session`, ...LOOPBACK_IDPS } });
+    await new Promise<void>((r) => {
+      listeners.push(gw.app.listen(port, '127.0.0.1', () => r()));
+    });
+    idp = await startSimpleSamlPhp({
+      spEntityId: `${publicUrl}/saml/metadata`,
+      acsUrl: `${publicUrl}/acs/ssp-post.example`,
+      ssoBindings: ['post'],
+      users: [{ username: 'carol', password: 'carol-pass', attributes: { uid: 'emp-1003' } }],
+    });
+    const created = await gw.http.post('/admin/v1/domains').set('Authorization', OPERATOR_AUTH).send({ domain: 'ssp-post.example', name: 'SSP post', plan: 'standard' });
+    assert.equal(created.status, 201, created.text);
+    await gw.services.members.save('ssp-post.example', { id: 'm-carol', account: 'carol@ssp-post.example', name: 'Carol', externalKey: 'emp-1003', role: 'member', status: 'in_use' });
+    const metadata = await idp.metadataXml();
+    assert.doesNotMatch(metadata, /SingleSignOnService Binding="urn:oasis:names:tc:SAML:2\.0:bindings:HTTP-Redirect"/, 'the IdP offers only HTTP-POST');
+    const imported = await gw.http.post('/admin/v1/domains/ssp-post.example/saml/idp-metadata').set('Authorization', OPERATOR_AUTH).send({ url: idp.metadataUrl });
+    assert.equal(imported.status, 200, imported.text);
+    assert.equal(imported.body.sso.saml.authnRequestBinding, 'post');
+    const on = await gw.http.patch('/admin/v1/domains/ssp-post.example/sso').set('Authorization', OPERATOR_AUTH).send({ enabled: true, saml: { forceAuthn: true } });
+    assert.equal(on.status, 200, on.text);
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await idp?.stop();
+    closeListeners();
+    await gw?.close();
+  });
+
+  it('the gateway\'s page posts the AuthnRequest, SimpleSAMLphp signs carol in, and the ACS lands her on the target', async () => {
+    const context = await newPerson(browser);
+    const page = await context.newPage();
+    await page.goto(`${publicUrl}/d/login/ssp-post.example?accessUrl=${encodeURIComponent(`${publicUrl}/session`)}`);
+    await page.waitForURL((url) => url.origin === new URL(idp.baseUrl).origin);
+    await page.fill('input[name="username"]', 'carol');
+    await page.fill('input[name="password"]', 'carol-pass');
+    await Promise.all([page.waitForURL(`${publicUrl}/session`, { timeout: 20_000 }), page.locator('input[name="password"]').press('Enter')]);
+    const session = JSON.parse((await page.textContent('body')) ?? '{}') as { member?: { id?: string } };
+    assert.equal(session.member?.id, 'm-carol');
+    const received = idp.output();
+    assert.match(received, /POST \/saml2\/idp\/SSOService\.php/, 'the AuthnRequest reached SimpleSAMLphp by POST');
     await context.close();
   });
 });
