@@ -99,7 +99,8 @@ export interface Services extends AppDeps {
   backchannelLogout: BackchannelLogout;
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
-  defaultServiceUrl(tenant: Tenant): string;
+  /** The tenant's default service URL, else the gateway's; none when neither is set (S-5, S-9). */
+  defaultServiceUrl(tenant: Tenant): string | undefined;
   /** Scheduled refresh of tenants' IdP metadata URLs; main.ts starts and stops its timer. */
   idpMetadata: IdpMetadataRefresher;
   // g-scim
@@ -132,7 +133,7 @@ export function buildServices(deps: AppDeps): Services {
   const audit = new AuditLog(store, clock, logger, config.audit.retentionDays);
   const events = new EventLog(store, clock, logger, config.audit.retentionDays);
   audit.forwardTo((entry) => events.audit(entry));
-  const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
+  const defaultServiceUrl = (tenant: Tenant): string | undefined => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
   const outboundPolicy = new OutboundPolicy(config.outbound, deps.resolveHost);
   const outbound = new OutboundHttp({ ...config.oauth, allowHttp, policy: outboundPolicy });
@@ -162,6 +163,7 @@ export function buildServices(deps: AppDeps): Services {
       maxAssertionAgeMs: config.saml.maxAssertionAgeSeconds * 1000,
       maxResponseBytes: config.saml.maxResponseBytes,
       replayWindowMs: config.saml.replayWindowSeconds * 1000,
+      defaultServiceUrl,
     }),
     outboundPolicy,
     outbound,

@@ -162,10 +162,10 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   raw.env = nodeEnv === 'production' || nodeEnv === 'test' ? nodeEnv : 'development';
 
   // Derived defaults: the public URL follows the port, and outside production the gateway's own
-  // origin is an allowed service origin so the demo landing page works out of the box.
+  // origin is an allowed service origin so the demo landing page works out of the box (the demo's
+  // /welcome is the default service URL only while the demo is mounted, below).
   const port = Number(raw.port ?? 3000);
   if (raw.publicUrl === undefined) raw.publicUrl = `http://localhost:${port}`;
-  if (raw.defaultServiceUrl === undefined) raw.defaultServiceUrl = `${String(raw.publicUrl)}/welcome`;
 
   if (isObject(raw.admin) && raw.admin.allowPrivateMetadataUrls !== undefined) {
     throw new ConfigError(
@@ -217,7 +217,12 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       const entry = `${own.hostname}:${own.port || (own.protocol === 'https:' ? '443' : '80')}`;
       if (!config.outbound.allowedHosts.includes(entry)) config.outbound.allowedHosts.push(entry);
       warnings.push(`Demo IdPs are mounted at /demo-idp (never in production); outbound calls may reach the gateway's own ${entry} for them.`);
+      // The demo's landing page, /welcome, exists only while the demo is mounted (app.ts).
+      config.defaultServiceUrl ??= `${config.publicUrl}/welcome`;
     }
+  }
+  if (config.defaultServiceUrl === undefined) {
+    warnings.push('No defaultServiceUrl (DEFAULT_SERVICE_URL): a login without accessUrl is refused, and a tenant may allow IdP-initiated SAML logins only with its own defaultServiceUrl.');
   }
   if (config.outbound.allowPrivateNetworks) {
     warnings.push(

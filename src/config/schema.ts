@@ -114,8 +114,11 @@ export const configSchema = z.strictObject({
     .default({ enabled: true }),
   /** S-5: origins every tenant may use as accessUrl. Env: SERVICE_ORIGINS (comma-separated). */
   serviceOrigins: z.array(originSchema).default([]),
-  /** S-5: where a login without accessUrl lands. */
-  defaultServiceUrl: z.string().url(),
+  /**
+   * S-5, S-9: where a login without accessUrl, and an allowed IdP-initiated login, lands (a tenant may set
+   * its own). Env: DEFAULT_SERVICE_URL. Unset, such logins are refused; the demo sets `<publicUrl>/welcome`.
+   */
+  defaultServiceUrl: z.string().url().optional(),
   saml: z.strictObject({
     /** SP entity ID sent as Issuer and expected as Audience; a tenant may override it. */
     spEntityId: z.string().min(1).optional(),

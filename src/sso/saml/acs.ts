@@ -30,6 +30,8 @@ export interface AcsDeps {
   maxAssertionAgeMs: number;
   maxResponseBytes: number;
   replayWindowMs: number;
+  /** S-9: where an allowed unsolicited login lands (the tenant's default service URL, else the gateway's); none refuses it. */
+  defaultServiceUrl?: (tenant: Tenant) => string | undefined;
 }
 
 export interface AcsInput {
@@ -235,6 +237,10 @@ export class SamlAcs {
     if (!namesTransaction) {
       if (!saml.allowUnsolicited) {
         throw new AppError('unsolicited_response_refused', { reason: 'unsolicited_refused', detail: 'IdP-initiated response refused' });
+      }
+      // Allowed, but with nowhere to land (a setting stored before the rule): refused, never a guessed page.
+      if (this.deps.defaultServiceUrl && this.deps.defaultServiceUrl(need(ctx.tenant, 'tenant')) === undefined) {
+        throw new AppError('unsolicited_response_refused', { reason: 'no_default_service_url', detail: 'IdP-initiated response allowed, but no default service URL to land on' });
       }
       ctx.transaction = null;
       return;

@@ -1,5 +1,5 @@
 import type { Tenant } from '../../domain/tenant.js';
-import { NAMEID_UNSPECIFIED, acsUrl, sloCallbackUrl, sloUrl, spEntityId, type SpContext } from './options.js';
+import { NAMEID_FORMAT_URNS, acsUrl, sloCallbackUrl, sloUrl, spEntityId, type SpContext } from './options.js';
 import { xmlEscape } from './xml.js';
 
 const REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
@@ -31,7 +31,7 @@ export function buildSpMetadata(sp: SpContext, tenant: Tenant): string {
     `<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" AuthnRequestsSigned="${signing && tenant.sso.saml?.signAuthnRequests ? 'true' : 'false'}" WantAssertionsSigned="true">` +
     keyDescriptors +
     slo +
-    `<md:NameIDFormat>${NAMEID_UNSPECIFIED}</md:NameIDFormat>` +
+    `<md:NameIDFormat>${NAMEID_FORMAT_URNS[tenant.sso.saml?.nameIdFormat ?? 'unspecified']}</md:NameIDFormat>` +
     `<md:AssertionConsumerService Binding="${POST}" Location="${xmlEscape(acsUrl(sp, tenant.domain))}" index="0" isDefault="true"/>` +
     `</md:SPSSODescriptor></md:EntityDescriptor>`
   );

@@ -21,6 +21,15 @@ describe('configuration (docs/spec.md §3)', () => {
     assert.ok(warnings.some((w) => w.includes('DEV-ONLY')));
   });
 
+  it('has the demo\'s /welcome as default service URL only while the demo is mounted (S-9)', () => {
+    assert.equal(loadConfig({ env: {}, overrides: { demo: { enabled: false } } }).config.defaultServiceUrl, undefined);
+    const { config, warnings } = loadConfig({ env: {}, overrides: { demo: { enabled: false } } });
+    assert.equal(config.defaultServiceUrl, undefined);
+    assert.ok(warnings.some((w) => w.includes('No defaultServiceUrl')));
+    assert.equal(loadConfig({ env: { DEFAULT_SERVICE_URL: 'https://portal.example/home' }, overrides: { demo: { enabled: false } } }).config.defaultServiceUrl, 'https://portal.example/home');
+    assert.equal(loadConfig({ env: { DEFAULT_SERVICE_URL: 'https://portal.example/home' } }).config.defaultServiceUrl, 'https://portal.example/home', 'an operator value wins over the demo');
+  });
+
   it('validates the console timeouts at boot: whole seconds in range, idle no longer than absolute', () => {
     const bad = [{ idleTimeoutSeconds: 30 }, { absoluteTimeoutSeconds: 10 * 86_400 }, { idleTimeoutSeconds: 7200, absoluteTimeoutSeconds: 3600 }, { idleTimeoutSeconds: 90.5 }, { idle: 60 }];
     for (const consoleConfig of bad) {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { readFetchedMetadata, refreshStatusView } from '../../../admin/idp-metadata-refresh.js';
 import { fetchMetadata } from '../../../admin/metadata-fetch.js';
 import type { PendingSwitch } from '../../../admin/sso-switch.js';
+import { assertUnsolicitedLanding } from '../../../domain/unsolicited-landing.js';
 import { oauthSettingsSchema, samlSettingsSchema, ssoSettingsSchema, type SsoSettings, type Tenant } from '../../../domain/tenant.js';
 import { AppError, isAppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
@@ -78,6 +79,11 @@ export const patchSchema = z.strictObject({
       idpMetadataUrl: clearableUrl,
       requireSignedMetadata: z.boolean().optional(),
       metadataSigningCertificate: z.string().nullable().optional(),
+      // d-saml-authn: the AuthnRequest options (S-7a); null restores the default.
+      nameIdFormat: samlSettingsSchema.shape.nameIdFormat.unwrap().nullable().optional(),
+      forceAuthn: z.boolean().nullable().optional(),
+      requestedAuthnContext: samlSettingsSchema.shape.requestedAuthnContext.unwrap().nullable().optional(),
+      authnRequestBinding: samlSettingsSchema.shape.authnRequestBinding.unwrap().nullable().optional(),
     })
     .optional(),
   oauth: z
@@ -216,6 +222,18 @@ export function resolveSettings(stored: SsoSettings, body: PutBody | PatchBody, 
     }
     candidate = applyIdpMetadata({ ...candidate, saml: { idpEntityId: metadata.entityId, ...candidate.saml } as SsoSettings['saml'] }, metadata, xml);
     warnings.push(...metadata.warnings);
+  } else if (body.saml?.authnRequestBinding !== undefined && candidate.saml?.idpMetadataXml) {
+    // S-7a: a changed binding takes its own SSO Location from the stored metadata (IdPs such as
+    // Shibboleth list different ones for HTTP-Redirect and HTTP-POST).
+    const binding = candidate.saml.authnRequestBinding ?? 'redirect';
+    let urls: { redirect?: string; post?: string } = {};
+    try {
+      urls = parseIdpMetadata(candidate.saml.idpMetadataXml).ssoUrls;
+    } catch {
+      // stored metadata was valid when stored; if it no longer parses, webLoginUrl stays as set
+    }
+    if (urls[binding]) candidate = { ...candidate, webLoginUrl: body.webLoginUrl ?? urls[binding] };
+    else if (urls.redirect ?? urls.post) warnings.push(`The IdP metadata lists no HTTP-${binding === 'post' ? 'POST' : 'Redirect'} SingleSignOnService; webLoginUrl is used as it is.`);
   }
 
   const parsed = ssoSettingsSchema.safeParse(candidate);
@@ -336,6 +354,8 @@ export function ssoAdminRoutes(s: Services): Router {
     const body = mode === 'replace' ? parseBody(putSchema, req.body) : parseBody(patchSchema, req.body);
     const { settings, problems, warnings } = resolveSettings(tenant.sso, body, mode, allowHttp);
     if (problems.length) throw new AppError('validation_failed', { details: problems, detail: problems.map((p) => p.path).join(',') });
+    // S-9: an allowed unsolicited login needs somewhere to land.
+    assertUnsolicitedLanding(settings, s.defaultServiceUrl(tenant));
     // Switching SSO on or off — or finishing a switch that was interrupted — is the super admin's.
     if (settings.enabled !== tenant.sso.enabled || (await s.ssoSwitch.pendingJob(tenant.domain))) requirePermission(res, 'super');
 
