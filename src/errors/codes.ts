@@ -145,6 +145,10 @@ export const SAML_REJECT_REASONS = [
   'assertion_replayed',
   'second_gate_refused',
   'second_gate_disagrees',
+  // b-saml-enc
+  'decryption_failed',
+  'encryption_algorithm_unsupported',
+  'assertion_not_encrypted',
 ] as const;
 
 export type SamlRejectReason = (typeof SAML_REJECT_REASONS)[number];

@@ -14,6 +14,8 @@ export interface VerifiedIdentity {
   nameId: string;
   assertionId: string;
   issuer: string;
+  /** The assertion came encrypted (acs.ts): the SP key that opened it, and whether node-saml can decrypt it. */
+  encryption?: { keyId: 'current' | 'next'; nodeSamlDecrypts: boolean };
 }
 
 export type SamlSecondGate = (req: Request, res: Response, tenant: Tenant, verified: VerifiedIdentity) => Promise<void>;
@@ -31,15 +33,16 @@ export type SamlSecondGate = (req: Request, res: Response, tenant: Tenant, verif
  */
 export function createSamlSecondGate(sp: SpContext, onResult: (result: 'agreed' | 'refused') => void): SamlSecondGate {
   const passport = new Passport();
-  const tenantOf = new WeakMap<Request, Tenant>();
+  const tenantOf = new WeakMap<Request, { tenant: Tenant; decryptionPvk?: string }>();
   // passport-saml's typings name Express 4's Request; the strategy runs on Express 5's unchanged.
   const strategy = new MultiSamlStrategy(
     {
       passReqToCallback: false,
       getSamlOptions: (req, done) => {
-          const tenant = tenantOf.get(req as unknown as Request);
-          if (!tenant) return done(new Error('second gate: no tenant on the request'));
-          done(null, buildSamlOptions({ tenant, sp }));
+          const entry = tenantOf.get(req as unknown as Request);
+          if (!entry) return done(new Error('second gate: no tenant on the request'));
+          // node-saml takes one decryption key: the one that opened the assertion in the strict verifier.
+          done(null, { ...buildSamlOptions({ tenant: entry.tenant, sp }), ...(entry.decryptionPvk ? { decryptionPvk: entry.decryptionPvk } : {}) });
         },
       },
       (profile: Profile | null, done: (err: Error | null, user?: Record<string, unknown>) => void) => done(null, profile ?? undefined),
@@ -58,7 +61,17 @@ export function createSamlSecondGate(sp: SpContext, onResult: (result: 'agreed' 
     });
 
   return async (req, res, tenant, verified) => {
-    tenantOf.set(req, tenant);
+    let decryptionPvk: string | undefined;
+    if (verified.encryption) {
+      // node-saml decrypts with xml-encryption, which reads rsa-oaep-mgf1p with SHA-1 (what Entra ID, ADFS
+      // and Okta send) but not xmlenc11#rsa-oaep nor standard SHA-2 OAEP digest URIs: those it cannot check.
+      if (!verified.encryption.nodeSamlDecrypts) {
+        onResult('refused');
+        throw new AppError('saml_response_invalid', { reason: 'second_gate_refused', detail: 'node-saml (xml-encryption) cannot decrypt this key transport; only rsa-oaep-mgf1p with SHA-1' });
+      }
+      decryptionPvk = sp.decryption?.find((k) => k.id === verified.encryption?.keyId)?.privateKey;
+    }
+    tenantOf.set(req, { tenant, decryptionPvk });
     let profile: Profile;
     try {
       profile = await authenticate(req, res);

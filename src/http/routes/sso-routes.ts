@@ -82,7 +82,7 @@ export function ssoRoutes(s: Services): Router {
           browserBinding: readCookie(req, LOGIN_BINDING_COOKIE),
         });
         // Then the second, independent gate on what the strict verifier accepted (passport-saml).
-        if (secondGate) await secondGate(req, res, result.tenant, { nameId: result.nameId, assertionId: result.assertionId, issuer: requireSamlSettings(result.tenant).idpEntityId });
+        if (secondGate) await secondGate(req, res, result.tenant, { nameId: result.nameId, assertionId: result.assertionId, issuer: requireSamlSettings(result.tenant).idpEntityId, encryption: result.encryption });
       } catch (err) {
         // A test sign-in's refusal (even one the second gate makes) is recorded on the test, not shown as a login error.
         const testSignInId = err instanceof AppError ? (err.testSignIn?.id ?? result?.transaction?.testSignInId) : undefined;

@@ -8,6 +8,7 @@ import { AppError, type SamlRejectReason } from '../../errors/index.js';
 import { keys, type KeyValueStore } from '../../store/index.js';
 import { TRANSACTION_ID_RE, type ClientKind, type LoginTransaction, type LoginTransactions } from '../transactions.js';
 import { findWeakAlgorithm } from './algorithms.js';
+import { openEncryptedAssertion } from './encrypted-assertion.js';
 import { SignatureRefused, verifyEnvelopedSignature } from './enveloped-signature.js';
 import { acsUrl, requireSamlSettings, spEntityId, type SpContext } from './options.js';
 import { ElementIndex, NS, XmlRefused, attr, childElements, descendants, firstChild, parseUntrustedXml, plainText } from './xml.js';
@@ -50,6 +51,8 @@ export interface AcsResult {
   /** SessionNotOnOrAfter of the AuthnStatement, ms since epoch (S-10). */
   sessionNotOnOrAfter?: number;
   assertionId: string;
+  /** The assertion came encrypted: which SP key opened it, and whether node-saml can decrypt it too. */
+  encryption?: { keyId: 'current' | 'next'; nodeSamlDecrypts: boolean };
 }
 
 /** Everything the steps learn, in the order they learn it. A field is set by exactly one step. */
@@ -64,6 +67,8 @@ interface AcsContext {
   /** Every element of the posted document by name and by ID, from one walk. */
   index?: ElementIndex;
   rawAssertion?: Element;
+  /** An EncryptedAssertion's plaintext lives in its own document: its index, and how it was opened. */
+  decrypted?: ReturnType<typeof openEncryptedAssertion>;
   /** null: an unsolicited (IdP-initiated) response the tenant allows. */
   transaction?: LoginTransaction | null;
   /** The assertion as verified by the signature: every identity fact is read from here. */
@@ -158,6 +163,7 @@ export class SamlAcs {
       sessionIndex: attr(authn, 'SessionIndex') ?? undefined,
       sessionNotOnOrAfter: sessionNotOnOrAfter !== null && Number.isFinite(sessionNotOnOrAfter) ? sessionNotOnOrAfter : undefined,
       assertionId: need(attr(assertion, 'ID'), 'assertion ID'),
+      encryption: ctx.decrypted ? { keyId: ctx.decrypted.decrypted.key.id, nodeSamlDecrypts: ctx.decrypted.nodeSamlDecrypts } : undefined,
     };
   }
 
@@ -204,8 +210,15 @@ export class SamlAcs {
     const response = need(ctx.response, 'response');
     const index = need(ctx.index, 'index');
     if (descendants(index, NS.protocol, 'Response').length !== 1) throw reject('multiple_assertions', 'more than one Response element');
-    if (descendants(index, NS.assertion, 'EncryptedAssertion').length > 0) throw reject('encrypted_assertion_unsupported');
     const all = descendants(index, NS.assertion, 'Assertion');
+    const encrypted = descendants(index, NS.assertion, 'EncryptedAssertion');
+    if (encrypted.length > 0) {
+      // One EncryptedAssertion, a child of the Response, and no other assertion: then its plaintext (encrypted-assertion.ts).
+      if (encrypted.length > 1 || all.length > 0 || encrypted[0]!.parentNode !== response) throw reject('multiple_assertions', 'an EncryptedAssertion beside another, or not a child of the Response');
+      ctx.decrypted = openEncryptedAssertion(encrypted[0]!, this.deps.sp.decryption);
+      ctx.rawAssertion = ctx.decrypted.assertion;
+      return;
+    }
     if (all.length === 0) {
       // A non-success status usually comes without an assertion: report the status, not the shape.
       const code = attr(firstChild(firstChild(response, NS.protocol, 'Status') ?? response, NS.protocol, 'StatusCode'), 'Value');
@@ -213,6 +226,7 @@ export class SamlAcs {
     }
     if (all.length > 1) throw reject('multiple_assertions', `${all.length} Assertion elements`);
     if (all[0]!.parentNode !== response) throw reject('multiple_assertions', 'the Assertion is not a child of the Response');
+    if (need(ctx.saml, 'saml').requireEncryptedAssertions) throw reject('assertion_not_encrypted', 'the tenant requires encrypted assertions; this one is plaintext');
     ctx.rawAssertion = all[0];
   }
 
@@ -241,7 +255,8 @@ export class SamlAcs {
 
   // S-8 (4): RSA-SHA256 or stronger, in every signature of the document.
   private checkAlgorithms(ctx: AcsContext): void {
-    const weak = findWeakAlgorithm(need(ctx.index, 'index'), need(ctx.saml, 'saml').allowSha1);
+    const allowSha1 = need(ctx.saml, 'saml').allowSha1;
+    const weak = findWeakAlgorithm(need(ctx.index, 'index'), allowSha1) ?? (ctx.decrypted ? findWeakAlgorithm(ctx.decrypted.index, allowSha1) : null);
     if (weak) throw reject('weak_algorithm', weak);
   }
 
@@ -257,7 +272,7 @@ export class SamlAcs {
     let signedXml: string | null;
     try {
       verifyEnvelopedSignature(need(ctx.response, 'response'), options);
-      signedXml = verifyEnvelopedSignature(rawAssertion, options);
+      signedXml = verifyEnvelopedSignature(rawAssertion, ctx.decrypted ? { ...options, index: ctx.decrypted.index } : options);
     } catch (err) {
       // SignatureRefused says why; anything else a hostile document makes the canonicalizer throw
       // (a RangeError from absurd nesting …) is a refusal too, never a 500.

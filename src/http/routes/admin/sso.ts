@@ -70,6 +70,7 @@ export const patchSchema = z.strictObject({
       allowUnsolicited: z.boolean().optional(),
       signAuthnRequests: z.boolean().optional(),
       allowSha1: z.boolean().optional(),
+      requireEncryptedAssertions: z.boolean().optional().describe('Refuse plaintext assertions: the IdP must encrypt them to the SP encryption certificate of the SP metadata (the gateway needs saml.decryption).'),
       idpSloUrl: clearableUrl,
       idpMetadataXml,
     })
