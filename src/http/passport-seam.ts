@@ -14,8 +14,11 @@ export interface VerifiedIdentity {
   nameId: string;
   assertionId: string;
   issuer: string;
-  /** The assertion came encrypted (acs.ts): the SP key that opened it, and whether node-saml can decrypt it. */
-  encryption?: { keyId: 'current' | 'next'; nodeSamlDecrypts: boolean };
+  /**
+   * The assertion came encrypted (acs.ts): the SP key that opened it, and the response to give node-saml
+   * instead of the posted one when its key transport was re-wrapped for xml-encryption (else null).
+   */
+  encryption?: { keyId: 'current' | 'next'; secondGateXml: string | null };
 }
 
 export type SamlSecondGate = (req: Request, res: Response, tenant: Tenant, verified: VerifiedIdentity) => Promise<void>;
@@ -62,19 +65,18 @@ export function createSamlSecondGate(sp: SpContext, onResult: (result: 'agreed' 
 
   return async (req, res, tenant, verified) => {
     let decryptionPvk: string | undefined;
+    let request = req;
     if (verified.encryption) {
-      // node-saml decrypts with xml-encryption, which reads rsa-oaep-mgf1p with SHA-1 (what Entra ID, ADFS
-      // and Okta send) but not xmlenc11#rsa-oaep nor standard SHA-2 OAEP digest URIs: those it cannot check.
-      if (!verified.encryption.nodeSamlDecrypts) {
-        onResult('refused');
-        throw new AppError('saml_response_invalid', { reason: 'second_gate_refused', detail: 'node-saml (xml-encryption) cannot decrypt this key transport; only rsa-oaep-mgf1p with SHA-1' });
-      }
       decryptionPvk = sp.decryption?.find((k) => k.id === verified.encryption?.keyId)?.privateKey;
+      // node-saml decrypts with xml-encryption, which reads rsa-oaep-mgf1p only (encrypted-assertion.ts,
+      // nodeSamlResponse): for xmlenc11#rsa-oaep it is given the response with the key re-wrapped.
+      const xml = verified.encryption.secondGateXml;
+      if (xml !== null) request = Object.assign(Object.create(req) as Request, { body: { ...(req.body as object), SAMLResponse: Buffer.from(xml, 'utf8').toString('base64') } });
     }
-    tenantOf.set(req, { tenant, decryptionPvk });
+    tenantOf.set(request, { tenant, decryptionPvk });
     let profile: Profile;
     try {
-      profile = await authenticate(req, res);
+      profile = await authenticate(request, res);
     } catch (err) {
       onResult('refused');
       throw new AppError('saml_response_invalid', { reason: 'second_gate_refused', detail: `node-saml: ${err instanceof Error ? err.message : String(err)}` });

@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -51,4 +53,33 @@ export async function encryptAssertionIn(responseXml: string, options: EncryptOp
     warnInsecureAlgorithm: false,
   });
   return `${responseXml.slice(0, start)}<saml:EncryptedAssertion>${encrypted}</saml:EncryptedAssertion>${responseXml.slice(end)}`;
+}
+
+/**
+ * The same, in the XML Encryption 1.1 shape xml-encryption cannot write (Shibboleth's): key transport
+ * xmlenc11#rsa-oaep with a SHA-256 OAEP digest and the default MGF1-SHA1 — the key wrapped by the openssl
+ * CLI — the EncryptedKey beside EncryptedData, content AES-GCM by node:crypto.
+ */
+export function encryptAssertionXmlenc11(responseXml: string, certFile: string, content: 'aes-128-gcm' | 'aes-256-gcm'): string {
+  const start = responseXml.indexOf('<saml:Assertion ');
+  const endTag = '</saml:Assertion>';
+  const end = responseXml.indexOf(endTag) + endTag.length;
+  const assertion = responseXml.slice(start, end).replace('<saml:Assertion ', '<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ');
+  const key = randomBytes(content === 'aes-128-gcm' ? 16 : 32);
+  const iv = randomBytes(12);
+  const cipher = createCipheriv(content, key, iv);
+  const body = Buffer.concat([cipher.update(assertion, 'utf8'), cipher.final()]);
+  const data = Buffer.concat([iv, body, cipher.getAuthTag()]);
+  const wrapped = execFileSync('openssl', ['pkeyutl', '-encrypt', '-certin', '-inkey', certFile, '-pkeyopt', 'rsa_padding_mode:oaep', '-pkeyopt', 'rsa_oaep_md:sha256', '-pkeyopt', 'rsa_mgf1_md:sha1'], { input: key });
+  const XENC = 'http://www.w3.org/2001/04/xmlenc#';
+  const encrypted =
+    `<saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc="${XENC}" Id="_ed1" Type="${XENC}Element">` +
+    `<xenc:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#${content === 'aes-128-gcm' ? 'aes128-gcm' : 'aes256-gcm'}"/>` +
+    `<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:RetrievalMethod Type="${XENC}EncryptedKey" URI="#_ek1"/></ds:KeyInfo>` +
+    `<xenc:CipherData><xenc:CipherValue>${data.toString('base64')}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData>` +
+    `<xenc:EncryptedKey xmlns:xenc="${XENC}" Id="_ek1" Recipient="${'https://sso.bridge.test/saml/metadata'}">` +
+    `<xenc:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#rsa-oaep"><ds:DigestMethod xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Algorithm="${XENC}sha256"/></xenc:EncryptionMethod>` +
+    `<xenc:CipherData><xenc:CipherValue>${wrapped.toString('base64')}</xenc:CipherValue></xenc:CipherData>` +
+    `<xenc:ReferenceList><xenc:DataReference URI="#_ed1"/></xenc:ReferenceList></xenc:EncryptedKey></saml:EncryptedAssertion>`;
+  return `${responseXml.slice(0, start)}${encrypted}${responseXml.slice(end)}`;
 }

@@ -51,8 +51,8 @@ export interface AcsResult {
   /** SessionNotOnOrAfter of the AuthnStatement, ms since epoch (S-10). */
   sessionNotOnOrAfter?: number;
   assertionId: string;
-  /** The assertion came encrypted: which SP key opened it, and whether node-saml can decrypt it too. */
-  encryption?: { keyId: 'current' | 'next'; nodeSamlDecrypts: boolean };
+  /** The assertion came encrypted: which SP key opened it, and what node-saml is given (encrypted-assertion.ts). */
+  encryption?: { keyId: 'current' | 'next'; secondGateXml: string | null };
 }
 
 /** Everything the steps learn, in the order they learn it. A field is set by exactly one step. */
@@ -163,7 +163,7 @@ export class SamlAcs {
       sessionIndex: attr(authn, 'SessionIndex') ?? undefined,
       sessionNotOnOrAfter: sessionNotOnOrAfter !== null && Number.isFinite(sessionNotOnOrAfter) ? sessionNotOnOrAfter : undefined,
       assertionId: need(attr(assertion, 'ID'), 'assertion ID'),
-      encryption: ctx.decrypted ? { keyId: ctx.decrypted.decrypted.key.id, nodeSamlDecrypts: ctx.decrypted.nodeSamlDecrypts } : undefined,
+      encryption: ctx.decrypted ? { keyId: ctx.decrypted.decrypted.key.id, secondGateXml: ctx.decrypted.secondGateXml } : undefined,
     };
   }
 
@@ -215,7 +215,7 @@ export class SamlAcs {
     if (encrypted.length > 0) {
       // One EncryptedAssertion, a child of the Response, and no other assertion: then its plaintext (encrypted-assertion.ts).
       if (encrypted.length > 1 || all.length > 0 || encrypted[0]!.parentNode !== response) throw reject('multiple_assertions', 'an EncryptedAssertion beside another, or not a child of the Response');
-      ctx.decrypted = openEncryptedAssertion(encrypted[0]!, this.deps.sp.decryption);
+      ctx.decrypted = openEncryptedAssertion(encrypted[0]!, this.deps.sp.decryption, need(ctx.xml, 'xml'));
       ctx.rawAssertion = ctx.decrypted.assertion;
       return;
     }

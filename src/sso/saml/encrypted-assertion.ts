@@ -1,4 +1,4 @@
-import { constants, createDecipheriv, createHash, privateDecrypt, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { constants, createDecipheriv, createHash, privateDecrypt, publicEncrypt, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { AppError, type SamlRejectReason } from '../../errors/index.js';
 import type { SpDecryptionKey } from './options.js';
 import { ElementIndex, NS, XmlRefused, attr, childElements, descendants, parseUntrustedXml } from './xml.js';
@@ -95,6 +95,10 @@ export interface DecryptedAssertion {
   content: string;
   /** Index of the EncryptedKey that opened (node-saml looks at the first only). */
   encryptedKeyIndex: number;
+  /** The EncryptedKey's CipherValue text as posted. */
+  wrappedKeyText: string;
+  /** The AES content key: only to re-wrap it for the second gate (nodeSamlResponse); never logged. */
+  contentKey: Buffer;
 }
 
 function only(parent: Element, ns: string, name: string, what: string): Element {
@@ -104,6 +108,10 @@ function only(parent: Element, ns: string, name: string, what: string): Element 
 }
 
 function cipherValue(parent: Element, what: string): Buffer {
+  return cipherValueText(parent, what).bytes;
+}
+
+function cipherValueText(parent: Element, what: string): { bytes: Buffer; text: string } {
   const data = only(parent, XENC, 'CipherData', `CipherData in ${what}`);
   const value = only(data, XENC, 'CipherValue', `CipherValue in ${what}`);
   let text = '';
@@ -113,7 +121,7 @@ function cipherValue(parent: Element, what: string): Buffer {
   }
   const compact = text.replace(/[\r\n\t ]/g, '');
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 !== 0) throw new DecryptionRefused('decryption_failed', `${what} CipherValue is not base64`);
-  return Buffer.from(compact, 'base64');
+  return { bytes: Buffer.from(compact, 'base64'), text };
 }
 
 interface KeyTransport {
@@ -123,6 +131,8 @@ interface KeyTransport {
   mgfDigest: Hash;
   label?: Buffer;
   cipher: Buffer;
+  /** The CipherValue text exactly as posted (to find it again in the response, for the second gate). */
+  cipherText: string;
 }
 
 function readKeyTransport(encryptedKey: Element): KeyTransport {
@@ -142,7 +152,8 @@ function readKeyTransport(encryptedKey: Element): KeyTransport {
   const params = childElements(method, XENC, 'OAEPparams');
   if (params.length > 1) throw new DecryptionRefused('decryption_failed', 'more than one OAEPparams');
   const label = params.length ? Buffer.from((params[0]!.textContent ?? '').replace(/\s/g, ''), 'base64') : undefined;
-  return { algorithm, digestUri, oaepDigest, mgfDigest, label, cipher: cipherValue(encryptedKey, 'EncryptedKey') };
+  const { bytes, text } = cipherValueText(encryptedKey, 'EncryptedKey');
+  return { algorithm, digestUri, oaepDigest, mgfDigest, label, cipher: bytes, cipherText: text };
 }
 
 function mgf1(hash: Hash, seed: Buffer, length: number): Buffer {
@@ -260,7 +271,7 @@ export function decryptAssertion(encryptedAssertion: Element, keys: readonly SpD
       const plain = decryptContent(content, opened.contentKey, ciphertext);
       // OAEP opened it, so the key is ours: a content that does not decrypt is tampered, not another key's.
       if (!plain) throw new DecryptionRefused('decryption_failed', `content ${content.cipher} does not decrypt (key ${key.id})`);
-      return { xml: plain.toString('utf8'), key, keyTransport: transport.algorithm, digestUri: transport.digestUri, mgfDigest: opened.mgf, content: contentUri, encryptedKeyIndex };
+      return { xml: plain.toString('utf8'), key, keyTransport: transport.algorithm, digestUri: transport.digestUri, mgfDigest: opened.mgf, content: contentUri, encryptedKeyIndex, wrappedKeyText: transport.cipherText, contentKey: opened.contentKey };
     }
   }
   throw new DecryptionRefused('decryption_failed', `no configured SP key (${keys.map((k) => k.id).join(', ')}) opens the EncryptedKey`);
@@ -282,14 +293,47 @@ export function nodeSamlDecrypts(d: DecryptedAssertion): boolean {
   return (read === 'sha1' ? d.digestUri === 'http://www.w3.org/2000/09/xmldsig#sha1' : true) && d.mgfDigest === read;
 }
 
+/** The one occurrence of `needle` in `haystack`, or -1 when it is absent or not unique. */
+function uniqueIndex(haystack: string, needle: string): number {
+  const at = haystack.indexOf(needle);
+  return at >= 0 && haystack.indexOf(needle, at + 1) < 0 ? at : -1;
+}
+
+/**
+ * For a key transport node-saml cannot read (xmlenc11#rsa-oaep, standard SHA-2 OAEP digest URIs): the
+ * posted response with only the EncryptedKey changed — the same content key wrapped again to the same SP
+ * certificate with rsa-oaep-mgf1p as xml-encryption reads it. The EncryptedData (the AES ciphertext) and
+ * every other byte stay as posted, so node-saml still decrypts the assertion and checks its signature
+ * itself; only the RSA unwrap is not independent. A Response signature (over the EncryptedAssertion as
+ * sent) then no longer verifies for node-saml, which falls back to the assertion's own signature. Null when
+ * the posted text does not let the EncryptedKey be found unambiguously.
+ */
+export function nodeSamlResponse(postedXml: string, d: DecryptedAssertion): string | null {
+  if (d.encryptedKeyIndex !== 0) return null;
+  const at = uniqueIndex(postedXml, `>${d.wrappedKeyText}<`);
+  const algorithmAt = d.keyTransport === RSA_OAEP_MGF1P ? -2 : uniqueIndex(postedXml, `"${RSA_OAEP_11}"`);
+  if (at < 0 || algorithmAt === -1) return null;
+  const digest = new Map<string, Hash>([
+    ['http://www.w3.org/2000/09/xmldsig#sha256', 'sha256'],
+    ['http://www.w3.org/2000/09/xmldsig#sha512', 'sha512'],
+  ]).get(d.digestUri) ?? 'sha1';
+  const wrapped = publicEncrypt({ key: d.key.certificate, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: digest }, d.contentKey).toString('base64');
+  let xml = `${postedXml.slice(0, at + 1)}${wrapped}${postedXml.slice(at + 1 + d.wrappedKeyText.length)}`;
+  if (algorithmAt >= 0) xml = xml.replace(`"${RSA_OAEP_11}"`, `"${RSA_OAEP_MGF1P}"`);
+  return xml;
+}
+
 /** An EncryptedAssertion opened for the ACS: the assertion (still unverified) in its own parsed document. */
 export interface OpenedAssertion {
   assertion: Element;
   /** The index of the decrypted document, for the signature check's ID lookup. */
   index: ElementIndex;
   decrypted: DecryptedAssertion;
-  /** Whether node-saml (the second gate) can decrypt this shape with the key that opened it. */
-  nodeSamlDecrypts: boolean;
+  /**
+   * For node-saml (the second gate): the response with the key re-wrapped for it (nodeSamlResponse), or
+   * null to give it the response as posted (it decrypts that shape, or the re-wrap was not possible).
+   */
+  secondGateXml: string | null;
 }
 
 /**
@@ -299,7 +343,7 @@ export interface OpenedAssertion {
  * (`encrypted_assertion_unsupported` without keys, `decryption_failed`, `encryption_algorithm_unsupported`,
  * or the XML reasons); nothing about the key or the plaintext is in the detail.
  */
-export function openEncryptedAssertion(encrypted: Element, keys: readonly SpDecryptionKey[] | undefined): OpenedAssertion {
+export function openEncryptedAssertion(encrypted: Element, keys: readonly SpDecryptionKey[] | undefined, postedXml: string): OpenedAssertion {
   const refuse = (reason: SamlRejectReason, detail: string): AppError => new AppError('saml_response_invalid', { reason, detail });
   if (!keys?.length) throw refuse('encrypted_assertion_unsupported', 'EncryptedAssertion, and no SP decryption key is configured (saml.decryption)');
   let decrypted: DecryptedAssertion;
@@ -322,5 +366,6 @@ export function openEncryptedAssertion(encrypted: Element, keys: readonly SpDecr
   if (descendants(index, NS.assertion, 'Assertion').length !== 1 || descendants(index, NS.assertion, 'EncryptedAssertion').length > 0) {
     throw refuse('multiple_assertions', 'an assertion inside the decrypted assertion');
   }
-  return { assertion, index, decrypted, nodeSamlDecrypts: nodeSamlDecrypts(decrypted) };
+  const secondGateXml = nodeSamlDecrypts(decrypted) ? null : nodeSamlResponse(postedXml, decrypted);
+  return { assertion, index, decrypted, secondGateXml };
 }

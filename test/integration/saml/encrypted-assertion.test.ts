@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as samlify from 'samlify';
 import { buildSamlResponseXml } from '../../../src/demo/saml-response.js';
-import { ALG, encryptAssertionIn, spEncryptionKeys } from '../../helpers/encrypt-assertion.js';
+import { ALG, encryptAssertionIn, encryptAssertionXmlenc11, spEncryptionKeys } from '../../helpers/encrypt-assertion.js';
 import {
   SP_ENTITY_ID,
   acsUrlOf,
@@ -83,6 +83,15 @@ describe('ACS: encrypted assertions', () => {
       assert.equal((await secondGateCount(gw, 'agreed')) - agreed, 1, 'node-saml decrypted and accepted it too');
     });
   }
+
+  it('xmlenc11#rsa-oaep (SHA-256, MGF1-SHA1; Shibboleth\'s layout) is accepted, and node-saml checks it too on the re-wrapped key', async () => {
+    const agreed = await secondGateCount(gw, 'agreed');
+    const login = await beginLogin(gw, 'a.example');
+    const xml = signed(buildSamlResponseXml(responseSpec(gw, 'a.example', idps.a, login.requestId, 'emp-001')), idps.a, 'assertion');
+    const res = await postAcs(gw, 'a.example', b64(encryptAssertionXmlenc11(xml, spEncryptionKeys.next.certFile, 'aes-128-gcm')), login.relayState);
+    assert.equal(res.status, 303, `${res.text.slice(0, 200)} ${String(await lastAuditReason(gw, 'a.example'))}`);
+    assert.equal((await secondGateCount(gw, 'agreed')) - agreed, 1);
+  });
 
   it('key rollover: an assertion encrypted to the next key is accepted while both are configured; to an unknown key, refused', async () => {
     const login = await beginLogin(gw, 'a.example');
