@@ -93,6 +93,28 @@ describe('ACS: encrypted assertions', () => {
     assert.equal((await secondGateCount(gw, 'agreed')) - agreed, 1);
   });
 
+  it('a large encrypted assertion (Entra ID with 300 group claims: CipherValue past the 65,536-character text limit) is accepted; a CipherValue past its own limit is refused with a 4xx', async () => {
+    const groups = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`http://schemas.microsoft.com/ws/2008/06/identity/claims/groups/${i}`, `0b6c5e9a-${String(i).padStart(4, '0')}-4c1e-9d7f-2f0c1a3b4d5e`]));
+    const login = await beginLogin(gw, 'a.example');
+    const xml = signed(buildSamlResponseXml(responseSpec(gw, 'a.example', idps.a, login.requestId, 'emp-001', { attributes: groups })), idps.a, 'assertion');
+    const encrypted = await encryptAssertionIn(xml, { certificate: spEncryptionKeys.current.certificate, content: ALG.aes256gcm });
+    const cipherValue = Math.max(...[...encrypted.matchAll(/<xenc:CipherValue>([^<]+)</g)].map((m) => m[1]!.length));
+    assert.ok(cipherValue > 65_536, `CipherValue of ${cipherValue} characters`);
+    const res = await postAcs(gw, 'a.example', b64(encrypted), login.relayState);
+    assert.equal(res.status, 303, `${res.text.slice(0, 200)} ${String(await lastAuditReason(gw, 'a.example'))}`);
+
+    const big = await createGateway({ overrides: { ...decryption(false), saml: { ...(decryption(false).saml as object), maxResponseBytes: 1_000_000 } } });
+    try {
+      const again = await beginLogin(big, 'a.example');
+      const oversize = encrypted.replace(/(<xenc:CipherValue>)([^<]{70000,})</, (_m, open: string, value: string) => `${open}${value}${'A'.repeat(270_000 - value.length)}<`);
+      const refused = await postAcs(big, 'a.example', b64(oversize), again.relayState);
+      assert.equal(refused.status, 400);
+      assert.equal(await lastAuditReason(big, 'a.example'), 'xml_too_complex');
+    } finally {
+      await big.close();
+    }
+  });
+
   it('key rollover: an assertion encrypted to the next key is accepted while both are configured; to an unknown key, refused', async () => {
     const login = await beginLogin(gw, 'a.example');
     const res = await postAcs(gw, 'a.example', await encryptedResponse(gw, login, spEncryptionKeys.next.certificate, ALG.aes256gcm), login.relayState);
