@@ -18,9 +18,11 @@ import { ElementIndex, NS, XmlRefused, attr, childElements, descendants, parseUn
  * - the EncryptedKey inside EncryptedData's KeyInfo (Entra ID, ADFS, Okta) or beside EncryptedData in
  *   the EncryptedAssertion (Shibboleth); at most MAX_ENCRYPTED_KEYS of them, each tried with each SP key.
  *
- * Every failure — unknown key, tampered key or content, bad padding, wrong tag — is one DecryptionRefused
- * with the same reason, so the answer is no padding or OAEP oracle. Nothing about the key (nor the
- * plaintext) is put in a message.
+ * Every failure that depends on the ciphertext — unknown key, tampered key or content, bad OAEP encoding
+ * or padding, wrong tag — is DecryptionRefused('decryption_failed'), and the ACS answers all of them with
+ * the same public code and status, so the answer is no padding or OAEP oracle (only the private detail,
+ * for logs and audit, says which). `encryption_algorithm_unsupported` depends on the algorithm URIs alone.
+ * Nothing about the key (nor the plaintext) is put in a message.
  */
 
 export const XENC = 'http://www.w3.org/2001/04/xmlenc#';
