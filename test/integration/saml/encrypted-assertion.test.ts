@@ -115,6 +115,28 @@ describe('ACS: encrypted assertions', () => {
     }
   });
 
+  it('a Response signed over the EncryptedAssertion (sign, encrypt, sign) is accepted by both gates; changing the EncryptedAssertion after that breaks the Response signature', async () => {
+    const agreed = await secondGateCount(gw, 'agreed');
+    const login = await beginLogin(gw, 'a.example');
+    const inner = signed(buildSamlResponseXml(responseSpec(gw, 'a.example', idps.a, login.requestId, 'emp-001')), idps.a, 'assertion');
+    const encrypted = await encryptAssertionIn(inner, { certificate: spEncryptionKeys.current.certificate, content: ALG.aes256gcm });
+    const outer = signed(encrypted, idps.a, 'response');
+    assert.equal((outer.match(/<ds:Signature[\s>]/g) ?? []).length, 1, 'one visible signature: the Response one');
+    const res = await postAcs(gw, 'a.example', b64(outer), login.relayState);
+    assert.equal(res.status, 303, `${res.text.slice(0, 200)} ${String(await lastAuditReason(gw, 'a.example'))}`);
+    assert.equal((await secondGateCount(gw, 'agreed')) - agreed, 1);
+
+    // The same Response signature over another EncryptedAssertion (one encrypted to the next key): refused.
+    const again = await beginLogin(gw, 'a.example');
+    const first = signed(await encryptAssertionIn(signed(buildSamlResponseXml(responseSpec(gw, 'a.example', idps.a, again.requestId, 'emp-001')), idps.a, 'assertion'), { certificate: spEncryptionKeys.current.certificate, content: ALG.aes256gcm }), idps.a, 'response');
+    const swapped = await encryptAssertionIn(signed(buildSamlResponseXml(responseSpec(gw, 'a.example', idps.a, again.requestId, 'emp-002')), idps.a, 'assertion'), { certificate: spEncryptionKeys.next.certificate, content: ALG.aes256gcm });
+    const enc = (x: string): string => /<saml:EncryptedAssertion>[\s\S]*<\/saml:EncryptedAssertion>/.exec(x)![0];
+    const forged = first.replace(enc(first), () => enc(swapped));
+    const refused = await postAcs(gw, 'a.example', b64(forged), again.relayState);
+    assert.equal(refused.status, 400);
+    assert.equal(await lastAuditReason(gw, 'a.example'), 'signature_invalid');
+  });
+
   it('key rollover: an assertion encrypted to the next key is accepted while both are configured; to an unknown key, refused', async () => {
     const login = await beginLogin(gw, 'a.example');
     const res = await postAcs(gw, 'a.example', await encryptedResponse(gw, login, spEncryptionKeys.next.certificate, ALG.aes256gcm), login.relayState);
