@@ -125,7 +125,7 @@ async function runGateway(config: Config, logger: Logger, options: { seed: boole
     }, SHUTDOWN_GRACE_MS);
     force.unref();
     const finish = (): void => {
-      void Promise.allSettled([running.heartbeat?.stop()])
+      void Promise.allSettled([running.heartbeat?.stop(), running.services?.idpMetadata.stop()])
         .then(() => Promise.allSettled([running.store?.close(), running.services?.outbound.close()]))
         .finally(() => {
           logger.info('stopped');
@@ -163,6 +163,8 @@ async function runGateway(config: Config, logger: Logger, options: { seed: boole
     // Health at a glance counts the processes serving by their heartbeats in the store.
     running.heartbeat = new WorkerHeartbeat({ store, clock: systemClock });
     running.heartbeat.start((err) => logger.warn({ err }, 'worker heartbeat not written'));
+    // Every process looks for tenants whose IdP metadata is due; one fetches each due time.
+    services.idpMetadata.start((err) => logger.warn({ err }, 'IdP metadata refresh pass failed'));
     if (demo && (cluster.worker?.id ?? 1) === 1) logger.info(`Demo: open ${config.publicUrl}/d/login/demo.example?accessUrl=${encodeURIComponent(`${config.publicUrl}/welcome`)}`);
   });
 }

@@ -5,6 +5,8 @@ import { OpRevocation } from './provider/op-revocation.js';
 import { OpClients } from './provider/op-clients.js';
 import { createProvider } from './provider/provider.js';
 import { AdminKeys } from './admin/api-keys.js';
+import { expiringCertificateCounts } from './admin/health.js';
+import { IdpMetadataRefresher } from './admin/idp-metadata-refresh.js';
 import { ConsoleSessions } from './admin/console-sessions.js';
 import { MemberDirectory } from './admin/member-directory.js';
 import { SsoSwitch } from './admin/sso-switch.js';
@@ -29,7 +31,7 @@ import { OutboundHttp } from './sso/oauth/outbound-http.js';
 import { OutboundPolicy, type HostResolver } from './sso/oauth/outbound-policy.js';
 import { SamlAcs } from './sso/saml/acs.js';
 import { SamlLogout } from './sso/saml/slo.js';
-import type { SpContext, SpDecryptionKey } from './sso/saml/options.js';
+import type { SecondGateOptionsHook, SpContext, SpDecryptionKey } from './sso/saml/options.js';
 import { WebSessions } from './sso/sessions.js';
 import { LoginTransactions } from './sso/transactions.js';
 import { keys, type KeyValueStore } from './store/index.js';
@@ -47,6 +49,8 @@ export interface AppDeps {
   clock: Clock;
   /** DNS for outbound calls (default: the system resolver); tests inject one to play DNS rebinding. */
   resolveHost?: HostResolver;
+  /** Tests only: adjusts the ACS second gate's node-saml options (passport-seam.ts), to make the two gates disagree. */
+  samlSecondGateOptions?: SecondGateOptionsHook;
 }
 
 /** Every long-lived object of the gateway, built once from the deps. */
@@ -82,6 +86,8 @@ export interface Services extends AppDeps {
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
   defaultServiceUrl(tenant: Tenant): string;
+  /** Scheduled refresh of tenants' IdP metadata URLs; main.ts starts and stops its timer. */
+  idpMetadata: IdpMetadataRefresher;
 }
 
 /** The configured SP decryption keys (saml.decryption), current first; undefined when none. */
@@ -108,7 +114,8 @@ export function buildServices(deps: AppDeps): Services {
   const sessions = new WebSessions(store, clock);
   // Process metrics (GC, event loop, memory) only where a scraper reads them; tests build many apps per process.
   const metrics = new Metrics({ defaultMetrics: config.env !== 'test' });
-  const transactions = new LoginTransactions(store, clock, config.loginTransaction.ttlSeconds, metrics);
+  const appLoginChecks = new AppLoginChecks(store, clock, config.loginTransaction.ttlSeconds * 1000);
+  const transactions = new LoginTransactions(store, clock, config.loginTransaction.ttlSeconds, metrics, appLoginChecks);
   const isGrantLive = async (grantId: string): Promise<boolean> => (await store.get(keys.opModel('Grant', grantId))) !== null;
   const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys, isGrantLive });
   const deviceSessions = new DeviceSessions({ store, isLive: isGrantLive });
@@ -143,7 +150,7 @@ export function buildServices(deps: AppDeps): Services {
     outboundPolicy,
     outbound,
     oauthLogin: new OAuthLogin({ http: outbound, transactions, members, clock, clockSkewMs: config.saml.clockSkewSeconds * 1000, publicUrl: config.publicUrl, allowHttp }),
-    appLoginChecks: new AppLoginChecks(store),
+    appLoginChecks,
     adminKeys: new AdminKeys(store, clock, config.adminApiKey),
     consoleSessions: new ConsoleSessions(store, clock, { idleMs: config.console.idleTimeoutSeconds * 1000, absoluteMs: config.console.absoluteTimeoutSeconds * 1000 }),
     memberDirectory: new MemberDirectory(members, sessions, store, clock),
@@ -166,7 +173,19 @@ export function buildServices(deps: AppDeps): Services {
       internalPages: [consoleCompleteUrl(config.publicUrl)],
     }),
     defaultServiceUrl,
+    idpMetadata: new IdpMetadataRefresher({ store, clock, tenants, audit, metrics, logger, policy: outboundPolicy, allowHttp, settings: config.saml.metadataRefresh }),
   };
+  // Read at most once a minute (by the injected clock): every worker answers each scrape.
+  let expiring: { at: number; counts: Promise<Map<string, number>> } | null = null;
+  metrics.readExpiringCertificatesFrom(() => {
+    const now = clock.now();
+    if (!expiring || now < expiring.at || now - expiring.at >= 60_000) {
+      const counts = expiringCertificateCounts({ store, clock, tenants });
+      expiring = { at: now, counts };
+      counts.catch(() => (expiring = null));
+    }
+    return expiring.counts;
+  });
   // M-4 / M-12: key changes end the mobile grants they no longer admit.
   mdmKeys.registerSessionEnder(mobileSessionEnder(services, opRevocation));
   return services;

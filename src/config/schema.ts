@@ -174,6 +174,23 @@ export const configSchema = z.strictObject({
         nextCertificate: z.string().optional(),
       })
       .default({}),
+    // c-saml-meta
+    /**
+     * Scheduled refresh of the tenants' IdP metadata URLs (src/admin/idp-metadata-refresh.ts): every
+     * `intervalMinutes` ± `jitterPercent`, after a failure again in `backoffFirstSeconds`, doubling up to
+     * `backoffMaxSeconds`. Every gateway process looks for due tenants every `checkEverySeconds`; one
+     * process fetches each due time (a claim in the store).
+     */
+    metadataRefresh: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        intervalMinutes: z.number().int().min(5).max(10_080).default(360),
+        jitterPercent: z.number().min(0).max(50).default(10),
+        backoffFirstSeconds: z.number().int().min(10).max(86_400).default(300),
+        backoffMaxSeconds: z.number().int().min(60).max(604_800).default(21_600),
+        checkEverySeconds: z.number().int().min(1).max(3600).default(60),
+      })
+      .prefault({}),
   }),
   oauth: z.strictObject({
     /** S-15: calls to the IdP's token and user-info APIs give up connecting after 1 s … */
@@ -310,6 +327,19 @@ export const configSchema = z.strictObject({
   }),
   /** JSON file with tenants and members loaded at start (relative to the working directory). */
   seedFile: z.string().optional(),
+  // f-check-oauth
+  mdm: z
+    .strictObject({
+      /**
+       * The Managed App Configuration key name the app reads the tenant's MDM key from (M-3), as the
+       * admin API and the console show it: configurable per deployment (the app build decides it).
+       */
+      managedAppConfigKey: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'a managed app configuration key name: 1–128 letters, digits, `_`, `.` or `-`, starting with a letter or digit')
+        .default('LineworksAuthCode'),
+    })
+    .default({ managedAppConfigKey: 'LineworksAuthCode' }),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { SignedXml } from 'xml-crypto';
 import { xmlEscape } from '../sso/saml/xml.js';
+import '../sso/saml/xml-crypto-sha384.js';
 
 /**
  * Builds and signs SAML 2.0 Responses: used by the demo IdP (never in production) and by the tests.

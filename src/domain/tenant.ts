@@ -56,6 +56,26 @@ export const samlSettingsSchema = z.strictObject({
    * in SP metadata; needs saml.decryption). Off (absent) by default: encryption is the IdP administrator's choice.
    */
   requireEncryptedAssertions: z.boolean().optional(),
+  /**
+   * S-8: refuse a response whose assertion is not itself signed (private reason `assertion_not_signed`).
+   * Absent means false: the SAML Web Browser SSO profile allows a signed Response to cover its
+   * assertion, and Shibboleth IdP signs only the Response unless told otherwise.
+   */
+  requireSignedAssertions: z
+    .boolean()
+    .optional()
+    .describe('Refuse responses whose assertion is not itself signed (a signature on the Response only). Default false: the SAML profile allows it, and Shibboleth IdP signs only the Response by default.'),
+  // c-saml-meta
+  /**
+   * Where the IdP publishes its metadata: kept from an import by URL, refreshed on a schedule
+   * (src/admin/idp-metadata-refresh.ts) so that certificates the IdP rolls are picked up. Absent: the
+   * metadata is never fetched again.
+   */
+  idpMetadataUrl: z.string().url().optional(),
+  /** Refuse a fetched metadata document unless its root carries a valid enveloped signature by `metadataSigningCertificate`. */
+  requireSignedMetadata: z.boolean().optional(),
+  /** PEM certificate the IdP signs its metadata with (pinned; the document's KeyInfo is never trusted). */
+  metadataSigningCertificate: z.string().optional(),
 });
 export type SamlSettings = z.infer<typeof samlSettingsSchema>;
 

@@ -110,6 +110,10 @@ export const ERROR_CODES = {
     message: 'The certificate is not in PEM format. Please convert it to PEM (Base64 text starting with -----BEGIN CERTIFICATE-----).',
   },
   certificate_invalid: { status: 400, message: 'The certificate could not be read.' },
+  // c-saml-meta
+  idp_metadata_url_missing: { status: 409, message: 'This domain has no IdP metadata URL to refresh from.' },
+  idp_metadata_unsigned: { status: 400, message: 'The identity provider metadata is not signed, and this domain requires signed metadata.' },
+  idp_metadata_signature_invalid: { status: 400, message: 'The signature of the identity provider metadata does not verify with the pinned certificate.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -149,6 +153,8 @@ export const SAML_REJECT_REASONS = [
   'decryption_failed',
   'encryption_algorithm_unsupported',
   'assertion_not_encrypted',
+  // a-saml-sigs
+  'assertion_not_signed',
 ] as const;
 
 export type SamlRejectReason = (typeof SAML_REJECT_REASONS)[number];
@@ -195,6 +201,10 @@ export const OAUTH_REJECT_REASONS = [
   'oidc_id_token_invalid',
   'oidc_id_token_issued_in_future',
   'oidc_user_key_missing',
+  // f-check-oauth
+  'oidc_userinfo_subject_mismatch',
+  'oidc_userinfo_invalid',
+  'token_type_not_bearer',
 ] as const;
 
 /**

@@ -58,13 +58,6 @@ export async function completeLogin(s: Services, req: Request, res: Response, ou
     ttlMs,
   );
   setSessionCookie(res, cookie, id, Math.floor(ttlMs / 1000));
-  if (transaction?.sessionKey) {
-    await s.appLoginChecks.record(transaction.sessionKey, {
-      ssoType: outcome.method === 'saml' ? 'SAML' : 'OAUTH',
-      domain: tenant.domain,
-      memberId: member.id,
-    });
-  }
   await s.audit.record({
     type: 'login.succeeded',
     domain: tenant.domain,

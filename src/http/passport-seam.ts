@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import { Passport, type Strategy } from 'passport';
 import type { Tenant } from '../domain/tenant.js';
 import { AppError } from '../errors/index.js';
-import { buildSamlOptions, type SpContext } from '../sso/saml/options.js';
+import { buildSamlOptions, type SecondGateOptionsHook, type SpContext } from '../sso/saml/options.js';
 
 const STRATEGY = 'saml-acs';
 
@@ -34,7 +34,7 @@ export type SamlSecondGate = (req: Request, res: Response, tenant: Tenant, verif
  * Redis transaction), so node-saml's versions of them are off there. Passport is wrapped into a
  * promise here, and no business logic runs in its verify callback.
  */
-export function createSamlSecondGate(sp: SpContext, onResult: (result: 'agreed' | 'refused') => void): SamlSecondGate {
+export function createSamlSecondGate(sp: SpContext, onResult: (result: 'agreed' | 'refused') => void, testOptionsHook?: SecondGateOptionsHook): SamlSecondGate {
   const passport = new Passport();
   const tenantOf = new WeakMap<Request, { tenant: Tenant; decryptionPvk?: string }>();
   // passport-saml's typings name Express 4's Request; the strategy runs on Express 5's unchanged.
@@ -45,7 +45,8 @@ export function createSamlSecondGate(sp: SpContext, onResult: (result: 'agreed' 
           const entry = tenantOf.get(req as unknown as Request);
           if (!entry) return done(new Error('second gate: no tenant on the request'));
           // node-saml takes one decryption key: the one that opened the assertion in the strict verifier.
-          done(null, { ...buildSamlOptions({ tenant: entry.tenant, sp }), ...(entry.decryptionPvk ? { decryptionPvk: entry.decryptionPvk } : {}) });
+          const options = { ...buildSamlOptions({ tenant: entry.tenant, sp }), ...(entry.decryptionPvk ? { decryptionPvk: entry.decryptionPvk } : {}) };
+          done(null, testOptionsHook ? testOptionsHook(options, entry.tenant) : options);
         },
       },
       (profile: Profile | null, done: (err: Error | null, user?: Record<string, unknown>) => void) => done(null, profile ?? undefined),

@@ -31,7 +31,6 @@ import { keys, type AtomicOp, type KeyValueStore } from '../store/index.js';
  * Every time rule reads the injected clock.
  */
 
-export const MDM_CONFIG_KEY = 'LineworksAuthCode';
 export const MDM_VALUE_TYPE = 'String';
 /** M-11. */
 export const MDM_MAX_ACTIVE_KEYS = 5;

@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import { randomUUID } from 'node:crypto';
-import { AggregatorRegistry, Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** How a login ended, for `idpb_logins_total`. */
 export type LoginResult = 'success' | 'failure' | 'locked';
@@ -24,6 +24,11 @@ export class Metrics {
   readonly storeErrors: Counter<'source'>;
   readonly rateLimited: Counter<'bucket'>;
   readonly loginTransactions: Counter<'type'>;
+  // c-saml-meta
+  readonly idpCertificatesExpiring: Gauge<'domain'>;
+  readonly idpMetadataRefreshes: Counter<'result'>;
+  /** Where idpCertificatesExpiring reads its values at each scrape (set by the composition root). */
+  private expiringCertificates?: () => Promise<Map<string, number>>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -36,12 +41,38 @@ export class Metrics {
     this.storeErrors = new Counter({ name: 'idpb_store_errors_total', help: 'Requests answered 503 store_unavailable, and failed readiness probes.', labelNames: ['source'], registers });
     this.rateLimited = new Counter({ name: 'idpb_rate_limited_total', help: 'Requests refused 429 rate_limited, by limiter bucket (route family: login-start, acs, oauth-callback, saml-logout, logout, session-check, password-login …). Never by client.', labelNames: ['bucket'], registers });
     this.loginTransactions = new Counter({ name: 'idpb_login_transactions_total', help: 'Login transactions stored (one per login started at an IdP) by SSO type (saml, oauth).', labelNames: ['type'], registers });
+    // c-saml-meta
+    this.idpCertificatesExpiring = new Gauge({
+      name: 'idpb_idp_certificates_expiring',
+      help: 'IdP signing certificates of a tenant that end within 30 days (expired ones included), by tenant domain. Tenants with none are not listed.',
+      labelNames: ['domain'],
+      // Every worker reads the same store: the cluster's value is any worker's, not their sum.
+      aggregator: 'max',
+      registers,
+      collect: async () => {
+        if (!this.expiringCertificates) return;
+        let counts: Map<string, number>;
+        try {
+          counts = await this.expiringCertificates();
+        } catch {
+          return; // the store is unreachable: the last values stay, the scrape still answers
+        }
+        this.idpCertificatesExpiring.reset();
+        for (const [domain, n] of counts) this.idpCertificatesExpiring.set({ domain }, n);
+      },
+    });
+    this.idpMetadataRefreshes = new Counter({ name: 'idpb_idp_metadata_refreshes_total', help: 'Fetches of tenants\' IdP metadata URLs (scheduled or asked for) by result: unchanged, updated (certificates or endpoints changed), failed.', labelNames: ['result'], registers });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'idpb_' });
     // In a node:cluster worker, the primary collects this registry over IPC (see servePrimaryMetrics).
     if (cluster.isWorker) {
       serveWorkerMetrics();
       AggregatorRegistry.setRegistries([this.registry]);
     }
+  }
+
+  /** c-saml-meta: the source of idpb_idp_certificates_expiring (read at each scrape). */
+  readExpiringCertificatesFrom(source: () => Promise<Map<string, number>>): void {
+    this.expiringCertificates = source;
   }
 
   recordLogin(domain: string | undefined, type: LoginType, result: LoginResult): void {

@@ -61,6 +61,8 @@ export function createProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(`${config.publicUrl}${OP_PATH}`, {
     adapter: storeAdapterFactory(deps.store, { grantRowsTtlMs: config.session.appTtlSeconds * 1000, findClient: deps.clients ? (id) => deps.clients!.metadataOf(id) : undefined }),
     clients: config.oidc.clients.map((c) => ({ ...c, response_types: ['code'] })),
+    // Every client is registered for the code flow only: discovery advertises just that (no implicit, no id_token).
+    responseTypes: ['code'],
     jwks: { keys: [jwk] },
     cookies: { keys: [...config.secretKeys], long: { signed: true }, short: { signed: true } },
     claims: { openid: ['sub', 'domain', 'account'], profile: ['name'] },

@@ -3,6 +3,7 @@ import type { Clock } from '../domain/clock.js';
 import { AppError, type LoginBindingRejectReason } from '../errors/index.js';
 import type { Metrics } from '../observability/metrics.js';
 import { keys, type KeyValueStore } from '../store/index.js';
+import type { AppLoginChecks } from './app-login-checks.js';
 
 export type ClientKind = 'web' | 'app';
 
@@ -16,7 +17,7 @@ export interface LoginTransaction {
   clientKind: ClientKind;
   /** The AuthnRequest ID (SAML) the response must answer. */
   requestId?: string;
-  /** App logins: the key the app later checks with POST /login/check/{sessionKey}. */
+  /** App logins: the app's sessionKey (OAuth: sent to the IdP, which checks it with POST /login/check/{sessionKey}, S-18). */
   sessionKey?: string;
   /** The tenant's ssoEpoch when the login started: an SSO switch since then voids it. */
   ssoEpoch: number;
@@ -73,6 +74,8 @@ export class LoginTransactions {
     private readonly clock: Clock,
     private readonly ttlSeconds: number,
     private readonly metrics?: Pick<Metrics, 'loginTransactions'>,
+    /** S-18: an app login's check record lives exactly as long as its transaction is in flight. */
+    private readonly appChecks?: Pick<AppLoginChecks, 'open' | 'close'>,
   ) {}
 
   /** `browserBinding`: the raw value of the starting browser's login binding cookie; only its digest is kept. */
@@ -96,6 +99,7 @@ export class LoginTransactions {
       throw new AppError('bad_request', { reason: 'transaction_too_large', detail: `login transaction of ${bytes} bytes (at most ${MAX_TRANSACTION_BYTES})` });
     }
     await this.store.set(keys.loginTransaction(txn.domain, txn.id), json, { ttlMs: this.ttlSeconds * 1000 });
+    await this.appChecks?.open(txn);
     this.metrics?.loginTransactions.inc({ type: txn.ssoType });
     return txn;
   }
@@ -115,6 +119,8 @@ export class LoginTransactions {
     const raw = await this.store.getDel(keys.loginTransaction(domain, rawId));
     if (raw === null) throw new AppError('login_transaction_invalid', { reason: 'transaction_unknown_or_used' });
     const txn = JSON.parse(raw) as LoginTransaction;
+    // The IdP has answered (whatever comes of it): the app login is no longer in flight (S-18).
+    await this.appChecks?.close(txn);
     if (txn.domain !== domain || txn.id !== rawId) {
       throw new AppError('login_transaction_invalid', { reason: 'transaction_of_other_tenant' });
     }

@@ -58,8 +58,12 @@ export const keys = {
   webSession: (sessionIdDigest: string): string => `idpb:session:${sessionIdDigest}`,
   /** Set of session digests of one member, to end them all (SSO switch, logout). TTL: refreshed on write. */
   memberSessions: (domain: string, memberId: string): string => `${tag(domain)}:member-sessions:${memberId}`,
-  /** A finished app login awaiting the app's session check (S-18), by SHA-256 of the sessionKey. TTL: 10 min. Single use. */
-  appLoginCheck: (sessionKeyDigest: string): string => `idpb:app-login:${sessionKeyDigest}`,
+  /**
+   * An app login in flight, awaiting the IdP's session check (S-18), by SSO type (`SAML`|`OAUTH`) and the
+   * SHA-256 of the sessionKey (SAML: the AuthnRequest ID; OAuth: the app's sessionKey). TTL: the login
+   * transaction's. Single use (GETDEL); the transaction's consumption deletes it.
+   */
+  appLoginCheck: (ssoType: string, sessionKeyDigest: string): string => `idpb:app-login:${ssoType}:${sessionKeyDigest}`,
   /** Fixed-window rate-limit counter. TTL: the window. */
   rateLimit: (bucket: string, subjectDigest: string): string => `idpb:rl:${bucket}:${subjectDigest}`,
   /** SP-initiated SAML logout in flight (target after the IdP's LogoutResponse). TTL: 10 min. Single use. */
@@ -169,9 +173,13 @@ export const keys = {
   auditGlobalStream: (): string => 'idpb:audit:global:stream',
   /** Sign-in counters of a tenant for one UTC day (YYYY-MM-DD): hash `<saml|oauth|password>:<success|failure>` and `reason:<reason>` → count. TTL: LOGIN_ACTIVITY_TTL_MS (32 days), set on each increment. */
   loginActivity: (domain: string, day: string): string => `${tag(domain)}:login-activity:${day}`,
+  // c-saml-meta
+  /** Scheduled refresh of a tenant's IdP metadata URL: last success, last error, failures in a row, next due time (JSON). No TTL; removed with the URL. */
+  idpMetadataRefresh: (domain: string): string => `${tag(domain)}:idp-metadata:refresh`,
+  /** Claim of one due time of that refresh (SET NX PX): the one gateway process that wins it fetches. TTL: IDP_METADATA_CLAIM_TTL_MS. */
+  idpMetadataRefreshClaim: (domain: string, dueAt: number): string => `${tag(domain)}:idp-metadata:claim:${dueAt}`,
 } as const;
 
-export const APP_LOGIN_CHECK_TTL_MS = 10 * 60_000;
 export const LOGOUT_TRANSACTION_TTL_MS = 10 * 60_000;
 /** How long a test sign-in link may be opened. */
 export const TEST_SIGN_IN_TOKEN_TTL_MS = 10 * 60_000;
@@ -188,3 +196,7 @@ export const WORKER_STALE_MS = 30_000;
 export const AUDIT_MAX_ENTRIES = 100_000;
 /** How long a day's sign-in counters are kept: the 30 days the console shows, plus two. */
 export const LOGIN_ACTIVITY_TTL_MS = 32 * 24 * 3600_000;
+
+// c-saml-meta
+/** How long a claimed metadata refresh due time stays claimed: longer than one fetch (5 s) with its writes. */
+export const IDP_METADATA_CLAIM_TTL_MS = 10 * 60_000;

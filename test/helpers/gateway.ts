@@ -14,6 +14,7 @@ import { RedisStore, type KeyValueStore } from '../../src/store/index.js';
 import { FakeClock } from './clock.js';
 import { idps, type TestIdpKeys } from './keys.js';
 import { createTestRedisStore, scanKeys } from './redis.js';
+import type { SecondGateOptionsHook } from '../../src/sso/saml/options.js';
 
 export const PUBLIC_URL = 'https://sso.bridge.test';
 /** The operator's admin API key of the test (and demo) config: config/default.json's DEV-ONLY value. */
@@ -120,6 +121,8 @@ export interface GatewayOptions {
   overrides?: Record<string, unknown>;
   /** DNS for the gateway's outbound calls (default: the system resolver). */
   resolveHost?: HostResolver;
+  /** Adjusts the ACS second gate's node-saml options (to make the two gates disagree). */
+  samlSecondGateOptions?: SecondGateOptionsHook;
 }
 
 export async function createGateway(options: GatewayOptions = {}): Promise<Gateway> {
@@ -141,7 +144,7 @@ export async function createGateway(options: GatewayOptions = {}): Promise<Gatew
   const { logger, lines } = capturedLogger();
   let created: CreatedApp;
   try {
-    created = createApp({ config, store, logger, clock, resolveHost: options.resolveHost });
+    created = createApp({ config, store, logger, clock, resolveHost: options.resolveHost, samlSecondGateOptions: options.samlSecondGateOptions });
     if (!options.store) await seedStandardTenants(created.services);
   } catch (err) {
     // Never leave a Redis connection open behind a failed setup: the test process would not exit.

@@ -56,6 +56,8 @@ export interface OidcIdp {
 export interface OidcIdpOptions {
   /** Extra redirect URIs for the gateway's client (e.g. a second tenant's callback). */
   extraRedirectUris?: string[];
+  /** The `sub` the UserInfo endpoint answers with for an account (default: the account's own; a broken OP answers another). */
+  userinfoSub?: (accountId: string) => string;
 }
 
 export async function startOidcIdp(options: OidcIdpOptions = {}): Promise<OidcIdp> {
@@ -96,10 +98,13 @@ export async function startOidcIdp(options: OidcIdpOptions = {}): Promise<OidcId
     conformIdTokenClaims: true,
     clientBasedCORS: () => false,
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
-    findAccount: (_ctx: unknown, sub: string) => ({
-      accountId: sub,
-      claims: () => ({ sub, email: `${sub}@idp.example` }),
-    }),
+    // The `email` scope releases `email`; with conformIdTokenClaims (OIDC Core 5.4) only from UserInfo when an access token is issued.
+    claims: { openid: ['sub'], email: ['email'] },
+    findAccount: (_ctx: unknown, sub: string, token?: { kind?: string }) => {
+      // oidc-provider answers UserInfo with the `sub` of the account found for the access token.
+      const accountId = token?.kind === 'AccessToken' && options.userinfoSub ? options.userinfoSub(sub) : sub;
+      return { accountId, claims: () => ({ sub: accountId, email: `${sub}@idp.example` }) };
+    },
     renderError: (ctx: { type: string; body: string; status: number }, out: Record<string, unknown>) => {
       ctx.type = 'json';
       ctx.body = JSON.stringify(out);
@@ -120,7 +125,8 @@ export async function startOidcIdp(options: OidcIdpOptions = {}): Promise<OidcId
     }
     const accountId = details.prompt.name === 'login' ? outcome : (details.session?.accountId ?? outcome);
     const grant = new provider.Grant({ accountId, clientId: details.params.client_id });
-    grant.addOIDCScope('openid');
+    // The scopes the client asked for (openid, and email when a tenant asks for it).
+    grant.addOIDCScope(typeof details.params.scope === 'string' ? details.params.scope : 'openid');
     const grantId = await grant.save();
     const result: InteractionResults = { consent: { grantId } };
     if (details.prompt.name === 'login') result.login = { accountId };

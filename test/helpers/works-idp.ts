@@ -56,9 +56,11 @@ export interface WorksIdpSettings {
   expiresIn: number | string | undefined;
   tokenMode: TokenMode;
   userInfoMode: UserInfoMode;
+  /** `token_type` in the token answer (left out when undefined). */
+  tokenType: string | undefined;
 }
 
-const DEFAULT_SETTINGS: WorksIdpSettings = { tokenDelayMs: 0, expiresIn: 3600, tokenMode: 'ok', userInfoMode: 'ok' };
+const DEFAULT_SETTINGS: WorksIdpSettings = { tokenDelayMs: 0, expiresIn: 3600, tokenMode: 'ok', userInfoMode: 'ok', tokenType: 'Bearer' };
 
 export interface WorksIdp {
   /** `http://127.0.0.1:<port>` */
@@ -162,7 +164,8 @@ export async function startWorksIdp(options: WorksIdpOptions): Promise<WorksIdp>
     const accessToken = `at-${randomBytes(18).toString('base64url')}`;
     tokens.set(accessToken, issued);
     issuedTokens.push(accessToken);
-    const body: Record<string, unknown> = { access_token: accessToken, token_type: 'Bearer' };
+    const body: Record<string, unknown> = { access_token: accessToken };
+    if (settings.tokenType !== undefined) body.token_type = settings.tokenType;
     if (settings.expiresIn !== undefined) body.expires_in = settings.expiresIn;
     sendJson(res, 200, body);
   };

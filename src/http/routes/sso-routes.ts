@@ -3,7 +3,7 @@ import { checkAccessUrl } from '../../domain/access-url.js';
 import { AppError } from '../../errors/index.js';
 import { SESSION_KEY_RE } from '../../sso/app-login-checks.js';
 import { requireSamlSettings } from '../../sso/saml/options.js';
-import { buildSpMetadata } from '../../sso/saml/sp-metadata.js';
+import { servedSpMetadata } from '../../sso/saml/sp-metadata-signature.js';
 import type { ClientKind } from '../../sso/transactions.js';
 import type { Services } from '../../services.js';
 import { auditRefusedLogin, completeLogin } from '../complete-login.js';
@@ -34,7 +34,7 @@ export function ssoRoutes(s: Services): Router {
     res.locals.domain = tenant.domain;
     const target = checkAccessUrl(req.query.accessUrl, s.accessUrlPolicy(tenant));
     const worksId = optionalParam(req.query.worksId, WORKS_ID_RE, 'worksId');
-    // App logins (the mobile or desktop app's in-app browser) carry the sessionKey they later check (S-18).
+    // App logins (the mobile or desktop app's in-app browser) carry a sessionKey (S-14, S-18).
     const sessionKey = optionalParam(req.query.sessionKey, SESSION_KEY_RE, 'sessionKey');
     const clientKind: ClientKind = sessionKey ? 'app' : 'web';
     res.redirect(302, await startLogin(s, req, res, tenant, { target, clientKind, sessionKey, worksId }));
@@ -60,7 +60,7 @@ export function ssoRoutes(s: Services): Router {
     res.redirect(302, location);
   });
 
-  const secondGate = s.config.saml.secondGate ? createSamlSecondGate(s.sp, (outcome) => s.metrics.samlSecondGate.inc({ result: outcome })) : null;
+  const secondGate = s.config.saml.secondGate ? createSamlSecondGate(s.sp, (outcome) => s.metrics.samlSecondGate.inc({ result: outcome }), s.samlSecondGateOptions) : null;
 
   // S-8: the SAML assertion consumer.
   router.post(
@@ -143,7 +143,7 @@ export function ssoRoutes(s: Services): Router {
     await completeLogin(s, req, res, { tenant, member: result.member, method: 'oauth', transaction: result.transaction, idpExpiresAt: result.idpExpiresAt });
   });
 
-  // S-18: the app asks, once, whether its login finished.
+  // S-18: the IdP asks, once, whether the app login in flight really comes from the app.
   router.post(
     '/login/check/:sessionKey',
     rateLimit(s, { bucket: 'session-check', limit: 30, windowMs: 60_000 }),
@@ -158,7 +158,7 @@ export function ssoRoutes(s: Services): Router {
   // S-11: SP metadata.
   router.get('/saml/metadata/:domain', async (req: Request, res: Response) => {
     const tenant = await s.tenants.load(req.params.domain);
-    res.type('application/samlmetadata+xml').send(buildSpMetadata(s.sp, tenant));
+    res.type('application/samlmetadata+xml').send(servedSpMetadata(s.sp, tenant));
   });
 
   // GET|POST /d/password-login/{domain} (S-4: tenants without SSO): see password-routes.ts.

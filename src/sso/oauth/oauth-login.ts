@@ -5,6 +5,7 @@ import type { Member } from '../../domain/member.js';
 import type { MemberRepository } from '../../domain/members.js';
 import type { OAuthSettings, Tenant } from '../../domain/tenant.js';
 import { AppError } from '../../errors/index.js';
+import { APP_USER_AGENT } from '../app-login-checks.js';
 import type { ClientKind, LoginTransaction, LoginTransactions } from '../transactions.js';
 import { OutboundError, type OutboundHttp } from './outbound-http.js';
 
@@ -146,7 +147,7 @@ export class OAuthLogin {
       url.searchParams.set('redirect_uri', redirectUri);
       if (input.worksId) url.searchParams.set('worksId', input.worksId);
       if (input.clientKind === 'app') {
-        url.searchParams.set('userAgent', 'LineWorks');
+        url.searchParams.set('userAgent', APP_USER_AGENT);
         url.searchParams.set('sessionKey', input.sessionKey!);
       }
       return url.href;
@@ -164,6 +165,12 @@ export class OAuthLogin {
       nonce,
     };
     if (input.worksId) params.login_hint = input.worksId;
+    // S-18: as in the works profile, an app login carries the marker and the sessionKey the IdP may check
+    // (extra authorization parameters, which an OP that does not know them ignores: OIDC Core 3.1.2.1).
+    if (input.clientKind === 'app' && input.sessionKey) {
+      params.userAgent = APP_USER_AGENT;
+      params.sessionKey = input.sessionKey;
+    }
     return oidc.buildAuthorizationUrl(config, params).href;
   }
 
@@ -221,6 +228,11 @@ export class OAuthLogin {
     if (token.status < 200 || token.status >= 300) throw fail('token_http_error', `token endpoint answered ${token.status}`);
     const accessToken = token.body.access_token;
     if (typeof accessToken !== 'string' || accessToken.length === 0) throw fail('token_access_token_missing');
+    // The access token is presented to userInfoUrl as a bearer token: any other type (or none) is refused (RFC 6749 5.1, case-insensitive).
+    const tokenType = token.body.token_type;
+    if (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer') {
+      throw fail('token_type_not_bearer', `token endpoint answered token_type ${typeof tokenType === 'string' ? errorCode(tokenType) : typeof tokenType}`);
+    }
     const expiresIn = parseExpiresIn(token.body.expires_in);
 
     let info;
@@ -269,7 +281,29 @@ export class OAuthLogin {
     if (claims.iat * 1000 > latestIatMs) {
       throw fail('oidc_id_token_issued_in_future', `iat ${claims.iat} is after ${Math.floor(latestIatMs / 1000)} (now + ${this.deps.clockSkewMs / 1000} s skew)`);
     }
-    return { userKey: checkUserKey(claims[oauth.userKeyClaim], 'oidc_user_key_missing'), expiresIn: parseExpiresIn(tokens.expires_in) };
+    let userKey = claims[oauth.userKeyClaim];
+    // OIDC Core 5.4: claims asked for by scope (email, profile …) may come only from the UserInfo
+    // endpoint when an access token is issued. Ask it, for the subject of this ID token.
+    if (userKey === undefined && config.serverMetadata().userinfo_endpoint !== undefined) {
+      userKey = (await this.oidcUserInfo(config, tokens.access_token, claims.sub))[oauth.userKeyClaim];
+    }
+    return { userKey: checkUserKey(userKey, 'oidc_user_key_missing'), expiresIn: parseExpiresIn(tokens.expires_in) };
+  }
+
+  /** The UserInfo claims (openid-client: Bearer access token; the answer's `sub` must be the ID token's). */
+  private async oidcUserInfo(config: oidc.Configuration, accessToken: string, subject: string): Promise<oidc.UserInfoResponse> {
+    try {
+      return await oidc.fetchUserInfo(config, accessToken, subject);
+    } catch (err) {
+      const cause = err instanceof OutboundError ? err : (err as { cause?: unknown }).cause;
+      if (cause instanceof OutboundError) throw outboundFailure('userinfo', cause);
+      // oauth4webapi's JSON_ATTRIBUTE_COMPARISON: the only attribute a UserInfo answer is compared on is `sub`.
+      if ((err as { code?: string }).code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
+        throw fail('oidc_userinfo_subject_mismatch', 'the UserInfo response names another subject than the ID token');
+      }
+      const message = err instanceof Error ? err.message : String(err);
+      throw fail('oidc_userinfo_invalid', `${(err as { code?: string }).code ?? 'unknown'}: ${message}`.slice(0, 300));
+    }
   }
 
   private oidcFailure(err: unknown): AppError {

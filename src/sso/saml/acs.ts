@@ -9,7 +9,8 @@ import { keys, type KeyValueStore } from '../../store/index.js';
 import { TRANSACTION_ID_RE, type ClientKind, type LoginTransaction, type LoginTransactions } from '../transactions.js';
 import { findWeakAlgorithm } from './algorithms.js';
 import { openEncryptedAssertion } from './encrypted-assertion.js';
-import { SignatureRefused, verifyEnvelopedSignature } from './enveloped-signature.js';
+import { SignatureRefused, exclusiveCanonicalForm, verifyEnvelopedSignature } from './enveloped-signature.js';
+import { AssertionShapeRefused, findSubjectAssertion } from './subject-assertion.js';
 import { acsUrl, requireSamlSettings, spEntityId, type SpContext } from './options.js';
 import { ElementIndex, NS, XmlRefused, attr, childElements, descendants, firstChild, parseUntrustedXml, plainText } from './xml.js';
 
@@ -205,29 +206,37 @@ export class SamlAcs {
   }
 
   // Exactly one Response and one Assertion in the whole document, the assertion a direct child of the
-  // response: every classic signature-wrapping shape needs a second copy somewhere.
+  // response: every classic signature-wrapping shape needs a second copy somewhere. Assertions inside
+  // that assertion's saml:Advice are not counted, and never read (subject-assertion.ts).
   private checkSingleAssertion(ctx: AcsContext): void {
     const response = need(ctx.response, 'response');
     const index = need(ctx.index, 'index');
     if (descendants(index, NS.protocol, 'Response').length !== 1) throw reject('multiple_assertions', 'more than one Response element');
-    const all = descendants(index, NS.assertion, 'Assertion');
     const encrypted = descendants(index, NS.assertion, 'EncryptedAssertion');
     if (encrypted.length > 0) {
-      // One EncryptedAssertion, a child of the Response, and no other assertion: then its plaintext (encrypted-assertion.ts).
-      if (encrypted.length > 1 || all.length > 0 || encrypted[0]!.parentNode !== response) throw reject('multiple_assertions', 'an EncryptedAssertion beside another, or not a child of the Response');
+      // One EncryptedAssertion, a child of the Response, and no other assertion: then its plaintext, under
+      // the same subject-assertion rule (encrypted-assertion.ts).
+      if (encrypted.length > 1 || descendants(index, NS.assertion, 'Assertion').length > 0 || encrypted[0]!.parentNode !== response) {
+        throw reject('multiple_assertions', 'an EncryptedAssertion beside another, or not a child of the Response');
+      }
       ctx.decrypted = openEncryptedAssertion(encrypted[0]!, this.deps.sp.decryption, need(ctx.xml, 'xml'));
       ctx.rawAssertion = ctx.decrypted.assertion;
       return;
     }
-    if (all.length === 0) {
+    let subject: Element | null;
+    try {
+      subject = findSubjectAssertion(response, index);
+    } catch (err) {
+      if (err instanceof AssertionShapeRefused) throw reject('multiple_assertions', err.message);
+      throw err;
+    }
+    if (!subject) {
       // A non-success status usually comes without an assertion: report the status, not the shape.
       const code = attr(firstChild(firstChild(response, NS.protocol, 'Status') ?? response, NS.protocol, 'StatusCode'), 'Value');
       throw code && code !== STATUS_SUCCESS ? reject('status_not_success', `status ${code}`) : reject('assertion_missing');
     }
-    if (all.length > 1) throw reject('multiple_assertions', `${all.length} Assertion elements`);
-    if (all[0]!.parentNode !== response) throw reject('multiple_assertions', 'the Assertion is not a child of the Response');
     if (need(ctx.saml, 'saml').requireEncryptedAssertions) throw reject('assertion_not_encrypted', 'the tenant requires encrypted assertions; this one is plaintext');
-    ctx.rawAssertion = all[0];
+    ctx.rawAssertion = subject;
   }
 
   // S-8 (2) and S-9: RelayState names a live transaction of this tenant, or the response is
@@ -261,25 +270,51 @@ export class SamlAcs {
   }
 
   // S-8 (3): signed by a registered certificate, and the signature covers the assertion we use.
-  // Verified on the document parsed once above: the assertion must carry a valid enveloped signature
-  // (SAML core 5.4) by one of the tenant's certificates (KeyInfo is never trusted); a Response that is
-  // signed too must verify as well. What the assertion signature covers — its canonical form — is
-  // parsed again, and every later identity fact is read from that copy only.
+  // Verified on the document parsed once above. Either the assertion carries a valid enveloped
+  // signature (SAML core 5.4) by one of the tenant's certificates (KeyInfo is never trusted), and a
+  // Response that is signed too must verify as well; or — the profile allows it, Shibboleth's default —
+  // only the Response is signed, its signature then covering the one assertion it holds, unless the
+  // tenant requires signed assertions. What the signature covers — its canonical form — is parsed
+  // again, and every later identity fact is read from the assertion of that copy only.
   private verifySignature(ctx: AcsContext): void {
     const saml = need(ctx.saml, 'saml');
     const rawAssertion = need(ctx.rawAssertion, 'rawAssertion');
     const options = { certificates: saml.idpCertificates, allowSha1: saml.allowSha1, index: need(ctx.index, 'index') };
-    let signedXml: string | null;
+    let signedResponse: string | null;
+    let signedAssertion: string | null;
     try {
-      verifyEnvelopedSignature(need(ctx.response, 'response'), options);
-      signedXml = verifyEnvelopedSignature(rawAssertion, ctx.decrypted ? { ...options, index: ctx.decrypted.index } : options);
+      signedResponse = verifyEnvelopedSignature(need(ctx.response, 'response'), options);
+      signedAssertion = verifyEnvelopedSignature(rawAssertion, ctx.decrypted ? { ...options, index: ctx.decrypted.index } : options);
     } catch (err) {
       // SignatureRefused says why; anything else a hostile document makes the canonicalizer throw
       // (a RangeError from absurd nesting …) is a refusal too, never a 500.
       throw reject('signature_invalid', err instanceof SignatureRefused ? err.message : `signature check failed: ${String(err)}`);
     }
-    if (signedXml === null) throw reject('signature_invalid', 'the assertion is not signed');
-    const assertion = parseUntrustedXml(signedXml).documentElement;
+    let assertion: Element;
+    if (signedAssertion !== null) {
+      assertion = parseUntrustedXml(signedAssertion).documentElement;
+    } else if (signedResponse === null) {
+      throw reject('signature_invalid', 'neither the assertion nor the response is signed');
+    } else if (saml.requireSignedAssertions) {
+      throw reject('assertion_not_signed', 'only the Response is signed and the tenant requires signed assertions');
+    } else if (ctx.decrypted) {
+      // The Response signature covers the EncryptedAssertion (the ciphertext, AES-CBC's included): the
+      // verified Response's one EncryptedAssertion child must be the very one decrypted; the assertion
+      // is then its plaintext, which went through the same subject-assertion rule.
+      const verifiedResponse = parseUntrustedXml(signedResponse).documentElement;
+      const inside = childElements(verifiedResponse, NS.assertion, 'EncryptedAssertion');
+      const posted = childElements(need(ctx.response, 'response'), NS.assertion, 'EncryptedAssertion');
+      if (inside.length !== 1 || posted.length !== 1 || exclusiveCanonicalForm(inside[0]!) !== exclusiveCanonicalForm(posted[0]!)) {
+        throw reject('signature_invalid', 'the signed Response does not hold the EncryptedAssertion that was decrypted');
+      }
+      assertion = rawAssertion;
+    } else {
+      // The assertion as the Response signature covers it: the verified Response's own Assertion child.
+      const verifiedResponse = parseUntrustedXml(signedResponse).documentElement;
+      const inside = childElements(verifiedResponse, NS.assertion, 'Assertion');
+      if (inside.length !== 1) throw reject('signature_invalid', 'the signed Response does not hold exactly one assertion');
+      assertion = inside[0]!;
+    }
     if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion') throw reject('signature_invalid', 'verified node is not an Assertion');
     const rawId = attr(rawAssertion, 'ID');
     if (!rawId || attr(assertion, 'ID') !== rawId) throw reject('signature_invalid', 'verified assertion is not the one in the response');

@@ -1,18 +1,22 @@
 import { NS, attr, descendants, type ElementIndex } from './xml.js';
 
 /** Signature algorithms accepted in XML signatures and redirect-binding signatures (RSA-SHA256 or stronger). */
-export const STRONG_SIGNATURES: ReadonlyMap<string, 'sha256' | 'sha512'> = new Map([
+// (xml-crypto, which node-saml uses, learns the SHA-384 ones in xml-crypto-sha384.ts.)
+export const STRONG_SIGNATURES: ReadonlyMap<string, 'sha256' | 'sha384' | 'sha512'> = new Map([
   ['http://www.w3.org/2001/04/xmldsig-more#rsa-sha256', 'sha256'],
+  ['http://www.w3.org/2001/04/xmldsig-more#rsa-sha384', 'sha384'],
   ['http://www.w3.org/2001/04/xmldsig-more#rsa-sha512', 'sha512'],
 ]);
-const STRONG_DIGESTS: ReadonlyMap<string, 'sha256' | 'sha512'> = new Map([
+/** SHA-384's URI is in xmldsig-more (RFC 6931 §2.1.3), SHA-256/512's in xmlenc. */
+const STRONG_DIGESTS: ReadonlyMap<string, 'sha256' | 'sha384' | 'sha512'> = new Map([
   ['http://www.w3.org/2001/04/xmlenc#sha256', 'sha256'],
+  ['http://www.w3.org/2001/04/xmldsig-more#sha384', 'sha384'],
   ['http://www.w3.org/2001/04/xmlenc#sha512', 'sha512'],
 ]);
 export const SHA1_SIGNATURE = 'http://www.w3.org/2000/09/xmldsig#rsa-sha1';
 const SHA1_DIGEST = 'http://www.w3.org/2000/09/xmldsig#sha1';
 
-export type HashName = 'sha1' | 'sha256' | 'sha512';
+export type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
 /** The hash of an accepted RSA SignatureMethod (RSA-SHA1 only when allowed), or null. */
 export function signatureHash(algorithm: string, allowSha1: boolean): HashName | null {

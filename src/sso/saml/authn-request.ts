@@ -1,6 +1,7 @@
 import { sign, type KeyObject } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
 import type { Tenant } from '../../domain/tenant.js';
+import { APP_USER_AGENT } from '../app-login-checks.js';
 import type { ClientKind } from '../transactions.js';
 import { NAMEID_UNSPECIFIED, acsUrl, requireSamlSettings, samlEntryPoint, spEntityId, type SpContext } from './options.js';
 import { xmlEscape } from './xml.js';
@@ -49,6 +50,8 @@ export function authnRequestUrl(input: AuthnRequestInput): string {
     query += `&Signature=${encodeURIComponent(sign('sha256', Buffer.from(query, 'utf8'), input.signingKey).toString('base64'))}`;
   }
   if (input.worksId !== undefined) query += `&worksId=${encodeURIComponent(input.worksId)}`;
+  // S-18: an app login tells the IdP so; the IdP may then check the AuthnRequest ID with POST /login/check/{ID}.
+  if (input.clientKind === 'app') query += `&userAgent=${APP_USER_AGENT}`;
   const url = new URL(entryPoint);
   url.search = url.search ? `${url.search.slice(1)}&${query}` : query;
   return url.href;

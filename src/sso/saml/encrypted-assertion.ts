@@ -1,6 +1,7 @@
 import { constants, createDecipheriv, createHash, privateDecrypt, publicEncrypt, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { AppError, type SamlRejectReason } from '../../errors/index.js';
 import type { SpDecryptionKey } from './options.js';
+import { AssertionShapeRefused, findSubjectAssertion } from './subject-assertion.js';
 import { ElementIndex, NS, XmlRefused, attr, childElements, descendants, parseUntrustedXml } from './xml.js';
 
 /**
@@ -341,7 +342,7 @@ export interface OpenedAssertion {
 /**
  * The ACS's one call: decrypts the response's EncryptedAssertion with the SP keys, then parses the
  * plaintext under the same structural limits as the response and checks it is one saml:Assertion with
- * no other assertion inside. Every refusal is `saml_response_invalid` with a private reason
+ * no other assertion inside but those of its saml:Advice (subject-assertion.ts). Every refusal is `saml_response_invalid` with a private reason
  * (`encrypted_assertion_unsupported` without keys, `decryption_failed`, `encryption_algorithm_unsupported`,
  * or the XML reasons); nothing about the key or the plaintext is in the detail.
  */
@@ -365,8 +366,15 @@ export function openEncryptedAssertion(encrypted: Element, keys: readonly SpDecr
   const assertion = doc.documentElement;
   if (assertion.namespaceURI !== NS.assertion || assertion.localName !== 'Assertion') throw refuse('decryption_failed', 'the decrypted content is not a saml:Assertion');
   const index = new ElementIndex(doc);
-  if (descendants(index, NS.assertion, 'Assertion').length !== 1 || descendants(index, NS.assertion, 'EncryptedAssertion').length > 0) {
-    throw refuse('multiple_assertions', 'an assertion inside the decrypted assertion');
+  // The same subject-assertion rule as a plaintext response (subject-assertion.ts): the root is the one
+  // assertion outside any saml:Advice; assertions in its Advice are allowed and never read. An
+  // EncryptedAssertion inside the plaintext (even in an Advice) is refused: nothing would decrypt it.
+  if (descendants(index, NS.assertion, 'EncryptedAssertion').length > 0) throw refuse('multiple_assertions', 'an EncryptedAssertion inside the decrypted assertion');
+  try {
+    if (findSubjectAssertion(doc, index) !== assertion) throw new AssertionShapeRefused('the decrypted Assertion is not the subject assertion');
+  } catch (err) {
+    if (err instanceof AssertionShapeRefused) throw refuse('multiple_assertions', `decrypted assertion: ${err.message}`);
+    throw err;
   }
   const secondGateXml = nodeSamlDecrypts(decrypted) ? null : nodeSamlResponse(postedXml, decrypted);
   return { assertion, index, decrypted, secondGateXml };

@@ -121,6 +121,11 @@ function canonicalize(el: Element, algorithm: string, prefixes: string[], omit?:
   }
 }
 
+/** Exclusive canonical form of `el` (no comments, no inclusive prefixes): to tell whether two parsed copies of an element are the same. */
+export function exclusiveCanonicalForm(el: Element): string {
+  return canonicalize(el, EXC_C14N, []);
+}
+
 const publicKeys = new Map<string, KeyObject>();
 const PUBLIC_KEY_CACHE_MAX = 1000;
 
@@ -156,11 +161,11 @@ export interface EnvelopedSignatureOptions {
  *
  * - exactly one `ds:Signature`, a direct child of `element`, holding SignedInfo, SignatureValue and an
  *   optional KeyInfo (ignored) and nothing else (no ds:Object);
- * - SignedInfo: exclusive c14n, an RSA SignatureMethod (RSA-SHA256/512; RSA-SHA1 only when allowed),
+ * - SignedInfo: exclusive c14n, an RSA SignatureMethod (RSA-SHA256/384/512; RSA-SHA1 only when allowed),
  *   exactly one Reference;
  * - the Reference names `element` itself (`#` + its ID), whose ID no other element of the document
  *   carries (ID, Id or id), with exactly the transforms enveloped-signature then exclusive c14n, and a
- *   SHA-256/512 digest (SHA-1 only when allowed);
+ *   SHA-256/384/512 digest (SHA-1 only when allowed);
  * - the SignatureValue verifies over the canonical SignedInfo with one of `certificates` — checked
  *   before the referenced element is canonicalized and digested.
  *

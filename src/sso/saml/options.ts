@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { SamlConfig } from '@node-saml/node-saml';
 import { ValidateInResponseTo } from '@node-saml/node-saml';
+import './xml-crypto-sha384.js';
 import { AppError } from '../../errors/index.js';
 import type { SamlSettings, Tenant } from '../../domain/tenant.js';
 import type { ClientKind } from '../transactions.js';
@@ -71,6 +72,13 @@ export function samlEntryPoint(tenant: Tenant, clientKind: ClientKind): string {
   return entryPoint;
 }
 
+/**
+ * Test seam only (AppDeps.samlSecondGateOptions, applied in passport-seam.ts): changes the node-saml
+ * options the builder made for the ACS's second gate, so a test can make node-saml refuse what the
+ * strict verifier accepts and see the login refused.
+ */
+export type SecondGateOptionsHook = (options: SamlConfig, tenant: Tenant) => SamlConfig;
+
 export interface SamlOptionsInput {
   tenant: Tenant;
   sp: SpContext;
@@ -97,7 +105,10 @@ export function buildSamlOptions(input: SamlOptionsInput): SamlConfig {
     idpCert: saml.idpCertificates,
     idpIssuer: saml.idpEntityId,
     identifierFormat: NAMEID_UNSPECIFIED,
-    wantAssertionsSigned: true,
+    // As the strict verifier (acs.ts): a signed assertion, or a signed Response covering it (the
+    // profile allows either), unless the tenant requires the assertion itself to be signed. node-saml
+    // checks the assertion's signature whenever the Response's is missing or invalid.
+    wantAssertionsSigned: saml.requireSignedAssertions === true,
     wantAuthnResponseSigned: false,
     // Ours, with the injected clock and the Redis transaction (see acs.ts):
     acceptedClockSkewMs: -1,

@@ -4,12 +4,12 @@ import { SAML, type Profile } from '@node-saml/node-saml';
 import type { Clock } from '../../domain/clock.js';
 import type { MemberRepository } from '../../domain/members.js';
 import type { TenantRepository } from '../../domain/tenants.js';
-import type { Tenant } from '../../domain/tenant.js';
+import type { SamlSettings, Tenant } from '../../domain/tenant.js';
 import { AppError } from '../../errors/index.js';
 import { digestForKey, keys, LOGOUT_TRANSACTION_TTL_MS, type KeyValueStore } from '../../store/index.js';
 import type { WebSession, WebSessions } from '../sessions.js';
 import { newOpaqueId } from '../transactions.js';
-import { STRONG_SIGNATURES, findWeakAlgorithm } from './algorithms.js';
+import { findWeakAlgorithm, signatureHash } from './algorithms.js';
 import { SignatureRefused, verifyEnvelopedSignature } from './enveloped-signature.js';
 import { NAMEID_UNSPECIFIED, buildSamlOptions, sloCallbackUrl, sloUrl, spEntityId, type SpContext } from './options.js';
 import { ElementIndex, NS, XmlRefused, attr, childElements, firstChild, parseUntrustedXml, plainText, xmlEscape } from './xml.js';
@@ -178,9 +178,10 @@ function identityText(el: Element, reason: string, what: string): string {
  * enveloped signature covers its exact canonical form, which is parsed again (as the ACS does), so
  * nothing added beside the signed bytes (a comment, a processing instruction …) is ever read.
  */
-function verifySignature(message: ReceivedMessage, certificates: readonly string[]): Element {
+function verifySignature(message: ReceivedMessage, { idpCertificates: certificates, allowSha1 }: Pick<SamlSettings, 'idpCertificates' | 'allowSha1'>): Element {
   if (message.detached) {
-    const hash = STRONG_SIGNATURES.get(message.detached.sigAlg);
+    // The tenant's algorithm rule, as at login (S-8): RSA-SHA256 or stronger; RSA-SHA1 if it opted in.
+    const hash = signatureHash(message.detached.sigAlg, allowSha1);
     if (!hash) throw reject('weak_algorithm', `SigAlg ${message.detached.sigAlg}`);
     const ok = certificates.some((cert) => {
       try {
@@ -195,12 +196,12 @@ function verifySignature(message: ReceivedMessage, certificates: readonly string
   const signatures = childElements(message.root, NS.dsig, 'Signature');
   if (signatures.length === 0) throw reject('signature_missing');
   const index = new ElementIndex(message.root.ownerDocument);
-  const weak = findWeakAlgorithm(index, false);
+  const weak = findWeakAlgorithm(index, allowSha1);
   if (weak) throw reject('weak_algorithm', weak);
   let signedXml: string | null;
   try {
     // The strict verifier checks the signature over SignedInfo before it canonicalizes the message.
-    signedXml = verifyEnvelopedSignature(message.root, { certificates, allowSha1: false, index });
+    signedXml = verifyEnvelopedSignature(message.root, { certificates, allowSha1, index });
   } catch (err) {
     throw reject('signature_invalid', err instanceof SignatureRefused ? err.message : `signature check failed: ${String(err)}`);
   }
@@ -249,7 +250,7 @@ export class SamlLogout {
     if (!tenant || !saml) throw reject('logout_transaction_invalid', 'tenant gone');
     return concerning(() => [tenant.domain], () => {
       this.checkIssuer(message.root, saml.idpEntityId);
-      const root = verifySignature(message, saml.idpCertificates);
+      const root = verifySignature(message, saml);
       this.checkIssuer(root, saml.idpEntityId);
       this.checkDestination(root, sloCallbackUrl(this.deps.sp));
       this.checkFresh(root);
@@ -342,11 +343,12 @@ export class SamlLogout {
       const saml = tenant?.sso.saml;
       if (!tenant || !saml || saml.idpEntityId !== issuer || tenant.sso.type !== 'saml') continue;
       candidates.push(tenant.domain);
-      const certificateSet = [...saml.idpCertificates].sort().join('\n');
+      // Tenants sharing an IdP share one verification, when they also share the SHA-1 choice.
+      const certificateSet = [String(saml.allowSha1), ...[...saml.idpCertificates].sort()].join('\n');
       let outcome = outcomes.get(certificateSet);
       if (!outcome) {
         try {
-          outcome = verifySignature(message, saml.idpCertificates);
+          outcome = verifySignature(message, saml);
         } catch (err) {
           if (!(err instanceof AppError)) throw err;
           outcome = err;

@@ -279,6 +279,24 @@ describe('OAuth `works` profile, end to end (S-14, S-15, S-17, S-18)', () => {
       assert.equal(idp.requestsTo('/userinfo').length, 0);
     });
 
+    it('accepts token_type Bearer in any case (S-15)', async () => {
+      for (const tokenType of ['bearer', 'BEARER', 'Bearer']) {
+        idp.settings.tokenType = tokenType;
+        const { res } = await loginWithCode(DOMAIN, 'emp-100');
+        assert.equal(res.status, 303, `${tokenType}: ${res.text.slice(0, 300)}`);
+      }
+    });
+
+    it('refuses a token answer whose token_type is not Bearer, or missing, before calling user info (S-15)', async () => {
+      for (const tokenType of ['mac', 'DPoP', 'Bearer2', undefined]) {
+        idp.reset();
+        idp.settings.tokenType = tokenType;
+        const { res } = await loginWithCode(DOMAIN, 'emp-100');
+        await assertRefused(res, 400, 'oauth_login_failed', DOMAIN, 'token_type_not_bearer');
+        assert.equal(idp.requestsTo('/userinfo').length, 0, String(tokenType));
+      }
+    });
+
     it('refuses a code issued to another client (code injection)', async () => {
       const login = await startLogin(DOMAIN);
       const res = await callback(login, { code: idp.issueCode('emp-100', OTHER_CLIENT_ID) });
@@ -436,36 +454,44 @@ describe('OAuth `works` profile, end to end (S-14, S-15, S-17, S-18)', () => {
       return { sessionKey, res };
     }
 
-    it('answers success once after an app login, then Invalid access', async () => {
-      const { sessionKey, res } = await appLogin();
-      assert.equal(res.status, 303, res.text);
-      assert.equal(res.headers.location, TARGET);
-      assert.match(setCookieOf(res)!, new RegExp(`Max-Age=${APP_TTL_SECONDS}(;|$)`), 'app sessions last 30 days (S-10)');
-      const me = await gw.http.get('/session').set('Cookie', sessionCookieOf(res)!);
-      assert.equal(me.body.session.clientKind, 'app');
+    /** An app login started and not yet come back: what the IdP sees while it may check (S-18). */
+    async function appLoginInFlight(): Promise<{ sessionKey: string; login: StartedOAuthLogin }> {
+      const sessionKey = randomBytes(24).toString('base64url');
+      sessionKeysUsed.push(sessionKey);
+      return { sessionKey, login: await startLogin(DOMAIN, { accessUrl: TARGET, sessionKey }) };
+    }
 
+    it('answers success once while the app login is in flight, then Invalid access; the login ends as an app session', async () => {
+      const { sessionKey, login } = await appLoginInFlight();
       const first = await check(sessionKey);
       assert.equal(first.status, 200);
       assert.deepEqual(first.body, SUCCESS);
       const second = await check(sessionKey);
       assert.equal(second.status, 403);
       assert.deepEqual(second.body, INVALID);
+
+      const res = await callback(login, { code: idp.issueCode('emp-100') });
+      assert.equal(res.status, 303, res.text);
+      assert.equal(res.headers.location, TARGET);
+      assert.match(setCookieOf(res)!, new RegExp(`Max-Age=${APP_TTL_SECONDS}(;|$)`), 'app sessions last 30 days (S-10)');
+      const me = await gw.http.get('/session').set('Cookie', sessionCookieOf(res)!);
+      assert.equal(me.body.session.clientKind, 'app');
+      const after = await check(sessionKey);
+      assert.deepEqual(after.body, INVALID, 'and not after the login came back');
     });
 
     it('answers Invalid access for the wrong ssoType or none', async () => {
-      const saml = await appLogin();
-      assert.equal(saml.res.status, 303);
-      const wrong = await check(saml.sessionKey, { ssoType: 'SAML' });
+      const { sessionKey } = await appLoginInFlight();
+      const wrong = await check(sessionKey, { ssoType: 'SAML' });
       assert.equal(wrong.status, 403);
       assert.deepEqual(wrong.body, INVALID);
-
-      const none = await appLogin();
-      assert.equal(none.res.status, 303);
-      const missing = await check(none.sessionKey, {});
+      const missing = await check(sessionKey, {});
       assert.equal(missing.status, 403);
       assert.deepEqual(missing.body, INVALID);
-      const lower = await check(none.sessionKey, { ssoType: 'oauth' });
+      const lower = await check(sessionKey, { ssoType: 'oauth' });
       assert.deepEqual(lower.body, INVALID);
+      // None of them spent it.
+      assert.deepEqual((await check(sessionKey)).body, SUCCESS);
     });
 
     it('answers Invalid access for unknown and malformed keys, and for a failed app login', async () => {

@@ -27,6 +27,7 @@ describe('ACS refusals (S-8, S-9)', () => {
   let gw: Gateway;
   before(async () => {
     gw = await createGateway();
+    assert.equal(gw.services.config.saml.secondGate, true, 'every case here runs with the second gate (passport-saml) on');
   });
   after(async () => gw.close());
 

@@ -80,6 +80,7 @@ describe('SAML ACS: signature shapes (the verifier on the parsed document)', () 
   let gw: Gateway;
   before(async () => {
     gw = await createGateway();
+    assert.equal(gw.services.config.saml.secondGate, true, 'every case here runs with the second gate (passport-saml) on');
   });
   after(async () => gw.close());
 

@@ -48,13 +48,14 @@ function samlifyIdp(keys: TestIdpKeys): IdentityProviderInstance {
 
 /**
  * OUR SP as samlify sees it (what an IdP admin would enter from our metadata). `wantAssertionsSigned`
- * makes samlify sign the Assertion; `wantMessageSigned` additionally signs the whole Response.
+ * makes samlify sign the Assertion; `wantMessageSigned` signs the whole Response (alone when the
+ * assertion is not to be signed: Shibboleth IdP's default shape).
  */
-function ourSp(wantMessageSigned = false): samlify.ServiceProviderInstance {
+function ourSp(wantMessageSigned = false, wantAssertionsSigned = true, domain = 'a.example'): samlify.ServiceProviderInstance {
   return samlify.ServiceProvider({
     entityID: SP_ENTITY_ID,
-    assertionConsumerService: [{ Binding: Constants.namespace.binding.post, Location: acsUrlOf('a.example') }],
-    wantAssertionsSigned: true,
+    assertionConsumerService: [{ Binding: Constants.namespace.binding.post, Location: acsUrlOf(domain) }],
+    wantAssertionsSigned,
     wantMessageSigned,
     nameIDFormat: [NAMEID_UNSPECIFIED],
   });
@@ -79,6 +80,9 @@ async function samlifyResponse(idp: IdentityProviderInstance, sp: samlify.Servic
   return out.context;
 }
 
+/** A tenant like a.example (same IdP) that requires signed assertions. */
+const STRICT_DOMAIN = 'strict-a.example';
+
 const xmlOf = (b64: string): string => Buffer.from(b64, 'base64').toString('utf8');
 
 describe('interoperability: samlify as the IdP', () => {
@@ -88,6 +92,9 @@ describe('interoperability: samlify as the IdP', () => {
 
   before(async () => {
     gw = await createGateway();
+    const a = await gw.services.tenants.load('a.example');
+    await gw.services.tenants.save({ ...a, domain: STRICT_DOMAIN, sso: { ...a.sso, saml: { ...a.sso.saml!, requireSignedAssertions: true } } });
+    await gw.services.members.save(STRICT_DOMAIN, { id: 'm-strict', account: 'emp@strict-a.example', name: 'Strict', externalKey: 'emp-001', role: 'member', status: 'in_use' });
   });
   after(async () => gw.close());
 
@@ -138,6 +145,33 @@ describe('interoperability: samlify as the IdP', () => {
     const res = await postAcs(gw, 'a.example', response, login.relayState);
     assert.equal(res.status, 303, `${res.text.slice(0, 300)} ${JSON.stringify(lastRefusal())}`);
     assert.ok(sessionCookieOf(res));
+  });
+
+  it('logs in with a samlify response signed only on the Response (the SAML profile allows it)', async () => {
+    const login = await beginLogin(gw, 'a.example');
+    const response = await samlifyResponse(idpA, ourSp(true, false), login.requestId, 'emp-001');
+    const xml = xmlOf(response);
+    assert.equal((xml.match(/<ds:Signature\b/g) ?? []).length, 1, 'samlify signed one level');
+    assert.match(xml, /<samlp:Response\b[^>]*>(?:(?!<saml:Assertion\b)[\s\S])*<ds:Signature\b/, 'the signature is the Response\'s, before the assertion');
+    const res = await postAcs(gw, 'a.example', response, login.relayState);
+    assert.equal(res.status, 303, `${res.text.slice(0, 300)} ${JSON.stringify(lastRefusal())}`);
+    const me = await gw.http.get('/session').set('Cookie', sessionCookieOf(res)!);
+    assert.equal(me.body.member.id, 'm-a-active');
+  });
+
+  it('refuses that samlify shape for a tenant requiring signed assertions, with the true reason (assertion_not_signed)', async () => {
+    const login = await beginLogin(gw, STRICT_DOMAIN);
+    const response = await samlifyResponse(idpA, ourSp(true, false, STRICT_DOMAIN), login.requestId, 'emp-001');
+    const res = await postAcs(gw, STRICT_DOMAIN, response, login.relayState);
+    assert.equal(res.status, 400);
+    assert.equal(errorCodeOf(res), 'saml_response_invalid');
+    assert.equal(lastRefusal()?.reason, 'assertion_not_signed');
+    assert.equal((await gw.services.audit.list(STRICT_DOMAIN, 1))[0]?.reason, 'assertion_not_signed');
+    assert.equal(sessionCookieOf(res), undefined);
+    // The same tenant takes samlify's signed assertion.
+    const again = await beginLogin(gw, STRICT_DOMAIN);
+    const ok = await postAcs(gw, STRICT_DOMAIN, await samlifyResponse(idpA, ourSp(true, true, STRICT_DOMAIN), again.requestId, 'emp-001'), again.relayState);
+    assert.equal(ok.status, 303, `${ok.text.slice(0, 300)} ${JSON.stringify(lastRefusal())}`);
   });
 
   it('refuses the same samlify response posted a second time', async () => {

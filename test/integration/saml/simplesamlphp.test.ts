@@ -10,6 +10,9 @@
  * so — except in CI, where that is a failure (.ci/run installs it).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NewMember } from '../../../src/domain/members.js';
 import type { TenantInput } from '../../../src/domain/tenant.js';
@@ -163,7 +166,7 @@ describe('interoperability: SimpleSAMLphp (Debian) as the IdP, configured from i
   let gw: Gateway;
   const idpsStarted: SimpleSamlPhp[] = [];
 
-  const admin = (method: 'get' | 'post' | 'put', path: string) => gw.http[method](`/admin/v1${path}`).set('Authorization', OPERATOR_AUTH);
+  const admin = (method: 'get' | 'post' | 'put' | 'patch', path: string) => gw.http[method](`/admin/v1${path}`).set('Authorization', OPERATOR_AUTH);
   const lastRefusal = (): Record<string, unknown> | undefined => gw.logs.filter((l) => l.msg === 'request refused').at(-1);
 
   /** A tenant with `members`, a SimpleSAMLphp IdP for it, its metadata imported by URL and SSO switched on. */
@@ -269,25 +272,41 @@ describe('interoperability: SimpleSAMLphp (Debian) as the IdP, configured from i
     assert.equal(me.body.member.id, 'm-ssp-carol');
   });
 
-  it('refuses a SimpleSAMLphp response signed only on the Response (the SP metadata says WantAssertionsSigned)', async () => {
-    const domain = 'ssp-unsigned-assertion.example';
-    const idp = await setUp(domain, 'externalKey', [{ id: 'm-ssp-dave', account: 'dave@ssp-unsigned-assertion.example', name: 'Dave SSP', externalKey: 'd-1', role: 'member', status: 'in_use' }], {
+  /** A SimpleSAMLphp IdP for `domain` that signs the Response only (Shibboleth IdP's default), and one login's answer. */
+  async function responseOnlyAnswer(domain: string, user: string, externalKey: string): Promise<IdpAnswer> {
+    const idp = await setUp(domain, 'externalKey', [{ id: `m-ssp-${user}`, account: `${user}@${domain}`, name: `${user} SSP`, externalKey, role: 'member', status: 'in_use' }], {
       sign: 'response',
-      users: [{ username: 'dave', password: 'dave-pass', attributes: { uid: 'd-1' } }],
+      users: [{ username: user, password: `${user}-pass`, attributes: { uid: externalKey } }],
     });
-    const login = await beginLogin(gw, domain);
-    const answer = await loginAtIdp(idp, login.redirect, 'dave', 'dave-pass');
+    return loginAtIdp(idp, (await beginLogin(gw, domain)).redirect, user, `${user}-pass`);
+  }
+
+  it('logs in with a SimpleSAMLphp response signed only on the Response (the SAML profile allows it)', async () => {
+    const domain = 'ssp-response-only.example';
+    const answer = await responseOnlyAnswer(domain, 'dave', 'd-1');
     const xml = xmlOf(answer.SAMLResponse);
     assert.equal((xml.match(/<ds:Signature\b/g) ?? []).length, 1, 'one signature');
     assert.match(xml, /<samlp:Response\b[\s\S]*?<saml:Issuer>[^<]*<\/saml:Issuer><ds:Signature\b/, 'on the Response');
 
     const res = await postAcs(gw, domain, answer.SAMLResponse, answer.RelayState);
+    assert.equal(res.status, 303, `${res.text.slice(0, 300)} ${JSON.stringify(lastRefusal())}`);
+    const me = await gw.http.get('/session').set('Cookie', sessionCookieOf(res)!);
+    assert.equal(me.body.member.id, 'm-ssp-dave');
+  });
+
+  it('refuses the same Response-only signing for a tenant that requires signed assertions, with the true reason (assertion_not_signed)', async () => {
+    const domain = 'ssp-require-signed.example';
+    const answer = await responseOnlyAnswer(domain, 'erin', 'e-1');
+    const required = await admin('patch', `/domains/${domain}/sso`).send({ saml: { requireSignedAssertions: true } });
+    assert.equal(required.status, 200, required.text);
+
+    const res = await postAcs(gw, domain, answer.SAMLResponse, answer.RelayState);
     assert.equal(res.status, 400);
     assert.equal(errorCodeOf(res), 'saml_response_invalid');
     assert.equal(sessionCookieOf(res), undefined);
-    const refusal = lastRefusal();
-    assert.equal(refusal?.reason, 'signature_invalid');
-    assert.equal(refusal?.detail, 'the assertion is not signed');
+    assert.equal(lastRefusal()?.reason, 'assertion_not_signed');
+    const [audited] = await gw.services.audit.list(domain, 1);
+    assert.equal(audited?.reason, 'assertion_not_signed');
   });
 
   it('refuses the SimpleSAMLphp response without the login binding cookie of the browser that started the login', async () => {
@@ -304,5 +323,58 @@ describe('interoperability: SimpleSAMLphp (Debian) as the IdP, configured from i
   it('a wrong password at SimpleSAMLphp shows its error and yields no SAMLResponse', async () => {
     const login = await beginLogin(gw, 'ssp-uid.example');
     await assert.rejects(loginAtIdp(idpsStarted[0]!, login.redirect, 'alice', 'wrong'), /no SAMLResponse form from SimpleSAMLphp: Incorrect username or password$/);
+  });
+
+  it("follows SimpleSAMLphp's signing key rollover through the scheduled metadata refresh, with no administrator action", async () => {
+    const domain = 'ssp-rollover.example';
+    const idp = await setUp(domain, 'externalKey', [{ id: 'm-ssp-carol', account: 'carol@ssp-rollover.example', name: 'Carol SSP', externalKey: 'emp-3001', role: 'member', status: 'in_use' }], {
+      nameIdAttribute: 'uid',
+      users: [{ username: 'carol', password: 'carol-pass', attributes: { uid: 'emp-3001' } }],
+    });
+    const signIn = async (): Promise<number> => {
+      const login = await beginLogin(gw, domain);
+      const answer = await loginAtIdp(idp, login.redirect, 'carol', 'carol-pass');
+      const res = await postAcs(gw, domain, answer.SAMLResponse, answer.RelayState);
+      assert.equal(res.status, 303, `${res.text.slice(0, 300)} ${JSON.stringify(lastRefusal())}`);
+      return res.status;
+    };
+    const certificates = async (): Promise<string[]> => (await gw.services.tenants.find(domain))!.sso.saml!.idpCertificates.map((c) => c.replace(/\s+/g, ''));
+    const flat = (pem: string): string => pem.replace(/\s+/g, '');
+    /** Runs the scheduler's pass as if `hours` had passed, then brings the gateway's clock back to SimpleSAMLphp's (real) time. */
+    const refreshAfter = async (hours: number): Promise<void> => {
+      gw.clock.set(Date.now() + hours * 3600_000);
+      await gw.services.idpMetadata.tick();
+      gw.clock.set(Date.now());
+    };
+    const body = (pem: string): string => pem.replace(/-----[^-]+-----|\s+/g, '');
+    /** The IdP's PHP workers pick up a configuration change on their own time: wait until its metadata shows it (not what is tested here). */
+    const idpPublishes = async (ready: (xml: string) => boolean): Promise<void> => {
+      for (let i = 0; i < 100 && !ready((await idp.metadataXml()).replace(/\s+/g, '')); i++) await new Promise((r) => setTimeout(r, 100));
+    };
+    await signIn();
+
+    // SimpleSAMLphp's key rollover (modules/saml/docs/keyrollover.md), step 1: the new certificate is published beside the current one.
+    const certDir = join(idp.dir, 'cert');
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '3650', '-subj', '/CN=SimpleSAMLphp next key', '-keyout', join(certDir, 'new.key'), '-out', join(certDir, 'new.crt')], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const hosted = join(idp.dir, 'config/metadata/saml20-idp-hosted.php');
+    const original = readFileSync(hosted, 'utf8');
+    writeFileSync(hosted, original.replace("'certificate' => 'idp.crt',", "'certificate' => 'idp.crt',\n        'new_certificate' => 'new.crt',"));
+    const newCert = readFileSync(join(certDir, 'new.crt'), 'utf8');
+    await idpPublishes((xml) => xml.includes(body(newCert)) && xml.includes(body(idp.certificate)));
+    await refreshAfter(7);
+    assert.deepEqual((await certificates()).sort(), [flat(idp.certificate), flat(newCert)].sort(), `both certificates registered from the metadata (SimpleSAMLphp lists the new one first): ${JSON.stringify(await gw.services.idpMetadata.status(domain))}`);
+    await signIn();
+
+    // Step 2: the IdP signs with the new key and publishes only its certificate.
+    copyFileSync(join(certDir, 'new.key'), join(certDir, 'idp.key'));
+    copyFileSync(join(certDir, 'new.crt'), join(certDir, 'idp.crt'));
+    writeFileSync(hosted, original);
+    await idpPublishes((xml) => xml.includes(body(newCert)) && !xml.includes(body(idp.certificate)));
+    await refreshAfter(14);
+    assert.deepEqual(await certificates(), [flat(newCert)], 'the retired certificate is gone');
+    await signIn();
+    const audit = (await gw.services.audit.list(domain, 10)).filter((e) => e.type === 'idp_metadata.refreshed');
+    assert.equal(audit.length, 2, 'each change audited');
   });
 });

@@ -259,12 +259,43 @@ const XSW: Xsw[] = [
     observed: 'multiple_assertions',
     tampered: true,
   },
+  {
+    // saml:Advice (SAML core 2.6.1) may carry other assertions; the subject's assertion is the outer one.
+    // Here the evil assertion is the outer one and holds the genuine signed assertion as its Advice.
+    name: 'Advice wrapping: evil outer assertion holding the genuine signed assertion in its Advice',
+    signs: ['assertion', 'both'],
+    wrap: (doc) => {
+      const original = assertionOf(doc);
+      const evil = makeEvil(withoutSignature(original));
+      response(doc).replaceChild(evil, original);
+      const advice = doc.createElementNS(NS.assertion, 'saml:Advice');
+      advice.appendChild(original);
+      evil.insertBefore(advice, child(evil, NS.assertion, 'AuthnStatement'));
+      return original.getAttribute('ID')!;
+    },
+    observed: 'signature_invalid',
+  },
+  {
+    // The genuine signed assertion untouched; an evil assertion in an Advice placed before it, directly
+    // under the Response (where no Advice belongs), so that "the first assertion" is the evil one.
+    name: 'Advice beside: evil assertion in an Advice under the Response, before the genuine one',
+    signs: ['assertion', 'both'],
+    wrap: (doc) => {
+      const original = assertionOf(doc);
+      const advice = doc.createElementNS(NS.assertion, 'saml:Advice');
+      advice.appendChild(makeEvil(withoutSignature(original)));
+      response(doc).insertBefore(advice, original);
+      return original.getAttribute('ID')!;
+    },
+    observed: 'multiple_assertions',
+  },
 ];
 
 describe('SAML ACS: XML Signature Wrapping (XSW1 … XSW8)', () => {
   let gw: Gateway;
   before(async () => {
     gw = await createGateway();
+    assert.equal(gw.services.config.saml.secondGate, true, 'every case here runs with the second gate (passport-saml) on');
     await gw.services.members.save(DOMAIN, {
       id: 'm-a-victim',
       account: 'victim@a.example',
@@ -300,8 +331,8 @@ describe('SAML ACS: XML Signature Wrapping (XSW1 … XSW8)', () => {
   }
 
   describe('positive controls', () => {
-    // Response-only signatures are refused by policy (signed assertions required): see acs-signature.test.ts.
-    for (const sign of ['assertion', 'both'] as const) {
+    // Response-only signatures are accepted (the SAML profile allows them), so they are a positive control too.
+    for (const sign of ['assertion', 'response', 'both'] as const) {
       it(`an unmodified genuine response (signed: ${sign}) logs emp-001 in`, async () => {
         const { xml, relayState } = await genuine(sign);
         await loginAs(xml, relayState, 'm-a-active');

@@ -3,7 +3,6 @@ import { z } from 'zod';
 import {
   CUSTOM_KEY_MESSAGE,
   CUSTOM_KEY_RE,
-  MDM_CONFIG_KEY,
   MDM_MAX_ACTIVE_KEYS,
   MDM_MAX_EFFECTIVE_AHEAD_MS,
   MDM_MAX_GRACE_SECONDS,
@@ -119,8 +118,6 @@ registerAdminOperations([
   },
 ]);
 
-/** What the admin pastes into the MDM console (M-3). */
-const managedAppConfig = { configKey: MDM_CONFIG_KEY, valueType: MDM_VALUE_TYPE } as const;
 
 const keyIdParam = (req: Request): string => String(req.params.id).slice(0, 100);
 
@@ -138,6 +135,8 @@ const rules = {
  */
 export function mdmAdminRoutes(s: Services): Router {
   const router = Router();
+  /** What the admin pastes into the MDM console (M-3): the key name is the deployment's (config mdm.managedAppConfigKey). */
+  const managedAppConfig = { configKey: s.config.mdm.managedAppConfigKey, valueType: MDM_VALUE_TYPE } as const;
   const base = '/domains/:domain/mdm';
 
   router.get(base, async (req: Request, res: Response) => {

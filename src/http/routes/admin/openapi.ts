@@ -91,7 +91,15 @@ const operations: AdminOperation[] = [
     errors: ['forbidden'],
   },
   { method: 'get', path: '/domains/{domain}/sso/test-sign-ins/{id}', summary: 'A test sign-in: {id, status pending|succeeded|failed, finishedAt?, member?, assertedId?, code?, reason?, message?} (kept 1 h)', success: 200, errors: ['not_found'] },
-  { method: 'post', path: '/domains/{domain}/saml/idp-metadata', summary: 'Import IdP metadata: XML body, or {"url"} fetched behind an SSRF guard (S-12)', body: 'xml-or-json', success: 200, errors: ['idp_metadata_invalid', 'metadata_fetch_failed'] },
+  { method: 'post', path: '/domains/{domain}/saml/idp-metadata', summary: 'Import IdP metadata: XML body, or {"url"} fetched behind an SSRF guard (S-12); a URL is kept as saml.idpMetadataUrl and refreshed on a schedule', body: 'xml-or-json', success: 200, errors: ['idp_metadata_invalid', 'metadata_fetch_failed', 'idp_metadata_unsigned', 'idp_metadata_signature_invalid'] },
+  {
+    method: 'post',
+    path: '/domains/{domain}/sso/saml/idp-metadata/refresh',
+    summary: "Fetch the tenant's IdP metadata URL now (the scheduled refresh, asked for): {result unchanged|updated, added, removed (certificate SHA-256 fingerprints), sso}; a failed fetch keeps the stored certificates, is audited and answers its error",
+    body: ssoBodies.refresh,
+    success: 200,
+    errors: ['idp_metadata_url_missing', 'metadata_fetch_failed', 'idp_metadata_invalid', 'idp_metadata_unsigned', 'idp_metadata_signature_invalid'],
+  },
   {
     method: 'get',
     path: '/domains/{domain}/members',

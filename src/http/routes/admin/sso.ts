@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
+import { readFetchedMetadata, refreshStatusView } from '../../../admin/idp-metadata-refresh.js';
 import { fetchMetadata } from '../../../admin/metadata-fetch.js';
 import type { PendingSwitch } from '../../../admin/sso-switch.js';
 import { oauthSettingsSchema, samlSettingsSchema, ssoSettingsSchema, type SsoSettings, type Tenant } from '../../../domain/tenant.js';
@@ -10,7 +11,7 @@ import { normaliseCertificatePem } from '../../../sso/saml/certificates.js';
 import { applyIdpMetadata, parseIdpMetadata } from '../../../sso/saml/idp-metadata.js';
 import { acsUrl, sloUrl, spEntityId } from '../../../sso/saml/options.js';
 import { parseBody } from '../../validate.js';
-import { auditAdmin, requirePermission, scopedTenant } from './context.js';
+import { actorOf, auditAdmin, requirePermission, scopedTenant } from './context.js';
 import { tenantView } from './domains.js';
 
 const DAY_MS = 24 * 3600_000;
@@ -22,6 +23,7 @@ const readOnlyKeys = {
   certificates: z.array(z.unknown()).optional().describe('Read-only (from GET): ignored.'),
   sp: z.unknown().optional().describe('Read-only (from GET): ignored.'),
   switchInProgress: z.unknown().optional().describe('Read-only (from GET): ignored.'),
+  idpMetadataRefresh: z.unknown().optional().describe('Read-only (from GET): ignored.'),
 };
 const clientSecretSet = z.boolean().optional().describe('Read-only (from GET): ignored. Leave clientSecret out to keep the stored secret.');
 const idpMetadataXml = z
@@ -73,6 +75,10 @@ export const patchSchema = z.strictObject({
       requireEncryptedAssertions: z.boolean().optional().describe('Refuse plaintext assertions: the IdP must encrypt them to the SP encryption certificate of the SP metadata (the gateway needs saml.decryption).'),
       idpSloUrl: clearableUrl,
       idpMetadataXml,
+      requireSignedAssertions: z.boolean().optional(),
+      idpMetadataUrl: clearableUrl,
+      requireSignedMetadata: z.boolean().optional(),
+      metadataSigningCertificate: z.string().nullable().optional(),
     })
     .optional(),
   oauth: z
@@ -102,6 +108,7 @@ function urlProblems(settings: SsoSettings, allowHttp: boolean): Problem[] {
     ['appLoginUrl', settings.appLoginUrl],
     ['logoutUrl', settings.logoutUrl],
     ['saml.idpSloUrl', settings.saml?.idpSloUrl],
+    ['saml.idpMetadataUrl', settings.saml?.idpMetadataUrl],
     ['oauth.tokenUrl', settings.oauth?.tokenUrl],
     ['oauth.userInfoUrl', settings.oauth?.userInfoUrl],
     ['oauth.issuer', settings.oauth?.issuer],
@@ -162,7 +169,7 @@ export interface ResolvedSettings {
 export function resolveSettings(stored: SsoSettings, body: PutBody | PatchBody, mode: 'replace' | 'merge', allowHttp: boolean): ResolvedSettings {
   const problems: Problem[] = [];
   const warnings: string[] = [];
-  const top = mergeFields<SsoSettings>(stored, { ...body, saml: undefined, oauth: undefined, certificates: undefined, sp: undefined, switchInProgress: undefined });
+  const top = mergeFields<SsoSettings>(stored, { ...body, saml: undefined, oauth: undefined, certificates: undefined, sp: undefined, switchInProgress: undefined, idpMetadataRefresh: undefined });
 
   let saml: Record<string, unknown> | undefined = stored.saml;
   if (body.saml) {
@@ -179,6 +186,15 @@ export function resolveSettings(stored: SsoSettings, body: PutBody | PatchBody, 
       throw err;
     }
   }
+  if (typeof saml?.metadataSigningCertificate === 'string') {
+    try {
+      saml = { ...saml, metadataSigningCertificate: normaliseCertificatePem(saml.metadataSigningCertificate) };
+    } catch (err) {
+      if (isAppError(err)) throw new AppError(err.code, { message: err.publicMessage, details: [{ path: 'saml.metadataSigningCertificate', message: err.publicMessage }] });
+      throw err;
+    }
+  }
+  if (saml?.requireSignedMetadata && !saml.metadataSigningCertificate) problems.push({ path: 'saml.metadataSigningCertificate', message: 'is required when requireSignedMetadata is true' });
 
   let oauth: Record<string, unknown> | undefined = stored.oauth;
   if (body.oauth) {
@@ -298,9 +314,10 @@ export function ssoView(s: Services, tenant: Tenant, switchInProgress: PendingSw
   };
 }
 
-/** GET …/sso's body for the tenant now, with the switch in progress if there is one. */
+/** GET …/sso's body for the tenant now, with the switch in progress if there is one and the metadata refresh's status. */
 export async function currentSsoView(s: Services, tenant: Tenant): Promise<Record<string, unknown>> {
-  return ssoView(s, tenant, await s.ssoSwitch.pendingJob(tenant.domain));
+  const [pending, refresh] = await Promise.all([s.ssoSwitch.pendingJob(tenant.domain), tenant.sso.saml?.idpMetadataUrl ? s.idpMetadata.status(tenant.domain) : null]);
+  return { ...ssoView(s, tenant, pending), idpMetadataRefresh: refreshStatusView(tenant.sso.saml, refresh) };
 }
 
 export function ssoAdminRoutes(s: Services): Router {
@@ -324,6 +341,8 @@ export function ssoAdminRoutes(s: Services): Router {
     if (settings.enabled !== tenant.sso.enabled || (await s.ssoSwitch.pendingJob(tenant.domain))) requirePermission(res, 'super');
 
     const result = await s.ssoSwitch.apply(tenant, settings);
+    // A new or removed metadata URL: its refresh schedule starts over (a new URL is fetched at the next check).
+    if (settings.saml?.idpMetadataUrl !== tenant.sso.saml?.idpMetadataUrl) await s.idpMetadata.forget(tenant.domain);
     await auditAdmin(s, req, res, {
       type: result.switched ? (settings.enabled ? 'sso.enabled' : 'sso.disabled') : 'sso.updated',
       domain: tenant.domain,
@@ -351,15 +370,24 @@ export function ssoAdminRoutes(s: Services): Router {
     async (req: Request, res: Response) => {
       const tenant = await scopedTenant(s, req, res);
       let xml: string;
+      let url: string | undefined;
       if (typeof req.body === 'string') xml = req.body;
       else {
-        const body = parseBody(z.strictObject({ url: z.string().url() }), req.body);
-        xml = await fetchMetadata(body.url, { policy: s.outboundPolicy, allowHttp });
+        url = parseBody(z.strictObject({ url: z.string().url() }), req.body).url;
+        xml = await fetchMetadata(url, { policy: s.outboundPolicy, allowHttp });
       }
-      const metadata = parseIdpMetadata(xml);
+      // From a URL: kept and refreshed on a schedule (signed when the tenant requires it). A document
+      // sent as the body replaces any URL: nothing will overwrite it.
+      const metadata = url ? readFetchedMetadata(xml, tenant.sso.saml, { sameIdp: false, now: s.clock.now() }) : parseIdpMetadata(xml);
       const sso = applyIdpMetadata({ ...tenant.sso, type: 'saml' }, metadata, xml);
+      if (sso.saml) {
+        if (url) sso.saml.idpMetadataUrl = url;
+        else delete sso.saml.idpMetadataUrl;
+      }
       const saved: Tenant = await s.tenants.save({ ...tenant, sso });
-      await auditAdmin(s, req, res, { type: 'idp_metadata.imported', domain: tenant.domain, data: { certificates: metadata.signingCertificates.length } });
+      if (url) await s.idpMetadata.imported(tenant.domain);
+      else await s.idpMetadata.forget(tenant.domain);
+      await auditAdmin(s, req, res, { type: 'idp_metadata.imported', domain: tenant.domain, data: { certificates: metadata.signingCertificates.length, fromUrl: Boolean(url) } });
       res.json({
         entityId: metadata.entityId,
         ssoUrl: metadata.ssoUrl,
@@ -371,7 +399,18 @@ export function ssoAdminRoutes(s: Services): Router {
     },
   );
 
+  // Fetch the tenant's metadata URL now (the scheduled refresh, asked for): 409 without a URL.
+  router.post('/domains/:domain/sso/saml/idp-metadata/refresh', async (req: Request, res: Response) => {
+    const tenant = await scopedTenant(s, req, res);
+    requirePermission(res, 'write');
+    parseBody(refreshSchema, req.body ?? {});
+    const outcome = await s.idpMetadata.refreshNow(tenant, { actor: actorOf(res), requestId: res.locals.requestId, ip: req.ip });
+    res.json({ result: outcome.result, added: outcome.added, removed: outcome.removed, sso: await view(outcome.tenant) });
+  });
+
   return router;
 }
 
-export const ssoBodies = { put: putSchema, patch: patchSchema, testSignIn: testSignInSchema, metadataUrl: z.strictObject({ url: z.string().url() }) };
+const refreshSchema = z.strictObject({});
+
+export const ssoBodies = { put: putSchema, patch: patchSchema, testSignIn: testSignInSchema, metadataUrl: z.strictObject({ url: z.string().url() }), refresh: refreshSchema };
