@@ -41,7 +41,8 @@ export interface EncryptOptions {
 export async function encryptAssertionIn(responseXml: string, options: EncryptOptions): Promise<string> {
   const start = responseXml.indexOf('<saml:Assertion ');
   const endTag = '</saml:Assertion>';
-  const end = responseXml.indexOf(endTag) + endTag.length;
+  // The last end tag: the subject assertion's, after those of any assertions in its saml:Advice.
+  const end = responseXml.lastIndexOf(endTag) + endTag.length;
   if (start < 0 || end < endTag.length) throw new Error('no saml:Assertion to encrypt');
   const assertion = responseXml.slice(start, end).replace('<saml:Assertion ', '<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ');
   const encrypted = await encrypt(assertion, {
@@ -63,7 +64,7 @@ export async function encryptAssertionIn(responseXml: string, options: EncryptOp
 export function encryptAssertionXmlenc11(responseXml: string, certFile: string, content: 'aes-128-gcm' | 'aes-256-gcm'): string {
   const start = responseXml.indexOf('<saml:Assertion ');
   const endTag = '</saml:Assertion>';
-  const end = responseXml.indexOf(endTag) + endTag.length;
+  const end = responseXml.lastIndexOf(endTag) + endTag.length;
   const assertion = responseXml.slice(start, end).replace('<saml:Assertion ', '<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ');
   const key = randomBytes(content === 'aes-128-gcm' ? 16 : 32);
   const iv = randomBytes(12);
