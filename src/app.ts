@@ -19,6 +19,7 @@ import { serviceRoutes } from './http/routes/service-routes.js';
 import { sessionRoutes } from './http/routes/session-routes.js';
 import { ssoRoutes } from './http/routes/sso-routes.js';
 import { esc, page } from './http/views.js';
+import { scimRoutes } from './scim/scim-routes.js';
 import { buildServices, type AppDeps, type Services } from './services.js';
 
 export interface DemoOptions {
@@ -58,6 +59,7 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
   app.use(consoleRoutes(services));
   app.use(mobileRoutes(services));
   app.use('/admin/v1', adminRouter(services));
+  app.use(scimRoutes(services));
   // The admin console's static files, under their own CSP (not browserRoute's pages).
   app.use(consoleStaticRoutes(config));
 

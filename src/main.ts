@@ -26,6 +26,8 @@ import type { Services } from './services.js';
 import { applySeed, readSeed } from './seed.js';
 import { buildRedisStoreOptions, createStoreFromConfig, type KeyValueStore } from './store/index.js';
 
+/** How long a stopping process waits for queued back-channel logout deliveries (then drops them). */
+const BACKCHANNEL_DRAIN_MS = 3000;
 const SHUTDOWN_GRACE_MS = 10_000;
 /** A worker that dies is replaced after 0.5 s, doubling while they keep dying young, up to 30 s. */
 const RESTART_DELAY_MS = { first: 500, max: 30_000 };
@@ -125,7 +127,8 @@ async function runGateway(config: Config, logger: Logger, options: { seed: boole
     }, SHUTDOWN_GRACE_MS);
     force.unref();
     const finish = (): void => {
-      void Promise.allSettled([running.heartbeat?.stop(), running.services?.idpMetadata.stop()])
+      // Back-channel logout tokens already queued get a short while to leave (they need the store and the outbound client).
+      void Promise.allSettled([running.heartbeat?.stop(), running.services?.idpMetadata.stop(), running.services?.backchannelLogout.drain(BACKCHANNEL_DRAIN_MS)])
         .then(() => Promise.allSettled([running.store?.close(), running.services?.outbound.close()]))
         .finally(() => {
           logger.info('stopped');

@@ -2,6 +2,8 @@ import { createPrivateKey } from 'node:crypto';
 import type Provider from 'oidc-provider';
 import { mobileSessionEnder } from './provider/mobile-token-guard.js';
 import { OpRevocation } from './provider/op-revocation.js';
+import { BackchannelLogout } from './provider/backchannel-logout.js';
+import { endWebSessionOnRpLogout } from './provider/rp-logout.js';
 import { OpClients } from './provider/op-clients.js';
 import { createProvider } from './provider/provider.js';
 import { AdminKeys } from './admin/api-keys.js';
@@ -9,6 +11,7 @@ import { expiringCertificateCounts } from './admin/health.js';
 import { IdpMetadataRefresher } from './admin/idp-metadata-refresh.js';
 import { ConsoleSessions } from './admin/console-sessions.js';
 import { MemberDirectory } from './admin/member-directory.js';
+import { MemberSearch } from './admin/member-search.js';
 import { SsoSwitch } from './admin/sso-switch.js';
 import { TestSignIns } from './admin/test-sign-ins.js';
 import type { Config } from './config/index.js';
@@ -35,6 +38,9 @@ import type { SecondGateOptionsHook, SpContext, SpDecryptionKey } from './sso/sa
 import { WebSessions } from './sso/sessions.js';
 import { LoginTransactions } from './sso/transactions.js';
 import { keys, type KeyValueStore } from './store/index.js';
+import { ScimGroups } from './scim/scim-groups.js';
+import { ScimTokens } from './scim/scim-tokens.js';
+import { ScimUsers } from './scim/scim-users.js';
 
 /** Where the tenant's login returns an administrator signing in to the console (an allowed accessUrl, exactly). */
 export function consoleCompleteUrl(publicUrl: string): string {
@@ -83,11 +89,18 @@ export interface Services extends AppDeps {
   /** The OP's service clients: the config file's and those added through the admin API. */
   opClients: OpClients;
   opRevocation: OpRevocation;
+  /** OpenID Connect Back-Channel Logout deliveries to the OP's service clients (fed by opRevocation). */
+  backchannelLogout: BackchannelLogout;
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
   defaultServiceUrl(tenant: Tenant): string;
   /** Scheduled refresh of tenants' IdP metadata URLs; main.ts starts and stops its timer. */
   idpMetadata: IdpMetadataRefresher;
+  // g-scim
+  /** SCIM 2.0 provisioning (docs/spec.md §14): per-domain tokens, Users over the members, Groups. */
+  scimTokens: ScimTokens;
+  scimUsers: ScimUsers;
+  scimGroups: ScimGroups;
 }
 
 /** The configured SP decryption keys (saml.decryption), current first; undefined when none. */
@@ -119,13 +132,16 @@ export function buildServices(deps: AppDeps): Services {
   const isGrantLive = async (grantId: string): Promise<boolean> => (await store.get(keys.opModel('Grant', grantId))) !== null;
   const mdmKeys = new MdmKeys({ store, clock, secrets: secretBox, secretKeys: config.secretKeys, isGrantLive });
   const deviceSessions = new DeviceSessions({ store, isLive: isGrantLive });
-  const opRevocation = new OpRevocation(store);
   const opClients = new OpClients({ store, clock, secrets: secretBox, config });
   const audit = new AuditLog(store, clock, logger, config.audit.retentionDays);
   const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
   const outboundPolicy = new OutboundPolicy(config.outbound, deps.resolveHost);
   const outbound = new OutboundHttp({ ...config.oauth, allowHttp, policy: outboundPolicy });
+  const provider = createProvider({ config, store, members, logger, clients: opClients });
+  // Logout tokens go through the outbound client: its timeouts and the outbound policy (§12).
+  const backchannelLogout = new BackchannelLogout({ provider, fetch: outbound.fetch, metrics, logger });
+  const opRevocation = new OpRevocation(store, backchannelLogout);
   const services: Services = {
     ...deps,
     tenants,
@@ -153,12 +169,13 @@ export function buildServices(deps: AppDeps): Services {
     appLoginChecks,
     adminKeys: new AdminKeys(store, clock, config.adminApiKey),
     consoleSessions: new ConsoleSessions(store, clock, { idleMs: config.console.idleTimeoutSeconds * 1000, absoluteMs: config.console.absoluteTimeoutSeconds * 1000 }),
-    memberDirectory: new MemberDirectory(members, sessions, store, clock),
+    memberDirectory: new MemberDirectory(members, sessions, store, clock, opRevocation),
     ssoSwitch: new SsoSwitch({ store, tenants, clock, sessionEnders: [sessions, opRevocation], tokenRevokers: [opRevocation] }),
     testSignIns: new TestSignIns(store, clock),
-    provider: createProvider({ config, store, members, logger, clients: opClients }),
+    provider,
     opClients,
     opRevocation,
+    backchannelLogout,
     mdmKeys,
     mdmCheck: new MdmCheck({ store, clock, tenants, mdmKeys, deviceSessions, audit, metrics }),
     deviceSessions,
@@ -174,6 +191,10 @@ export function buildServices(deps: AppDeps): Services {
     }),
     defaultServiceUrl,
     idpMetadata: new IdpMetadataRefresher({ store, clock, tenants, audit, metrics, logger, policy: outboundPolicy, allowHttp, settings: config.saml.metadataRefresh }),
+    scimTokens: new ScimTokens(store, clock),
+    // SCIM deactivation and deletion end sessions as the SSO switch does: web sessions, then OP sessions, grants and tokens.
+    scimUsers: new ScimUsers({ store, members, memberSearch: new MemberSearch(store), sessionEnders: [sessions, opRevocation], clock, publicUrl: config.publicUrl }),
+    scimGroups: new ScimGroups({ store, clock, publicUrl: config.publicUrl }),
   };
   // Read at most once a minute (by the injected clock): every worker answers each scrape.
   let expiring: { at: number; counts: Promise<Map<string, number>> } | null = null;
@@ -188,5 +209,7 @@ export function buildServices(deps: AppDeps): Services {
   });
   // M-4 / M-12: key changes end the mobile grants they no longer admit.
   mdmKeys.registerSessionEnder(mobileSessionEnder(services, opRevocation));
+  // S-19: a service's RP-initiated logout, once confirmed, ends the gateway's web session in that browser too.
+  endWebSessionOnRpLogout(services, provider);
   return services;
 }

@@ -35,7 +35,7 @@ export interface ScenarioRecord {
 }
 
 export interface FileBenchRecord {
-  id: 'sso-switch' | 'csv-import' | 'audit-export' | 'member-search' | 'hostile-input';
+  id: 'sso-switch' | 'csv-import' | 'audit-export' | 'member-search' | 'hostile-input' | 'scim';
   label: string;
   exitCode: number | null;
   /** The script's JSON line, as printed. */
@@ -104,6 +104,32 @@ export function tableRows(scenarios: ScenarioRecord[], files: FileBenchRecord[])
         ratio: r?.worst ? fmt(r.worst.ratio, 2) : '—',
         target: f.target?.text ?? '—',
         met: metText(f.valid, f.target),
+      });
+      continue;
+    }
+    if (f.id === 'scim') {
+      const r = f.result as { users?: number; concurrency?: number; sync?: { usersPerSec: number; ms: number; rssGrowthMb: number }; groupPatch?: { members: number; requests: number; ms: number; rssGrowthMb: number } } | null;
+      rows.push({
+        scenario: `${f.label}: first sync, concurrency ${r?.concurrency ?? '?'}`,
+        procs: '1',
+        reqPerSec: r?.sync ? `${fmt(r.sync.usersPerSec)} users/s` : 'failed',
+        p50: r?.sync ? `${fmt(r.sync.ms / 1000, 1)} s` : '—',
+        p99: r?.sync ? `RSS +${fmt(r.sync.rssGrowthMb, 0)} MB` : '—',
+        floor: '—',
+        ratio: '—',
+        target: f.target?.text ?? '—',
+        met: metText(f.valid, f.target),
+      });
+      rows.push({
+        scenario: `${f.label}: group of ${r?.groupPatch?.members ?? '?'} patched in ${r?.groupPatch?.requests ?? '?'} pages`,
+        procs: '1',
+        reqPerSec: r?.groupPatch ? `${fmt(r.groupPatch.ms / 1000, 2)} s` : 'failed',
+        p50: r?.groupPatch ? `RSS +${fmt(r.groupPatch.rssGrowthMb, 0)} MB` : '—',
+        p99: '—',
+        floor: '—',
+        ratio: '—',
+        target: '—',
+        met: metText(f.valid, null),
       });
       continue;
     }

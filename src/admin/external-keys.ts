@@ -6,7 +6,7 @@ import { memberIndexOps } from '../domain/member-index.js';
 import type { MemberRepository } from '../domain/members.js';
 import type { Tenant } from '../domain/tenant.js';
 import { AppError } from '../errors/index.js';
-import { keys, type AtomicOp, type KeyValueStore } from '../store/index.js';
+import { keys, LeaseLock, type AtomicOp, type KeyValueStore } from '../store/index.js';
 import { csvCell, readCsv } from './csv.js';
 import { CsvValidation, keysRequired, type ImportPlan } from './external-keys-csv.js';
 
@@ -35,8 +35,6 @@ export { csvCell, uncsvCell, type CsvRowError } from './csv.js';
 
 const MEMBER_ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 const EXTERNAL_KEY_ID_PREFIX = 'externalKey:';
-const LOCK_TTL_MS = 30_000;
-const LOCK_RENEW_MS = 10_000;
 /** SSCAN COUNT hint for listings; constant so a cursor into the middle of a page can be re-read. */
 const LIST_SCAN_COUNT = 100;
 /** Members one list request examines at most when filtering (the rest is behind `nextCursor`). */
@@ -115,52 +113,24 @@ export interface ExternalKeysDeps {
 
 export const CSV_HEADER = 'account,name,externalKey';
 
-/** A per-tenant mutex in the store (the external-keys lock: every bulk writer of external keys holds it), renewed while held; only its holder releases it. */
-export class TenantLock {
-  private readonly timer: NodeJS.Timeout;
-
-  private constructor(
-    private readonly store: KeyValueStore,
-    private readonly key: string,
-    private readonly value: string,
-  ) {
-    // Renewed only while still ours (a holder that stalled past the TTL must not extend another's).
-    this.timer = setInterval(() => {
-      void this.store
-        .get(this.key)
-        .then((held) => (held === this.value ? this.store.expire(this.key, LOCK_TTL_MS) : false))
-        .catch(() => false);
-    }, LOCK_RENEW_MS);
-    this.timer.unref();
-  }
-
-  static async acquire(store: KeyValueStore, domain: string): Promise<TenantLock> {
-    const key = keys.externalKeysLock(domain);
-    const value = randomBytes(8).toString('hex');
-    if (!(await store.set(key, value, { nx: true, ttlMs: LOCK_TTL_MS }))) {
-      throw new AppError('conflict', {
-        detail: 'external-keys lock held',
-        message: 'External keys of this organisation are being changed right now. Please retry in a moment.',
-      });
-    }
-    return new TenantLock(store, key, value);
-  }
-
-  /** This holder's value of the lock (what the key holds while it is ours). */
-  get holder(): string {
-    return this.value;
-  }
-
-  /** Before a point of no return: the lock must still be ours. */
-  async assertHeld(): Promise<void> {
-    if ((await this.store.get(this.key)) !== this.value) throw new AppError('conflict', { detail: 'external-keys lock lost' });
-  }
-
-  async release(): Promise<void> {
-    clearInterval(this.timer);
-    if ((await this.store.get(this.key).catch(() => null)) === this.value) await this.store.del(this.key).catch(() => 0);
-  }
-}
+/**
+ * The per-tenant external-keys lock (every bulk writer of external keys, and members.csv, holds it): a
+ * LeaseLock — a short lease renewed while its holder runs, released when it fails; a refusal says how long
+ * the lease has left (Retry-After).
+ */
+export type TenantLock = LeaseLock;
+export const TenantLock = {
+  acquire: (store: KeyValueStore, domain: string): Promise<LeaseLock> =>
+    LeaseLock.acquire(store, keys.externalKeysLock(domain), {
+      busy: (retryAfterSeconds) =>
+        new AppError('conflict', {
+          detail: 'external-keys lock held',
+          message: 'External keys of this organisation are being changed right now. Please retry in a moment.',
+          retryAfterSeconds,
+        }),
+      lost: () => new AppError('conflict', { detail: 'external-keys lock lost' }),
+    }),
+};
 
 /**
  * External keys in bulk: the S-27 API (resolve, validate, refuse clashes, apply in one MULTI), the

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Clock } from '../domain/clock.js';
 import type { Tenant } from '../domain/tenant.js';
 import type { TenantRepository } from '../domain/tenants.js';
-import { keys, RedisStore, WORKER_HEARTBEAT_MS, WORKER_STALE_MS, type KeyValueStore } from '../store/index.js';
+import { keys, lockMayBeLive, RedisStore, WORKER_HEARTBEAT_MS, WORKER_STALE_MS, type KeyValueStore } from '../store/index.js';
 
 /** Certificates that end within this many days are listed. */
 export const CERT_WARNING_DAYS = 30;
@@ -126,11 +126,11 @@ export async function gatewayHealth(deps: { store: KeyValueStore; clock: Clock; 
           keys.externalKeysLock(domain),
         ]);
         if (tenantRaw) expiring.push(...expiringCertificatesOf(JSON.parse(tenantRaw) as Tenant, now));
-        if (switchJob && !switchLock) {
+        if (switchJob && !lockMayBeLive(switchLock ?? null)) {
           const job = JSON.parse(switchJob) as { target: boolean; startedAt: number; membersDone?: number; membersTotal?: number };
           runs.push({ domain, kind: 'sso_switch', startedAt: new Date(job.startedAt).toISOString(), detail: { target: job.target, membersDone: job.membersDone ?? 0, membersTotal: job.membersTotal ?? null } });
         }
-        if (importJob && !importLock) {
+        if (importJob && !lockMayBeLive(importLock ?? null)) {
           const job = JSON.parse(importJob) as { state: string; startedAt: number; next: number; batches: number };
           // A job still staging was never committed: the next request discards it, nothing to resume.
           if (job.state === 'applying') runs.push({ domain, kind: 'external_key_import', startedAt: new Date(job.startedAt).toISOString(), detail: { nextBatch: job.next, batches: job.batches } });

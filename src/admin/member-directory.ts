@@ -65,6 +65,8 @@ export class MemberDirectory {
     private readonly sessions: WebSessions,
     private readonly store: KeyValueStore,
     private readonly clock: Clock,
+    /** S-19 / O-4: a member suspended or removed loses OP sessions and grants too (services told by back-channel logout). */
+    private readonly opSessions?: { revokeMember(domain: string, memberId: string): Promise<unknown> },
   ) {
     this.searcher = new MemberSearch(store);
   }
@@ -89,12 +91,16 @@ export class MemberDirectory {
     const next: Member = { ...member, ...patch, externalKey: patch.externalKey === undefined ? member.externalKey : (patch.externalKey ?? undefined) };
     if (tenant.sso.enabled && !next.externalKey && tenant.sso.userKey === 'externalKey') throw new AppError('external_key_required');
     const saved = await this.members.save(tenant.domain, next);
-    if (patch.status && patch.status !== 'in_use' && member.status === 'in_use') await this.sessions.destroyAllOfMember(tenant.domain, member.id);
+    if (patch.status && patch.status !== 'in_use' && member.status === 'in_use') {
+      await this.sessions.destroyAllOfMember(tenant.domain, member.id);
+      await this.opSessions?.revokeMember(tenant.domain, member.id);
+    }
     return saved;
   }
 
   async remove(tenant: Tenant, member: Member): Promise<void> {
     await this.sessions.destroyAllOfMember(tenant.domain, member.id);
+    await this.opSessions?.revokeMember(tenant.domain, member.id);
     await this.members.delete(tenant.domain, member.id);
   }
 

@@ -5,7 +5,7 @@ import { memberIndexOps } from '../domain/member-index.js';
 import type { TenantRepository } from '../domain/tenants.js';
 import type { SsoSettings, Tenant } from '../domain/tenant.js';
 import { AppError } from '../errors/index.js';
-import { keys, type AtomicOp, type KeyValueStore } from '../store/index.js';
+import { keys, LeaseLock, lockMayBeLive, type AtomicOp, type KeyValueStore } from '../store/index.js';
 
 /** The counts PUT …/sso returns (S-21, S-22). */
 export const EFFECT_NAMES = [
@@ -71,6 +71,9 @@ export interface SsoSwitchDeps {
   afterBatch?: (domain: string, membersDone: number) => Promise<void>;
 }
 
+/** Tenant fields saved with the SSO settings, in the same write (a configuration import). */
+export type TenantFields = Partial<Omit<Tenant, 'domain' | 'sso' | 'ssoEpoch' | 'plan' | 'group'>>;
+
 export interface SwitchResult {
   tenant: Tenant;
   /** True when SSO changed state (or a pending switch was finished) and side effects ran. */
@@ -124,7 +127,6 @@ const addCounts = (into: Effects, counts: Partial<Effects>): void => {
   for (const name of EFFECT_NAMES) into[name] += counts[name] ?? 0;
 };
 
-const LOCK_TTL_MS = 15_000;
 const zeroEffects = (): Effects => Object.fromEntries(EFFECT_NAMES.map((n) => [n, 0])) as Effects;
 
 /**
@@ -147,7 +149,8 @@ const jobKeys = (domain: string): string[] => [keys.ssoSwitchJob(domain), keys.s
  * - a resumed run scans the members from the start again and skips those in the done set: SSCAN
  *   cursors do not survive a Redis restart or failover (the set is re-hashed), so a saved cursor
  *   would skip members;
- * - one process at a time per tenant (a lock with a TTL, renewed and checked per batch);
+ * - one process at a time per tenant (a LeaseLock: a short lease renewed by a heartbeat and checked per
+ *   batch, released when the run fails, so the next identical call resumes at once);
  * - login transactions in flight are voided by bumping the tenant's ssoEpoch.
  */
 export class SsoSwitch {
@@ -162,7 +165,7 @@ export class SsoSwitch {
     const raw = await store.get(keys.ssoSwitchJob(domain));
     if (raw === null) return null;
     const job = JSON.parse(raw) as SwitchJob;
-    const running = (await store.pttl(keys.ssoSwitchLock(domain))) !== -2;
+    const running = lockMayBeLive(await store.get(keys.ssoSwitchLock(domain)));
     const membersDone = job.membersDone ?? 0;
     // A job from before membersTotal existed: the members now, plus those an enabling switch deleted.
     const membersTotal = job.membersTotal ?? Math.max(membersDone, await store.sCard(keys.memberIds(domain)));
@@ -182,7 +185,7 @@ export class SsoSwitch {
       return await this.apply(tenant, { ...tenant.sso, enabled: pending.target });
     } catch (err) {
       if (err instanceof AppError && err.code === 'sso_switch_in_progress') {
-        throw new AppError('conflict', { message: 'The SSO switch is running right now; it does not need resuming.', detail: 'switch lock taken meanwhile' });
+        throw new AppError('conflict', { message: 'The SSO switch is running right now; it does not need resuming.', detail: 'switch lock taken meanwhile', retryAfterSeconds: err.retryAfterSeconds });
       }
       throw err;
     }
@@ -228,22 +231,20 @@ export class SsoSwitch {
 
   /**
    * Saves new SSO settings. When `enabled` changes — or a switch to the same state was interrupted —
-   * runs every side effect to completion and returns their counts.
+   * runs every side effect to completion and returns their counts. `otherFields` (a configuration import)
+   * are saved in the same tenant write as the settings.
    */
-  async apply(tenant: Tenant, settings: SsoSettings): Promise<SwitchResult> {
+  async apply(tenant: Tenant, settings: SsoSettings, otherFields: TenantFields = {}): Promise<SwitchResult> {
     const { store } = this.deps;
     const domain = tenant.domain;
     // Everything — even deciding there is nothing to do — happens under the tenant's lock, on a fresh
     // read of the tenant and the job: a refused concurrent call must not touch a running switch.
-    const lockValue = randomBytes(8).toString('hex');
-    if (!(await store.set(keys.ssoSwitchLock(domain), lockValue, { nx: true, ttlMs: LOCK_TTL_MS }))) {
-      throw new AppError('sso_switch_in_progress');
-    }
-    /** Renews the lock if it is still ours; a run that lost it (stalled past the TTL) stops before writing more. */
-    const holdLock = async (): Promise<void> => {
-      if ((await store.get(keys.ssoSwitchLock(domain))) !== lockValue) throw new AppError('sso_switch_in_progress', { detail: 'sso switch lock lost' });
-      await store.expire(keys.ssoSwitchLock(domain), LOCK_TTL_MS);
-    };
+    const lock = await LeaseLock.acquire(store, keys.ssoSwitchLock(domain), {
+      busy: (retryAfterSeconds) => new AppError('sso_switch_in_progress', { retryAfterSeconds, detail: 'sso switch lock held' }),
+      lost: () => new AppError('sso_switch_in_progress', { detail: 'sso switch lock lost' }),
+    });
+    /** Renews the lock if it is still ours; a run that lost it (stalled past the lease) stops before writing more. */
+    const holdLock = (): Promise<void> => lock.assertHeld();
     try {
       const current = (await this.deps.tenants.find(domain)) ?? tenant;
       const rawJob = await store.get(keys.ssoSwitchJob(domain));
@@ -255,7 +256,7 @@ export class SsoSwitch {
         job = null;
       }
       if (!job && current.sso.enabled === settings.enabled) {
-        return { tenant: await this.deps.tenants.save({ ...current, sso: settings }), switched: false, effects: zeroEffects() };
+        return { tenant: await this.deps.tenants.save({ ...current, ...otherFields, sso: settings }), switched: false, effects: zeroEffects() };
       }
       if (!job) {
         job = {
@@ -275,7 +276,7 @@ export class SsoSwitch {
         ]);
       }
       // New logins follow the new mode at once; logins in flight belong to the old epoch and are void.
-      const saved = await this.deps.tenants.save({ ...current, sso: settings, ssoEpoch: job.ssoEpoch });
+      const saved = await this.deps.tenants.save({ ...current, ...otherFields, sso: settings, ssoEpoch: job.ssoEpoch });
 
       if (!job.tenantWideDone) {
         const ops: AtomicOp[] = [];
@@ -318,8 +319,8 @@ export class SsoSwitch {
       for (const name of EFFECT_NAMES) effects[name] = Number(counts[name] ?? 0);
       return { tenant: saved, switched: true, effects };
     } finally {
-      // Release only our own lock (a slow run may have lost it to its TTL).
-      if ((await store.get(keys.ssoSwitchLock(domain)).catch(() => null)) === lockValue) await store.del(keys.ssoSwitchLock(domain)).catch(() => 0);
+      // Only our own lock (compare-and-delete); if the store is down, retried until the lease runs out.
+      await lock.release();
     }
   }
 

@@ -216,6 +216,9 @@ export const configSchema = z.strictObject({
             grant_types: z.array(z.enum(['authorization_code', 'refresh_token'])).default(['authorization_code', 'refresh_token']),
             token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'none']).optional(),
             application_type: z.enum(['web', 'native']).optional(),
+            // e-logout: OpenID Connect Back-Channel Logout 1.0 (S-19): where logout tokens are POSTed, and whether they must carry `sid`.
+            backchannel_logout_uri: z.string().url().optional(),
+            backchannel_logout_session_required: z.boolean().optional(),
           }),
         )
         .default([]),
@@ -340,6 +343,14 @@ export const configSchema = z.strictObject({
         .default('LineworksAuthCode'),
     })
     .default({ managedAppConfigKey: 'LineworksAuthCode' }),
+  // g-scim
+  /** SCIM 2.0 provisioning (`/scim/v2/{domain}`, docs/spec.md §14). */
+  scim: z
+    .strictObject({
+      /** SCIM requests per minute per SCIM token (Entra ID sends about 10 at a time; a first sync of 100,000 users needs thousands a minute). */
+      rateLimitPerMinute: z.number().int().min(10).max(1_000_000).default(6000),
+    })
+    .default({ rateLimitPerMinute: 6000 }),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -28,9 +28,11 @@ export class MemberRepository {
 
   /**
    * Creates or replaces a member, keeping the indexes in step. Index entries are claimed with
-   * HSETNX first, so a clash with another member is detected instead of silently overwritten.
+   * HSETNX first, so a clash with another member is detected instead of silently overwritten; a claim
+   * this call made is released again when a later one clashes. `extraOps` (keys of the same tenant) are
+   * written in the member's own MULTI (SCIM attributes, group memberships).
    */
-  async save(domain: string, input: NewMember): Promise<Member> {
+  async save(domain: string, input: NewMember, extraOps: AtomicOp[] = []): Promise<Member> {
     const member = memberSchema.parse({ ...input, id: input.id ?? randomUUID(), domain });
     const previous = await this.findById(domain, member.id);
     const claim = async (key: string, value: string | undefined, oldValue: string | undefined): Promise<void> => {
@@ -40,8 +42,15 @@ export class MemberRepository {
         throw new AppError(key === keys.memberByAccount(domain) ? 'account_conflict' : 'external_key_conflict', { detail: `index clash for member ${member.id}` });
       }
     };
+    const claimedAccount = member.account !== previous?.account;
     await claim(keys.memberByAccount(domain), member.account, previous?.account);
-    await claim(keys.memberByExternalKey(domain), member.externalKey, previous?.externalKey);
+    try {
+      await claim(keys.memberByExternalKey(domain), member.externalKey, previous?.externalKey);
+    } catch (err) {
+      // Never leave an account claimed by a member that was not written (a half-created member).
+      if (claimedAccount && (await this.store.hGet(keys.memberByAccount(domain), member.account)) === member.id) await this.store.hDel(keys.memberByAccount(domain), member.account);
+      throw err;
+    }
     // The record, the id set, the search indexes and the released unique-index entries change together.
     await this.store.atomic([
       { op: 'set', key: keys.member(domain, member.id), value: JSON.stringify(member) },
@@ -49,15 +58,19 @@ export class MemberRepository {
       ...memberIndexOps(domain, previous, member),
       ...(previous && previous.account !== member.account ? [{ op: 'hDel' as const, key: keys.memberByAccount(domain), fields: [previous.account] }] : []),
       ...(previous?.externalKey && previous.externalKey !== member.externalKey ? [{ op: 'hDel' as const, key: keys.memberByExternalKey(domain), fields: [previous.externalKey] }] : []),
+      ...extraOps,
     ]);
     return member;
   }
 
   /** Deletes a member and its index entries (sessions are ended by the caller). True when it existed. */
-  async delete(domain: string, id: string): Promise<boolean> {
+  async delete(domain: string, id: string, extraOps: AtomicOp[] = []): Promise<boolean> {
     const member = await this.findById(domain, id);
     if (!member) return false;
-    await this.store.atomic(deleteOps(domain, member));
+    // Whoever deletes (admin API, SCIM), the member leaves its SCIM groups in the same MULTI.
+    const groups = await this.store.sMembers(keys.scimMemberGroups(domain, id));
+    const leaveGroups = groups.map((g): AtomicOp => ({ op: 'sRem', key: keys.scimGroupMembers(domain, g), members: [id] }));
+    await this.store.atomic([...deleteOps(domain, member), ...leaveGroups, ...extraOps]);
     return true;
   }
 
@@ -89,5 +102,8 @@ function deleteOps(domain: string, member: Member): AtomicOp[] {
     { op: 'hDel', key: keys.memberByAccount(domain), fields: [member.account] },
     ...(member.externalKey ? [{ op: 'hDel' as const, key: keys.memberByExternalKey(domain), fields: [member.externalKey] }] : []),
     ...memberIndexOps(domain, member, null),
+    // Its SCIM attributes and its SCIM group list (docs/spec.md §14).
+    { op: 'del', key: keys.scimUser(domain, member.id) },
+    { op: 'del', key: keys.scimMemberGroups(domain, member.id) },
   ];
 }

@@ -10,6 +10,8 @@ export interface AppErrorOptions {
   cause?: unknown;
   /** Overrides the registry's public message with a more specific, still public, sentence. */
   message?: string;
+  /** When retrying may succeed, in seconds: the response's `Retry-After` header (e.g. a lock's remaining lease). */
+  retryAfterSeconds?: number;
 }
 
 /**
@@ -23,6 +25,7 @@ export class AppError extends Error {
   readonly detail: string | undefined;
   readonly reason: string | undefined;
   readonly details: unknown;
+  readonly retryAfterSeconds: number | undefined;
   /** The tenant a refusal concerns, once the use case knows it (for the audit trail). */
   tenantDomain: string | undefined;
   /**
@@ -42,6 +45,7 @@ export class AppError extends Error {
     this.detail = options.detail;
     this.reason = options.reason;
     this.details = options.details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

@@ -114,6 +114,19 @@ export const ERROR_CODES = {
   idp_metadata_url_missing: { status: 409, message: 'This domain has no IdP metadata URL to refresh from.' },
   idp_metadata_unsigned: { status: 400, message: 'The identity provider metadata is not signed, and this domain requires signed metadata.' },
   idp_metadata_signature_invalid: { status: 400, message: 'The signature of the identity provider metadata does not verify with the pinned certificate.' },
+  // g-scim
+  scim_unauthorized: { status: 401, message: 'The SCIM bearer token is missing, unknown, revoked, or not valid for this domain.' },
+  scim_invalid_filter: { status: 400, message: 'The SCIM filter is not valid or not supported.' },
+  scim_invalid_syntax: { status: 400, message: 'The SCIM request is not valid.' },
+  scim_invalid_value: { status: 400, message: 'A SCIM attribute has a value that is not allowed.' },
+  scim_invalid_path: { status: 400, message: 'A SCIM PATCH path is not valid or names nothing.' },
+  scim_mutability: { status: 400, message: 'This SCIM attribute cannot be changed.' },
+  scim_too_many: { status: 400, message: 'The SCIM request asks for too much at once.' },
+  scim_uniqueness: { status: 409, message: 'Another resource already has this userName, externalId or displayName.' },
+  scim_precondition_failed: { status: 412, message: 'The resource changed since the version given in If-Match.' },
+  scim_resource_not_found: { status: 404, message: 'No such SCIM resource in this domain.' },
+  scim_super_admin_protected: { status: 403, message: 'A super admin cannot be changed, deactivated or deleted through SCIM.' },
+  scim_token_limit: { status: 409, message: 'A domain can hold at most 10 SCIM tokens. Revoke one first.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

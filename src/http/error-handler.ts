@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { AppError, isAppError } from '../errors/index.js';
+import { scimErrorBody } from '../scim/scim-errors.js';
 import { errorPage } from './views.js';
 
 /** Maps errors thrown by body parsers and Express itself onto our codes. */
@@ -47,6 +48,12 @@ export function errorHandler() {
       return;
     }
     res.status(appErr.status);
+    if (appErr.retryAfterSeconds !== undefined) res.set('Retry-After', String(Math.max(1, Math.ceil(appErr.retryAfterSeconds))));
+    if (res.locals.errorFormat === 'scim') {
+      // SCIM clients (Entra ID, Okta …) read RFC 7644 §3.12 bodies.
+      res.type('application/scim+json').send(JSON.stringify(scimErrorBody(appErr, res.locals.requestId)));
+      return;
+    }
     const wantsHtml = res.locals.errorFormat === 'html';
     if (wantsHtml) {
       res.type('html').send(errorPage({ code: appErr.code, message: appErr.publicMessage, requestId: res.locals.requestId, retryUrl: res.locals.retryUrl }));

@@ -8,7 +8,7 @@ declare module 'express-serve-static-core' {
     requestId: string;
     log: Logger;
     /** Browser routes answer errors with an HTML page, API routes with JSON. */
-    errorFormat?: 'html' | 'json';
+    errorFormat?: 'html' | 'json' | 'scim';
     /** Tenant the request concerns, once known (for logs). */
     domain?: string;
     /** A browser error page offers this link to start again. */

@@ -4,7 +4,7 @@ import type { Clock } from '../domain/clock.js';
 import type { SecretBox } from '../domain/secret-box.js';
 import type { Tenant } from '../domain/tenant.js';
 import { AppError } from '../errors/index.js';
-import { keys, type AtomicOp, type KeyValueStore } from '../store/index.js';
+import { keys, LeaseLock, type AtomicOp, type KeyValueStore } from '../store/index.js';
 
 /**
  * MDM settings and keys of a tenant (docs/spec.md §8 M-1 … M-10, §9 M-11 … M-14): storage and rules.
@@ -44,7 +44,6 @@ export const MDM_MAX_EFFECTIVE_AHEAD_MS = 366 * 86_400_000;
 /** lastPresentedAt is rewritten at most this often per key (the check is on every mobile token request). */
 const LAST_PRESENTED_RESOLUTION_MS = 60_000;
 const PRESENTED_MEMO_MAX = 10_000;
-const LOCK_TTL_MS = 10_000;
 const LOCK_WAIT_MS = 3_000;
 
 /** M-2: a custom value is 16–256 printable ASCII characters, no spaces. */
@@ -245,22 +244,12 @@ export function planAllowsExternal(plan: string): boolean {
   return plan === 'standard' || plan === 'advanced';
 }
 
-const mdmBusy = (): AppError =>
-  new AppError('conflict', { detail: 'mdm lock held', message: 'The MDM settings of this organisation are being changed right now. Please retry in a moment.' });
+const mdmBusy = (retryAfterSeconds?: number): AppError =>
+  new AppError('conflict', { detail: 'mdm lock held', message: 'The MDM settings of this organisation are being changed right now. Please retry in a moment.', retryAfterSeconds });
 
-/** A short mutex in the store (SET NX with a TTL); only its holder releases it. Waits up to LOCK_WAIT_MS. */
-async function withLock<T>(store: KeyValueStore, key: string, fn: () => Promise<T>): Promise<T> {
-  const token = randomBytes(8).toString('hex');
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  while (!(await store.set(key, token, { nx: true, ttlMs: LOCK_TTL_MS }))) {
-    if (Date.now() > deadline) throw mdmBusy();
-    await new Promise((r) => setTimeout(r, 20 + Math.floor(Math.random() * 30)));
-  }
-  try {
-    return await fn();
-  } finally {
-    if ((await store.get(key).catch(() => null)) === token) await store.del(key).catch(() => 0);
-  }
+/** A short mutex in the store (a LeaseLock, renewed while held); waits up to LOCK_WAIT_MS for it. */
+function withLock<T>(store: KeyValueStore, key: string, fn: () => Promise<T>): Promise<T> {
+  return LeaseLock.run(store, key, { busy: mdmBusy, lost: () => mdmBusy(), waitMs: LOCK_WAIT_MS }, () => fn());
 }
 
 export class MdmKeys {

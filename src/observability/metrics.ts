@@ -29,6 +29,8 @@ export class Metrics {
   readonly idpMetadataRefreshes: Counter<'result'>;
   /** Where idpCertificatesExpiring reads its values at each scrape (set by the composition root). */
   private expiringCertificates?: () => Promise<Map<string, number>>;
+  // e-logout
+  readonly backchannelLogout: Counter<'result'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -62,6 +64,8 @@ export class Metrics {
       },
     });
     this.idpMetadataRefreshes = new Counter({ name: 'idpb_idp_metadata_refreshes_total', help: 'Fetches of tenants\' IdP metadata URLs (scheduled or asked for) by result: unchanged, updated (certificates or endpoints changed), failed.', labelNames: ['result'], registers });
+    // e-logout
+    this.backchannelLogout = new Counter({ name: 'idpb_backchannel_logout_total', help: 'OpenID Connect back-channel logout deliveries to service clients by result (delivered, retried: an attempt failed and another follows, failed: every attempt failed or no token could be made, dropped: the queue was full).', labelNames: ['result'], registers });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'idpb_' });
     // In a node:cluster worker, the primary collects this registry over IPC (see servePrimaryMetrics).
     if (cluster.isWorker) {

@@ -14,6 +14,8 @@ interface StoredOpClient {
   name: string;
   redirect_uris: string[];
   post_logout_redirect_uris: string[];
+  /** S-19: OpenID Connect Back-Channel Logout 1.0 receiver (absent in clients stored before it existed). */
+  backchannel_logout_uri?: string;
   token_endpoint_auth_method: OpClientAuthMethod;
   sealedSecret: string;
   createdAt: number;
@@ -28,6 +30,7 @@ export interface OpClientView {
   readOnly: boolean;
   redirectUris: string[];
   postLogoutRedirectUris: string[];
+  backchannelLogoutUri: string | null;
   tokenEndpointAuthMethod: string;
   grantTypes: string[];
   createdAt: string | null;
@@ -66,6 +69,7 @@ export class OpClients {
       readOnly: true,
       redirectUris: c.redirect_uris,
       postLogoutRedirectUris: c.post_logout_redirect_uris ?? [],
+      backchannelLogoutUri: c.backchannel_logout_uri ?? null,
       tokenEndpointAuthMethod: c.token_endpoint_auth_method ?? 'client_secret_basic',
       grantTypes: c.grant_types,
       createdAt: null,
@@ -78,9 +82,9 @@ export class OpClients {
   }
 
   /** A new confidential client; its secret is returned here only. */
-  async create(input: { clientId: string; name: string; redirectUris: string[]; postLogoutRedirectUris?: string[]; tokenEndpointAuthMethod: OpClientAuthMethod }): Promise<{ client: OpClientView; clientSecret: string }> {
+  async create(input: { clientId: string; name: string; redirectUris: string[]; postLogoutRedirectUris?: string[]; backchannelLogoutUri?: string; tokenEndpointAuthMethod: OpClientAuthMethod }): Promise<{ client: OpClientView; clientSecret: string }> {
     if (this.configIds.has(input.clientId)) throw new AppError('conflict', { message: 'A client with this client_id is in the configuration file.' });
-    this.checkUris(input.redirectUris, input.postLogoutRedirectUris ?? []);
+    this.checkUris(input.redirectUris, input.postLogoutRedirectUris ?? [], input.backchannelLogoutUri);
     if ((await this.deps.store.hLen(keys.opClients())) >= OP_CLIENTS_MAX) throw new AppError('conflict', { message: `At most ${OP_CLIENTS_MAX} clients can be added through the API.` });
     const clientSecret = randomBytes(32).toString('base64url');
     const now = this.deps.clock.now();
@@ -89,6 +93,7 @@ export class OpClients {
       name: input.name,
       redirect_uris: input.redirectUris,
       post_logout_redirect_uris: input.postLogoutRedirectUris ?? [],
+      ...(input.backchannelLogoutUri ? { backchannel_logout_uri: input.backchannelLogoutUri } : {}),
       token_endpoint_auth_method: input.tokenEndpointAuthMethod,
       sealedSecret: this.deps.secrets.seal(clientSecret, secretContext(input.clientId)),
       createdAt: now,
@@ -101,16 +106,18 @@ export class OpClients {
   }
 
   /** New redirect URIs (and post-logout ones when given) of an API-made client. */
-  async update(clientId: string, patch: { name?: string; redirectUris?: string[]; postLogoutRedirectUris?: string[] }): Promise<OpClientView> {
-    const current = await this.stored(clientId);
+  async update(clientId: string, patch: { name?: string; redirectUris?: string[]; postLogoutRedirectUris?: string[]; backchannelLogoutUri?: string | null }): Promise<OpClientView> {
+    const { backchannel_logout_uri: currentBackchannel, ...current } = await this.stored(clientId);
+    const backchannel = patch.backchannelLogoutUri === undefined ? currentBackchannel : (patch.backchannelLogoutUri ?? undefined);
     const next: StoredOpClient = {
       ...current,
+      ...(backchannel ? { backchannel_logout_uri: backchannel } : {}),
       name: patch.name ?? current.name,
       redirect_uris: patch.redirectUris ?? current.redirect_uris,
       post_logout_redirect_uris: patch.postLogoutRedirectUris ?? current.post_logout_redirect_uris,
       updatedAt: this.deps.clock.now(),
     };
-    this.checkUris(next.redirect_uris, next.post_logout_redirect_uris);
+    this.checkUris(next.redirect_uris, next.post_logout_redirect_uris, next.backchannel_logout_uri);
     await this.deps.store.hSet(keys.opClients(), { [clientId]: JSON.stringify(next) });
     return this.view(next);
   }
@@ -131,6 +138,8 @@ export class OpClients {
       client_secret: this.deps.secrets.open(c.sealedSecret, secretContext(c.client_id)),
       redirect_uris: c.redirect_uris,
       post_logout_redirect_uris: c.post_logout_redirect_uris,
+      // Their ID tokens carry `sid`, so a logout token can name the very session that ended.
+      ...(c.backchannel_logout_uri ? { backchannel_logout_uri: c.backchannel_logout_uri, backchannel_logout_session_required: true } : {}),
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: c.token_endpoint_auth_method,
@@ -146,7 +155,7 @@ export class OpClients {
   }
 
   /** Exact absolute URLs without fragment or credentials; https in production (http also on loopback hosts elsewhere). */
-  private checkUris(redirectUris: string[], postLogout: string[]): void {
+  private checkUris(redirectUris: string[], postLogout: string[], backchannel?: string): void {
     const problems: Array<{ path: string; message: string }> = [];
     const check = (path: string, list: string[]): void => {
       list.forEach((value, i) => {
@@ -164,6 +173,12 @@ export class OpClients {
     };
     check('redirectUris', redirectUris);
     check('postLogoutRedirectUris', postLogout);
+    if (backchannel !== undefined) {
+      check('backchannelLogoutUri', [backchannel]);
+      // The receiver is reached with a POST from the gateway (§12 outbound policy applies at delivery).
+      const last = problems.at(-1);
+      if (last?.path === 'backchannelLogoutUri.0') last.path = 'backchannelLogoutUri';
+    }
     if (problems.length) throw new AppError('validation_failed', { details: problems, detail: 'OP client URIs invalid' });
   }
 
@@ -175,6 +190,7 @@ export class OpClients {
       readOnly: false,
       redirectUris: c.redirect_uris,
       postLogoutRedirectUris: c.post_logout_redirect_uris,
+      backchannelLogoutUri: c.backchannel_logout_uri ?? null,
       tokenEndpointAuthMethod: c.token_endpoint_auth_method,
       grantTypes: ['authorization_code', 'refresh_token'],
       createdAt: new Date(c.createdAt).toISOString(),

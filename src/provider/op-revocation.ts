@@ -1,30 +1,86 @@
 import type { MemberSessionEnder, TenantTokenRevoker } from '../admin/sso-switch.js';
 import { keys, type KeyValueStore } from '../store/index.js';
+import { fromAccountId } from './account-id.js';
+import { noticesOfSession, type LogoutNotice } from './backchannel-logout.js';
+
+/** Where the notices of ended OP sessions and grants go (backchannel-logout.ts); it must not wait for deliveries. */
+export interface LogoutNotifier {
+  notify(notices: readonly LogoutNotice[]): void;
+}
 
 /**
- * O-4: the revocations of docs/spec.md §6 and §8 reach every grant, token and OP session. Registered with the SSO
+ * O-4 and S-19: the revocations of docs/spec.md §6 and §8 reach every grant, token and OP session. Registered with the SSO
  * switch (members' OP sessions and grants end; every token of the tenant is revoked) and used by the
- * MDM rules for mobile grants.
+ * MDM rules for mobile grants. It is also the one place where OP sessions and grants end, so it tells the
+ * services that registered a back-channel logout URI (the notifier queues; nothing here waits for them).
  */
 export class OpRevocation implements MemberSessionEnder, TenantTokenRevoker {
-  constructor(private readonly store: KeyValueStore) {}
+  constructor(
+    private readonly store: KeyValueStore,
+    private readonly notifier?: LogoutNotifier,
+  ) {}
+
+  /** Who to tell that a grant ended outside a session: its client, about its subject. */
+  private async grantNotice(grantId: string): Promise<LogoutNotice | null> {
+    const raw = await this.store.get(keys.opModel('Grant', grantId));
+    if (raw === null) return null;
+    const grant = JSON.parse(raw) as { clientId?: string; accountId?: string };
+    return grant.clientId && grant.accountId ? { clientId: grant.clientId, sub: grant.accountId } : null;
+  }
 
   /** Deletes a grant and every token row issued under it; returns how many access/refresh tokens died. */
-  async revokeGrant(grantId: string): Promise<number> {
+  async revokeGrant(grantId: string, options: { notify?: boolean } = {}): Promise<number> {
+    const notice = options.notify !== false && this.notifier ? await this.grantNotice(grantId) : null;
     const rows = keys.opGrantRows(grantId);
     const members = await this.store.sMembers(rows);
     await this.store.del(...members, rows, keys.opModel('Grant', grantId));
+    if (notice) this.notifier!.notify([notice]);
     return members.filter((k) => k.includes(':AccessToken:') || k.includes(':RefreshToken:')).length;
+  }
+
+  /**
+   * S-19: ends one OP browser session (the one whose cookie the browser sent) and tells its services.
+   * Web services' tokens end with it (expiresWithSession); grants that outlive sessions (the mobile app,
+   * offline_access) stay. With `domain`, only a session of a member of that tenant ends. Returns whether a session was live.
+   */
+  async endSession(sessionId: string, options: { domain?: string } = {}): Promise<boolean> {
+    const key = keys.opModel('Session', sessionId);
+    const raw = await this.store.get(key);
+    if (raw === null) return false;
+    const account = fromAccountId((JSON.parse(raw) as { accountId?: string }).accountId);
+    if (options.domain !== undefined && account?.domain !== options.domain) return false;
+    const ended = (await this.store.del(key)) > 0;
+    if (account) await this.store.sRem(keys.opMemberSessions(account.domain, account.memberId), sessionId);
+    if (ended) this.notifier?.notify(noticesOfSession(raw));
+    return ended;
+  }
+
+  /** Ends every OP browser session of a member (IdP-initiated logout), leaving grants that outlive sessions. */
+  async endSessionsOfMember(domain: string, memberId: string): Promise<number> {
+    const sessionIds = await this.store.sMembers(keys.opMemberSessions(domain, memberId));
+    let ended = 0;
+    for (const id of sessionIds) if (await this.endSession(id)) ended++;
+    return ended;
   }
 
   async revokeMember(domain: string, memberId: string): Promise<{ grants: number; sessions: number; tokens: number }> {
     const grantsKey = keys.opMemberGrants(domain, memberId);
     const sessionsKey = keys.opMemberSessions(domain, memberId);
     const [grantIds, sessionIds] = await Promise.all([this.store.sMembers(grantsKey), this.store.sMembers(sessionsKey)]);
-    const tokens = (await Promise.all(grantIds.map((g) => this.revokeGrant(g)))).reduce((a, b) => a + b, 0);
-    const sessions = await this.store.del(...sessionIds.map((id) => keys.opModel('Session', id)));
+    const sessionKeys = sessionIds.map((id) => keys.opModel('Session', id));
+    // Read before anything is deleted: each session names its services and their sid; a grant outside
+    // every session (the mobile app) is told by subject alone.
+    const notices: LogoutNotice[] = [];
+    if (this.notifier) {
+      for (const raw of await Promise.all(sessionKeys.map((k) => this.store.get(k)))) notices.push(...noticesOfSession(raw));
+      const told = new Set(notices.map((n) => n.clientId));
+      for (const n of await Promise.all(grantIds.map((g) => this.grantNotice(g)))) if (n && !told.has(n.clientId)) notices.push(n);
+    }
+    const tokens = (await Promise.all(grantIds.map((g) => this.revokeGrant(g, { notify: false })))).reduce((a, b) => a + b, 0);
+    const sessions = await this.store.del(...sessionKeys);
     await this.store.del(grantsKey, sessionsKey);
     if (grantIds.length) await this.store.sRem(keys.opTenantGrants(domain), ...grantIds);
+    if (notices.length) this.notifier!.notify(notices);
     return { grants: grantIds.length, sessions, tokens };
   }
 

@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import Provider from 'oidc-provider';
 import type { Config } from '../config/index.js';
-import { page } from '../http/views.js';
+import { page, signedOutPage } from '../http/views.js';
 import type { MemberRepository } from '../domain/members.js';
 import type { Logger } from '../observability/logger.js';
 import type { KeyValueStore } from '../store/index.js';
@@ -22,6 +22,8 @@ export interface ProviderDeps {
 export const MOBILE_ACCESS_TOKEN_TTL_S = 600;
 
 export const OP_PATH = '/oidc';
+/** oidc-provider's browser session cookie (its value is the Session id) and its signature (path `/`). */
+export const OP_SESSION_COOKIES = ['_session', '_session.sig'] as const;
 
 interface OpClient {
   clientId: string;
@@ -88,7 +90,25 @@ export function createProvider(deps: ProviderDeps): Provider {
       },
       // A client revokes only the tokens it was issued.
       revocation: { enabled: true, allowedPolicy: (_ctx: unknown, client: OpClient, token: { clientId?: string }) => token.clientId === client.clientId },
-      rpInitiatedLogout: { enabled: true },
+      // S-19: a service that starts the sign-out (end_session_endpoint, post_logout_redirect_uri registered per client);
+      // confirming ends the OP session and the gateway's web session (rp-logout.ts).
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: (ctx: { type: string; body: string }, form: string) => {
+          ctx.type = 'html';
+          ctx.body = page(
+            'Sign out',
+            `<h1>Sign out?</h1><p>You will be signed out of every service of your organisation in this browser.</p>${form}<p><button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Sign out</button> <button type="submit" form="op.logoutForm" class="secondary">Stay signed in</button></p>`,
+          );
+        },
+        postLogoutSuccessSource: (ctx: { type: string; body: string }) => {
+          ctx.type = 'html';
+          ctx.body = signedOutPage();
+        },
+      },
+      // S-19: services that register backchannel_logout_uri are told when a member's OP session ends
+      // (backchannel-logout.ts delivers, off the request path).
+      backchannelLogout: { enabled: true },
     },
     // S-10: the mobile app's session lasts session.appTtlSeconds, not as long as the OP's browser session
     // (webTtlSeconds), with or without offline_access; web clients' tokens end with the browser session

@@ -94,7 +94,7 @@ export const keys = {
   ssoSwitchCounts: (domain: string): string => `${tag(domain)}:sso-switch:counts`,
   /** Set of member ids the SSO switch in progress has finished (a resumed switch skips them). No TTL; deleted with the job. */
   ssoSwitchDone: (domain: string): string => `${tag(domain)}:sso-switch:done`,
-  /** Lock held by the process running a tenant's SSO switch. TTL: 30 s, renewed per batch. */
+  /** Lock held by the process running a tenant's SSO switch (a LeaseLock: 5 s lease, renewed every second and per batch). */
   ssoSwitchLock: (domain: string): string => `${tag(domain)}:sso-switch:lock`,
   /** A test sign-in of the tenant's configured IdP (JSON record: status, outcome). TTL: TEST_SIGN_IN_RECORD_TTL_MS (1 h) from its creation. */
   ssoTestSignIn: (domain: string, id: string): string => `${tag(domain)}:sso-test:${id}`,
@@ -104,7 +104,7 @@ export const keys = {
   externalKeyImportJob: (domain: string): string => `${tag(domain)}:ext-key-import`,
   /** One staged batch of an import's validated plan (hash member id → "<release 0|1>\t<new key>"). No TTL: deleted in the MULTI that applies it, or with its uncommitted job. */
   externalKeyImportBatch: (domain: string, jobId: string, n: number): string => `${tag(domain)}:ext-key-import:${jobId}:${n}`,
-  /** Lock held by the request changing a tenant's external keys in bulk (S-27, S-28). TTL: 30 s, renewed every 10 s while held. */
+  /** Lock held by the request changing a tenant's external keys in bulk (S-27, S-28) or importing members.csv (a LeaseLock: 5 s lease, renewed every second while held). */
   externalKeysLock: (domain: string): string => `${tag(domain)}:ext-keys:lock`,
   /**
    * Members CSV imports (`POST …/members.csv`) under way or interrupted: hash job id → JSON {id, startedAt,
@@ -127,11 +127,11 @@ export const keys = {
   mdmAdmittedBy: (domain: string): string => `${tag(domain)}:mdm:admitted-by`,
   /** Hash id → built-in MDM exception setting (JSON). No TTL; deleted when 3rd-party MDM sync is switched on. */
   mdmBuiltinExceptions: (domain: string): string => `${tag(domain)}:mdm:builtin-exceptions`,
-  /** Lock held while a tenant's MDM settings or keys change. TTL: 10 s. */
+  /** Lock held while a tenant's MDM settings or keys change (a LeaseLock: 5 s lease, renewed while held). */
   mdmLock: (domain: string): string => `${tag(domain)}:mdm:lock`,
   /** Set of domains holding an active MDM key with this keyed digest (HMAC) of its value (M-7). No TTL; entries are verified on read and stale ones dropped. */
   mdmKeyDigest: (digest: string): string => `idpb:mdm-key-digest:${digest}`,
-  /** Lock serialising uniqueness checks of custom MDM key values across tenants. TTL: 10 s. */
+  /** Lock serialising uniqueness checks of custom MDM key values across tenants (a LeaseLock: 5 s lease, renewed while held). */
   mdmKeyIndexLock: (): string => 'idpb:mdm-key-digest-lock',
   /** Hash OP grant id → {domain, group, restrictedBy} of the mobile sessions on one device, across tenants (M-7 (b)–(d)), by SHA-256 of the device id. TTL: DEVICE_SESSIONS_TTL_MS, refreshed on write; ended grants are pruned on read. */
   deviceSessions: (deviceIdDigest: string): string => `idpb:device:${deviceIdDigest}:sessions`,
@@ -178,6 +178,23 @@ export const keys = {
   idpMetadataRefresh: (domain: string): string => `${tag(domain)}:idp-metadata:refresh`,
   /** Claim of one due time of that refresh (SET NX PX): the one gateway process that wins it fetches. TTL: IDP_METADATA_CLAIM_TTL_MS. */
   idpMetadataRefreshClaim: (domain: string, dueAt: number): string => `${tag(domain)}:idp-metadata:claim:${dueAt}`,
+  // g-scim
+  /** SCIM bearer token (JSON {id, domain, name, createdAt, rotatedAt}) by the SHA-256 of the token. No TTL (revoked by deleting). Not tagged: looked up before the tenant is known. */
+  scimToken: (tokenDigest: string): string => `idpb:scim-token:${tokenDigest}`,
+  /** Hash SCIM token id → token digest, of one tenant. No TTL. */
+  scimTokensOf: (domain: string): string => `${tag(domain)}:scim-tokens`,
+  /** A member's SCIM-only attributes (JSON: name parts, emails, enterprise extension …, lastModified). Written in the member's MULTI; deleted with it. No TTL. */
+  scimUser: (domain: string, memberId: string): string => `${tag(domain)}:scim:user:${memberId}`,
+  /** A SCIM group (JSON {id, displayName, externalId, created, lastModified, version}). No TTL. */
+  scimGroup: (domain: string, groupId: string): string => `${tag(domain)}:scim:group:${groupId}`,
+  /** Set of the tenant's SCIM group ids. No TTL. */
+  scimGroupIds: (domain: string): string => `${tag(domain)}:scim:groups`,
+  /** Hash lower-cased displayName → group id (uniqueness, and Entra's `displayName eq` check). No TTL. */
+  scimGroupByName: (domain: string): string => `${tag(domain)}:scim:groups:by-name`,
+  /** Set of member ids of one SCIM group (SSCAN-paged). No TTL. */
+  scimGroupMembers: (domain: string, groupId: string): string => `${tag(domain)}:scim:group-members:${groupId}`,
+  /** Set of SCIM group ids a member belongs to (so deleting a member leaves no dangling membership). No TTL. */
+  scimMemberGroups: (domain: string, memberId: string): string => `${tag(domain)}:scim:member-groups:${memberId}`,
 } as const;
 
 export const LOGOUT_TRANSACTION_TTL_MS = 10 * 60_000;

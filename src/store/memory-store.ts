@@ -144,6 +144,20 @@ export class MemoryStore implements KeyValueStore {
     return Promise.resolve(true);
   }
 
+  async expireIfEquals(key: string, expected: string, ttlMs: number): Promise<boolean> {
+    const e = this.typed(key, 'string');
+    if (!e || e.value !== expected) return Promise.resolve(false);
+    e.expiresAt = this.now() + ttlMs;
+    return Promise.resolve(true);
+  }
+
+  async delIfEquals(key: string, expected: string): Promise<boolean> {
+    const e = this.typed(key, 'string');
+    if (!e || e.value !== expected) return Promise.resolve(false);
+    this.data.delete(key);
+    return Promise.resolve(true);
+  }
+
   async hGet(key: string, field: string): Promise<string | null> {
     return Promise.resolve(this.typed(key, 'hash')?.value.get(field) ?? null);
   }
@@ -422,6 +436,10 @@ export class MemoryStore implements KeyValueStore {
   }
 
   async ping(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async ready(): Promise<void> {
     return Promise.resolve();
   }
 

@@ -1,5 +1,6 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../errors/index.js';
+import { ClusterReadiness } from './cluster-readiness.js';
 import { assertSameSlot, CrossSlotError } from './hash-slot.js';
 import type { AtomicOp, KeyValueStore, LexBound, SetOptions, StreamBound, StreamEntry } from './types.js';
 
@@ -69,6 +70,15 @@ function zeroScored(members: string[]): string[] {
   return members.flatMap((m) => ['0', m]);
 }
 
+/** Compare-and-renew / compare-and-delete of a lock's value (KEYS[1]; ARGV[1] the expected value). */
+const EXPIRE_IF_EQUALS = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+const DEL_IF_EQUALS = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+type ScriptedClient = {
+  idpbExpireIfEquals(key: string, expected: string, ttlMs: number): Promise<number>;
+  idpbDelIfEquals(key: string, expected: string): Promise<number>;
+};
+
 const reconnectDelay = (times: number): number => Math.min(100 * times, 2000);
 
 /**
@@ -85,6 +95,13 @@ export class RedisStore implements KeyValueStore {
   private readonly connectTimeoutMs: number;
   /** Sentinel mode: subscriptions to the sentinels' `+switch-master`. */
   private readonly failoverWatchers: Redis[] = [];
+  /**
+   * Counts the connection's changes of state (closed, reconnecting, ready, a Cluster node gone or added):
+   * a readiness answer cached before the latest change is stale.
+   */
+  connectionChanges = 0;
+  /** Cluster mode: what ready() asks (slot coverage, every master). */
+  private readonly clusterReadiness: ClusterReadiness | null = null;
 
   constructor(options: RedisStoreOptions) {
     this.keyPrefix = options.keyPrefix ?? '';
@@ -124,6 +141,7 @@ export class RedisStore implements KeyValueStore {
         redisOptions: { ...perConnection, ...auth },
       };
       this.client = new Cluster(options.clusterNodes, clusterOptions);
+      this.clusterReadiness = new ClusterReadiness(options.clusterNodes, { timeoutMs: Math.min(1000, options.commandTimeoutMs), redisOptions: auth });
     } else {
       const common: RedisOptions = { ...perConnection, keyPrefix: this.keyPrefix || undefined, lazyConnect: true, retryStrategy: reconnectDelay };
       if ('url' in options) {
@@ -150,6 +168,10 @@ export class RedisStore implements KeyValueStore {
     // Connection errors are reported through readiness and per-request 503s; without a listener
     // ioredis would print them as unhandled.
     this.client.on('error', () => undefined);
+    // EVALSHA, falling back to EVAL once per connection; ioredis applies the key prefix to KEYS.
+    this.client.defineCommand('idpbExpireIfEquals', { numberOfKeys: 1, lua: EXPIRE_IF_EQUALS });
+    this.client.defineCommand('idpbDelIfEquals', { numberOfKeys: 1, lua: DEL_IF_EQUALS });
+    for (const event of ['close', 'end', 'reconnecting', 'ready', '+node', '-node', 'node error']) this.client.on(event, () => this.connectionChanges++);
   }
 
   /**
@@ -243,6 +265,14 @@ export class RedisStore implements KeyValueStore {
 
   expire(key: string, ttlMs: number): Promise<boolean> {
     return this.run(async () => (await this.client.pexpire(key, ttlMs)) === 1);
+  }
+
+  expireIfEquals(key: string, expected: string, ttlMs: number): Promise<boolean> {
+    return this.run(async () => (await (this.client as unknown as ScriptedClient).idpbExpireIfEquals(key, expected, ttlMs)) === 1);
+  }
+
+  delIfEquals(key: string, expected: string): Promise<boolean> {
+    return this.run(async () => (await (this.client as unknown as ScriptedClient).idpbDelIfEquals(key, expected)) === 1);
   }
 
   hGet(key: string, field: string): Promise<string | null> {
@@ -443,7 +473,18 @@ export class RedisStore implements KeyValueStore {
     });
   }
 
+  /**
+   * Standalone and Sentinel: a PING of the master. Cluster: the client is connected, the slot map covers
+   * every slot and every master owning slots answers CLUSTER INFO with `cluster_state:ok` (ClusterReadiness).
+   */
+  async ready(): Promise<void> {
+    if (!this.clusterReadiness) return this.ping();
+    if (this.client.status !== 'ready') throw new StoreUnavailableError(new Error(`Redis Cluster connection is ${this.client.status}`));
+    return this.clusterReadiness.check();
+  }
+
   async close(): Promise<void> {
+    this.clusterReadiness?.close();
     try {
       await this.client.quit();
     } catch {

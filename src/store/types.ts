@@ -56,6 +56,14 @@ export interface KeyValueStore {
   /** Remaining time to live in ms; -1 when the key has none, -2 when it does not exist. */
   pttl(key: string): Promise<number>;
   expire(key: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Compare-and-renew (one atomic step, a Lua script on Redis): when the string at `key` is exactly
+   * `expected`, sets its time to live to `ttlMs` and returns true; otherwise (another value, no key)
+   * changes nothing and returns false. What a lock's holder renews its lease with (LeaseLock).
+   */
+  expireIfEquals(key: string, expected: string, ttlMs: number): Promise<boolean>;
+  /** Compare-and-delete (atomic): deletes `key` only when its string is exactly `expected`; true when it did. */
+  delIfEquals(key: string, expected: string): Promise<boolean>;
 
   hGet(key: string, field: string): Promise<string | null>;
   hGetAll(key: string): Promise<Record<string, string>>;
@@ -125,5 +133,10 @@ export interface KeyValueStore {
 
   /** Throws StoreUnavailableError when the store cannot be reached. */
   ping(): Promise<void>;
+  /**
+   * Throws StoreUnavailableError unless the store can serve every key now (readiness, /readyz): on one
+   * server a ping; on a Redis Cluster, full slot coverage and every master answering `cluster_state:ok`.
+   */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }

@@ -43,6 +43,10 @@ function storeContract(name: string, makeStore: () => Promise<StoreFixture>): vo
       assert.equal(await store.ping(), undefined);
     });
 
+    it('ready resolves while the store can serve every key', async () => {
+      assert.equal(await store.ready(), undefined);
+    });
+
     describe('strings', () => {
       it('get is null for a missing key; set then get returns the value', async () => {
         const key = k('str');
@@ -201,6 +205,49 @@ function storeContract(name: string, makeStore: () => Promise<StoreFixture>): vo
           assert.ok(ttl > 0 && ttl <= 30_000);
         }
         assert.equal(await store.sIsMember(s, 'm'), true, 'expire keeps the value');
+      });
+    });
+
+    describe('compare-and-renew, compare-and-delete (the lease of a lock)', () => {
+      it('expireIfEquals renews only the expected value, never creates a key', async () => {
+        const key = k('lease');
+        assert.equal(await store.expireIfEquals(key, 'token-a', 60_000), false, 'no key: nothing to renew');
+        assert.equal(await store.pttl(key), -2, 'and none created');
+        await store.set(key, 'token-a', { ttlMs: 80 });
+        assert.equal(await store.expireIfEquals(key, 'token-b', 60_000), false, 'another holder');
+        const still = await store.pttl(key);
+        assert.ok(still > 0 && still <= 80, `another holder's renewal left the TTL alone (${still})`);
+        assert.equal(await store.expireIfEquals(key, 'token-a', 60_000), true);
+        const renewed = await store.pttl(key);
+        assert.ok(renewed > 80 && renewed <= 60_000, `renewed to ${renewed}`);
+        assert.equal(await store.get(key), 'token-a', 'the value is kept');
+        assert.equal(await store.expireIfEquals(key, 'token', 60_000), false, 'a prefix is not the value');
+      });
+
+      it('an expired lease cannot be renewed', async () => {
+        const key = k('lease');
+        await store.set(key, 'token-a', { ttlMs: 50 });
+        await sleep(150);
+        assert.equal(await store.expireIfEquals(key, 'token-a', 60_000), false);
+        assert.equal(await store.get(key), null);
+      });
+
+      it('delIfEquals deletes only the expected value', async () => {
+        const key = k('lease');
+        assert.equal(await store.delIfEquals(key, 'token-a'), false);
+        await store.set(key, 'token-a', { ttlMs: 60_000 });
+        assert.equal(await store.delIfEquals(key, 'token-b'), false);
+        assert.equal(await store.get(key), 'token-a', "another holder's value stays");
+        assert.equal(await store.delIfEquals(key, 'token-a'), true);
+        assert.equal(await store.pttl(key), -2);
+        assert.equal(await store.delIfEquals(key, 'token-a'), false, 'once');
+      });
+
+      it('on a key of another type: WRONGTYPE, not "store unavailable"', async () => {
+        const key = k('lease');
+        await store.hSet(key, { f: 'v' });
+        await assert.rejects(store.expireIfEquals(key, 'v', 1000), isWrongType);
+        await assert.rejects(store.delIfEquals(key, 'v'), isWrongType);
       });
     });
 

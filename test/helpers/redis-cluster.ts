@@ -77,6 +77,10 @@ export interface StartedRedisCluster {
   kill: () => void;
   /** Starts the killed nodes again on the same ports; they rejoin from nodes.conf, empty (no persistence). */
   restart: () => Promise<void>;
+  /** Kills node `i` (SIGKILL) only, keeping its nodes.conf: one master of the cluster is down. */
+  killNode: (i: number) => void;
+  /** Starts node `i` again on its port (it rejoins from nodes.conf, empty); resolves once every node says cluster_state:ok. */
+  restartNode: (i: number) => Promise<void>;
 }
 
 const clusterOk = async (nodes: RedisNodeAddress[]): Promise<void> => {
@@ -87,9 +91,9 @@ const clusterOk = async (nodes: RedisNodeAddress[]): Promise<void> => {
 export async function startRedisCluster(masters = 3): Promise<StartedRedisCluster> {
   assertRedisBinaries();
   const dir = mkdtempSync(join(tmpdir(), 'idpb-redis-cluster-'));
-  let children: ChildProcess[] = [];
+  let children: Array<ChildProcess | undefined> = [];
   const kill = (): void => {
-    for (const child of children) child.kill('SIGKILL');
+    for (const child of children) child?.kill('SIGKILL');
     children = [];
   };
   const stop = (): void => {
@@ -124,7 +128,17 @@ export async function startRedisCluster(masters = 3): Promise<StartedRedisCluste
       await spawnAll();
       await clusterOk(nodes);
     };
-    return { nodes, stop, kill, restart };
+    const killNode = (i: number): void => {
+      children[i]?.kill('SIGKILL');
+      children[i] = undefined;
+    };
+    const restartNode = async (i: number): Promise<void> => {
+      if (children[i]) throw new Error(`cluster node ${i} is still running`);
+      children[i] = spawnRedis(argsOf[i]!);
+      await pollNode(nodes[i]!, (c) => c.ping(), (r) => r === 'PONG', 'redis-server start');
+      await clusterOk(nodes);
+    };
+    return { nodes, stop, kill, restart, killNode, restartNode };
   } catch (err) {
     stop();
     throw err;

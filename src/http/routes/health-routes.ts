@@ -2,28 +2,22 @@ import { Router, type Request, type Response } from 'express';
 import { AppError } from '../../errors/index.js';
 import type { Config } from '../../config/index.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { KeyValueStore } from '../../store/index.js';
+import { cachedReadiness, type KeyValueStore } from '../../store/index.js';
 import { sameSecret } from '../../domain/secret-compare.js';
-
-const READY_TIMEOUT_MS = 1000;
 
 export function healthRoutes(store: KeyValueStore, metrics: Metrics, options: Config['metrics']): Router {
   const router = Router();
-  // The process is up (used by the Dockerfile HEALTHCHECK).
+  const ready = cachedReadiness(store);
+  // Liveness: the process is up and serving HTTP (used by the Dockerfile HEALTHCHECK). Never asks the
+  // store: a store outage must not make an orchestrator restart healthy processes.
   router.get('/healthz', (_req: Request, res: Response) => {
     res.json({ status: 'ok' });
   });
-  // The store answers within a second; 503 store_unavailable otherwise.
+  // Readiness: the store can serve every key now (a ping; on a Redis Cluster, every slot covered and
+  // every master answering cluster_state:ok), checked at most every READY_CACHE_MS; 503
+  // store_unavailable otherwise, so load balancers send traffic elsewhere until it can.
   router.get('/readyz', async (_req: Request, res: Response) => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new AppError('store_unavailable', { detail: 'readiness ping timed out' })), READY_TIMEOUT_MS);
-    });
-    try {
-      await Promise.race([store.ping(), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await ready();
     res.json({ status: 'ready', store: store.kind });
   });
   // Prometheus (docs/spec.md §12). With metrics.bearerToken set, scrapers must send it.

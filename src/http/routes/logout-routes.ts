@@ -10,6 +10,7 @@ import { cookieSettings } from '../complete-login.js';
 import { clearSessionCookie, readCookie } from '../cookies.js';
 import { publicRouteRule, rateLimit } from '../rate-limit.js';
 import { browserRoute } from '../request-context.js';
+import { OP_SESSION_COOKIES } from '../../provider/provider.js';
 import { signedOutPage } from '../views.js';
 
 const rawQueryOf = (req: Request): string => (req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '');
@@ -37,6 +38,20 @@ export function logoutRoutes(s: Services): Router {
     return session;
   };
 
+  /**
+   * S-19: the OP session of this browser (oidc-provider's session cookie) ends too, so a service that
+   * starts an OIDC login next is sent to the IdP again; its services are told by back-channel logout.
+   * With `domain`, only a session of that tenant's member.
+   */
+  const endOpSession = async (req: Request, res: Response, domain?: string): Promise<void> => {
+    const id = readCookie(req, OP_SESSION_COOKIES[0]);
+    // oidc-provider's session ids are nanoids; anything else names no session.
+    if (!id || !/^[A-Za-z0-9_-]{16,64}$/.test(id)) return;
+    if (await s.opRevocation.endSession(id, { domain })) {
+      for (const name of OP_SESSION_COOKIES) clearSessionCookie(res, { name, secure: cookie.secure });
+    }
+  };
+
   const land = (res: Response, target: string | null): void => {
     if (target) res.redirect(302, target);
     else res.type('html').send(signedOutPage());
@@ -45,11 +60,15 @@ export function logoutRoutes(s: Services): Router {
   // S-19: end the session; then SAML single logout, or the tenant's logoutUrl, or the final hop.
   router.get('/d/logout', browserRoute, logoutLimit, async (req: Request, res: Response) => {
     const session = await endCookieSession(req, res, 'logout');
+    await endOpSession(req, res);
     const domain = session?.domain ?? TenantRepository.normaliseDomain(req.query.domain);
     const tenant = domain ? await s.tenants.find(domain) : null;
     const target = finalTarget(tenant, req.query.redirect_uri);
     if (tenant && session && s.samlLogout.canStart(tenant, session)) {
-      res.redirect(302, await s.samlLogout.start(tenant, session, target));
+      // The LogoutRequest redirect names the final hop as `redirect_uri` too (outside the signed part of
+      // the query, which covers SAMLRequest, RelayState and SigAlg), for IdPs that end there themselves.
+      const url = await s.samlLogout.start(tenant, session, target);
+      res.redirect(302, `${url}&redirect_uri=${encodeURIComponent(target ?? `${s.config.publicUrl}/d/signed-out`)}`);
       return;
     }
     if (tenant?.sso.enabled && tenant.sso.logoutUrl) {
@@ -72,6 +91,7 @@ export function logoutRoutes(s: Services): Router {
     const current = await s.sessions.find(readCookie(req, cookie.name));
     // Only this tenant's session ends; a session of another tenant in the same browser stays.
     if (tenant && current?.domain === tenant.domain) await endCookieSession(req, res, 'idp_logout');
+    if (tenant) await endOpSession(req, res, tenant.domain);
     land(res, finalTarget(tenant, req.query.redirect_uri));
   });
 
@@ -107,8 +127,14 @@ export function logoutRoutes(s: Services): Router {
     }
     res.locals.domain = result.tenant.domain;
     if (current && current.domain === result.tenant.domain && current.memberId === result.memberId) await endCookieSession(req, res, 'idp_slo');
-    await s.audit.record({ type: 'saml_logout.received', domain: result.tenant.domain, actor: 'idp', requestId: res.locals.requestId, data: { sessionsEnded: result.ended } });
-    land(res, result.responseUrl);
+    // The member's OP sessions (every browser) end with the IdP session; their services are told.
+    if (result.memberId) await s.opRevocation.endSessionsOfMember(result.tenant.domain, result.memberId);
+    // A LogoutRequest that names an allowed `redirect_uri` (the tenant's logoutRedirectDomains) ends
+    // there; otherwise the signed LogoutResponse goes back to the IdP (or, with no SLO URL, the signed-out page).
+    const named = req.query.redirect_uri ?? (req.body as Record<string, unknown> | undefined)?.redirect_uri;
+    const endsAt = named === undefined ? null : finalTarget(result.tenant, named);
+    await s.audit.record({ type: 'saml_logout.received', domain: result.tenant.domain, actor: 'idp', requestId: res.locals.requestId, data: { sessionsEnded: result.ended, ...(endsAt ? { endedAtRedirectUri: true } : {}) } });
+    land(res, endsAt ?? result.responseUrl);
   };
   router.get('/saml2/sp/slo', browserRoute, samlLogoutLimit, idpLogout);
   router.post('/saml2/sp/slo', browserRoute, samlLogoutLimit, form, idpLogout);

@@ -161,6 +161,15 @@ export function ssoRoutes(s: Services): Router {
     res.type('application/samlmetadata+xml').send(servedSpMetadata(s.sp, tenant));
   });
 
+  // S-13: the SP signing certificate as PEM, public like the metadata that already carries it, for IdP
+  // administrators who register a certificate file (it verifies our AuthnRequests and logout messages).
+  router.get('/saml/sp-certificate/:domain', async (req: Request, res: Response) => {
+    const tenant = await s.tenants.load(req.params.domain);
+    const certificate = s.sp.signing?.certificate;
+    if (!certificate) throw new AppError('not_found', { message: 'This gateway has no SP signing certificate.', detail: 'saml.signing not configured' });
+    res.attachment(`${tenant.domain}-sp-certificate.pem`).type('application/x-pem-file').send(certificate.endsWith('\n') ? certificate : `${certificate}\n`);
+  });
+
   // GET|POST /d/password-login/{domain} (S-4: tenants without SSO): see password-routes.ts.
 
   return router;

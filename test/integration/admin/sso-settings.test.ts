@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { X509Certificate, randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { SsoSwitch, type Effects } from '../../../src/admin/sso-switch.js';
 import type { NewMember } from '../../../src/domain/members.js';
@@ -362,12 +361,9 @@ describe('switch preview, permission, progress and resume', () => {
     assert.equal(seen[0]!.membersTotal, total);
     assert.ok((seen[0]!.membersDone as number) > 0 && (seen[1]!.membersDone as number) > (seen[0]!.membersDone as number), JSON.stringify(seen));
 
-    // The dead run still holds its lock until the TTL: a resume now is refused as "running".
-    const early = await a.post(`/domains/${D}/sso/switch/resume`);
-    assert.equal(early.status, 409, early.text);
-    assert.equal(early.body.error, 'conflict');
-    await gw.store.expire(keys.ssoSwitchLock(D), 1);
-    await sleep(5);
+    // The dead run could not release its lock (its connection was cut), but its holder has ended in this
+    // process: the switch shows as interrupted at once, not "running" until the lease runs out.
+    assert.ok((await gw.store.pttl(keys.ssoSwitchLock(D))) > 0, 'the dead run left its lock');
     const pending = (await a.get(`/domains/${D}/sso`)).body.switchInProgress;
     assert.equal(pending.running, false);
     assert.equal(pending.membersTotal, total);

@@ -128,10 +128,14 @@ async function liveSessionCount(gw: Gateway, ids: string[]): Promise<number> {
   return found.filter(Boolean).length;
 }
 
-/** What the dead run's lock TTL does by itself (15 s): the test does not wait for it. */
-async function expireDeadLock(store: KeyValueStore, key: string): Promise<void> {
-  assert.ok((await store.pttl(key)) > 0, 'the dead run could not release its lock');
-  await store.del(key);
+/**
+ * The failed run could not release its lock while Redis was down; it keeps trying until its short lease
+ * (5 s) ends, and this process's next caller takes a lock whose holder has ended here over at once. So
+ * the first identical request once Redis is back is not refused: the lock is gone or free to take.
+ */
+async function assertDeadLockNoObstacle(store: KeyValueStore, key: string): Promise<void> {
+  const pttl = await store.pttl(key);
+  assert.ok(pttl <= 5000, `the dead run's lock is a short lease at most (${pttl} ms)`);
 }
 
 describe('bulk operations interrupted by a Redis kill, finished after it is back', () => {
@@ -230,12 +234,8 @@ describe('bulk operations interrupted by a Redis kill, finished after it is back
       assert.equal(await raw.hLen(keys.invitations(D)), 0, 'invitation links died first');
     });
 
-    it('the next PUT finishes it (after the dead run’s lock), with the counts of an uninterrupted switch', { timeout: 60_000 }, async () => {
-      const early = await gw.http.put(`/admin/v1/domains/${D}/sso`).set('Authorization', OPERATOR_AUTH).send(samlOn);
-      assert.equal(early.status, 409, early.text);
-      assert.equal(early.body.error, 'sso_switch_in_progress');
-      await expireDeadLock(raw, keys.ssoSwitchLock(D));
-
+    it('the first PUT after Redis is back finishes it (the dead run’s lock is no obstacle), with the counts of an uninterrupted switch', { timeout: 60_000 }, async () => {
+      await assertDeadLockNoObstacle(raw, keys.ssoSwitchLock(D));
       const res = await gw.http.put(`/admin/v1/domains/${D}/sso`).set('Authorization', OPERATOR_AUTH).send(samlOn);
       assert.equal(res.status, 200, res.text);
       assert.equal(res.body.switched, true);
@@ -284,7 +284,7 @@ describe('bulk operations interrupted by a Redis kill, finished after it is back
       assert.equal(Number(counts.passwordsDeleted ?? 0), doneMembers.filter((m) => m.passwordHash && m.role !== 'super_admin').length);
       assert.equal(Number(counts.sessionsEnded ?? 0), doneMembers.length);
 
-      await expireDeadLock(raw, keys.ssoSwitchLock(D));
+      await assertDeadLockNoObstacle(raw, keys.ssoSwitchLock(D));
       const resumed = await gw.http.put(`/admin/v1/domains/${D}/sso`).set('Authorization', OPERATOR_AUTH).send({ enabled: false });
       assert.equal(resumed.status, 200, resumed.text);
       assert.equal(resumed.body.switched, true);
@@ -351,7 +351,7 @@ describe('bulk operations interrupted by a Redis kill, finished after it is back
       assert.equal(job.staged, 2, 'two batches were staged before the kill');
       assert.deepEqual(await Promise.all([...plan.values()].map((p) => keyOf(p.id))), before, 'no member changed');
 
-      await expireDeadLock(raw, keys.externalKeysLock(D));
+      await assertDeadLockNoObstacle(raw, keys.externalKeysLock(D));
       const list = await gw.http.get(`/admin/v1/domains/${D}/external-keys?count=5`).set('Authorization', OPERATOR_AUTH);
       assert.equal(list.status, 200, list.text);
       assert.equal(await raw.get(keys.externalKeyImportJob(D)), null, 'the staged job is gone');
@@ -407,11 +407,8 @@ describe('bulk operations interrupted by a Redis kill, finished after it is back
       // The import wins (it was committed first); the bystander loses the key rather than share it.
       bystander.after = '';
 
-      // A GET of the CSV is "the next external-key request": after the dead request's lock, it finishes the import.
-      const early = await gw.http.get(`/admin/v1/domains/${D}/external-keys.csv`).set('Authorization', OPERATOR_AUTH);
-      assert.equal(early.status, 409, early.text);
-      assert.equal(early.body.error, 'conflict');
-      await expireDeadLock(raw, keys.externalKeysLock(D));
+      // A GET of the CSV is "the next external-key request": the dead request's lock is no obstacle, it finishes the import.
+      await assertDeadLockNoObstacle(raw, keys.externalKeysLock(D));
       const download = await gw.http.get(`/admin/v1/domains/${D}/external-keys.csv`).set('Authorization', OPERATOR_AUTH).buffer(true);
       assert.equal(download.status, 200, download.text);
       const exported = new Map(

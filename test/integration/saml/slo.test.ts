@@ -237,11 +237,12 @@ describe('SAML single logout (S-13)', () => {
       assert.equal(url.origin + url.pathname, IDP_SLO_URL);
       assert.deepEqual(
         rawParams(location).map(([n]) => n),
-        ['SAMLRequest', 'RelayState', 'SigAlg', 'Signature'],
+        ['SAMLRequest', 'RelayState', 'SigAlg', 'Signature', 'redirect_uri'],
       );
       assert.equal(url.searchParams.get('SigAlg'), SIG_RSA_SHA256);
       assert.match(relayState, /^[A-Za-z0-9_-]{32}$/, 'RelayState is an opaque transaction id');
-      assert.ok(!relayState.includes('slo.example') && !location.includes('x.apps'), 'the final target does not travel to the IdP');
+      assert.ok(!relayState.includes('slo.example'), 'RelayState does not carry the final target');
+      assert.equal(url.searchParams.get('redirect_uri'), FINAL_TARGET, 'the redirect names the final hop as redirect_uri (outside the signed part)');
       assert.ok(verifyRedirectSignature(location, 'SAMLRequest', SP_CERT), 'the signature verifies with the SP certificate over the raw query');
       assert.ok(!verifyRedirectSignature(location, 'SAMLRequest', idps.a.certificate), 'not with another key');
 
@@ -394,6 +395,21 @@ describe('SAML single logout (S-13)', () => {
       assert.equal(await sessionStatus(other), 200, 'a session with another SessionIndex survives');
       const audit = await gw.services.audit.list(D, 1);
       assert.equal(audit[0]?.type, 'saml_logout.received');
+    });
+
+    it('a LogoutRequest naming an allowed redirect_uri ends there; one naming another host gets the signed LogoutResponse', async () => {
+      const cookie = await loginHere('_sess-1');
+      const allowed = req();
+      const there = await getSlo(`${redirectQuery('SAMLRequest', allowed.xml, {})}&redirect_uri=${encodeURIComponent('https://slo-own.example/bye')}`);
+      assert.equal(there.status, 302);
+      assert.equal(there.headers.location, 'https://slo-own.example/bye');
+      assert.equal(await sessionStatus(cookie), 401, 'the session ended all the same');
+      const posted = req();
+      const viaPost = await postSlo({ SAMLRequest: b64(envelopedSign(posted.xml, OWN_IDP)), redirect_uri: 'https://slo-own.example/bye2' });
+      assert.equal(viaPost.headers.location, 'https://slo-own.example/bye2', 'HTTP-POST too');
+      const other = req();
+      const res = await getSlo(`${redirectQuery('SAMLRequest', other.xml, { relayState: 'r-9' })}&redirect_uri=${encodeURIComponent('https://evil.example/phish')}`);
+      assertLogoutResponse(res, other.id, 'r-9');
     });
 
     it('HTTP-Redirect: a RelayState with spaces and sub-delimiters comes back under a signature valid over the raw query', async () => {
@@ -565,6 +581,21 @@ describe('SAML single logout (S-13)', () => {
       assert.equal(await sessionStatus(cookie), 401, 'the slo.example session with SessionIndex _sess-1 ended');
       assertLogoutResponse(res, id, 'shared-idp');
     });
+  });
+
+  it('SP-initiated logout without an allowed final target names the neutral signed-out page as redirect_uri', async () => {
+    const { location } = await startSpLogout('https://evil.example/x');
+    assert.equal(new URL(location).searchParams.get('redirect_uri'), `${PUBLIC_URL}/d/signed-out`);
+    assert.ok(verifyRedirectSignature(location, 'SAMLRequest', SP_CERT));
+  });
+
+  it('publishes the SP signing certificate as a PEM file without authentication, per tenant like the metadata', async () => {
+    const res = await gw.http.get('/saml/sp-certificate/slo.example');
+    assert.equal(res.status, 200);
+    assert.match(String(res.headers['content-type']), /^application\/x-pem-file/);
+    assert.match(String(res.headers['content-disposition']), /slo\.example-sp-certificate\.pem/);
+    assert.equal(pemBody(res.text), pemBody(SP_CERT));
+    assert.equal((await gw.http.get('/saml/sp-certificate/no-such.example')).status, 404);
   });
 
   describe('SP metadata with SLO (S-11)', () => {

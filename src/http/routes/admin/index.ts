@@ -3,12 +3,14 @@ import type { Services } from '../../../services.js';
 import { rateLimit } from '../../rate-limit.js';
 import { auditRoutes } from './audit.js';
 import { principalOf } from './context.js';
+import { domainConfigRoutes } from './domain-config.js';
 import { domainRoutes } from './domains.js';
 import { externalKeyRoutes } from './external-keys.js';
 import { mdmAdminRoutes } from './mdm.js';
 import { memberRoutes } from './members.js';
 import { buildOpenApi } from './openapi.js';
 import { operatorRoutes } from './operator.js';
+import { scimTokenRoutes } from './scim-tokens.js';
 import { adminAuthentication, sessionRoutes } from './session.js';
 import { ssoSwitchAdminRoutes } from './sso-switch.js';
 import { ssoTestSignInRoutes } from './sso-test-sign-ins.js';
@@ -52,6 +54,8 @@ export function adminRouter(s: Services, extra: Array<(s: Services) => Router> =
   router.use(externalKeyRoutes(s));
   router.use(mdmAdminRoutes(s));
   router.use(operatorRoutes(s));
+  router.use(domainConfigRoutes(s));
+  router.use(scimTokenRoutes(s));
   for (const make of extra) router.use(make(s));
   return router;
 }

@@ -14,6 +14,8 @@ const clientCreateSchema = z.strictObject({
   name: z.string().min(1).max(100),
   redirectUris: uriList.min(1),
   postLogoutRedirectUris: uriList.optional(),
+  /** S-19: where the service receives OpenID Connect back-channel logout tokens (absolute http(s) URL; https in production). */
+  backchannelLogoutUri: z.string().min(1).max(2000).optional(),
   /** How the service authenticates at the token endpoint; the public mobile app stays in the config file (its MDM checks key on it). */
   tokenEndpointAuthMethod: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
 });
@@ -22,6 +24,8 @@ const clientPatchSchema = z.strictObject({
   name: z.string().min(1).max(100).optional(),
   redirectUris: uriList.min(1).optional(),
   postLogoutRedirectUris: uriList.optional(),
+  /** null removes it. */
+  backchannelLogoutUri: z.string().min(1).max(2000).nullable().optional(),
 });
 
 registerAdminOperations([
@@ -29,7 +33,7 @@ registerAdminOperations([
     method: 'get',
     path: '/op-clients',
     summary:
-      "The OP's service clients: `{clients: [{clientId, name, source: config|api, readOnly, redirectUris, postLogoutRedirectUris, tokenEndpointAuthMethod, grantTypes, createdAt, updatedAt}]}`; config-file clients are read-only; never a secret",
+      "The OP's service clients: `{clients: [{clientId, name, source: config|api, readOnly, redirectUris, postLogoutRedirectUris, backchannelLogoutUri, tokenEndpointAuthMethod, grantTypes, createdAt, updatedAt}]}`; config-file clients are read-only; never a secret",
     operatorOnly: true,
     success: 200,
     errors: ['forbidden'],
@@ -47,7 +51,7 @@ registerAdminOperations([
   {
     method: 'patch',
     path: '/op-clients/{clientId}',
-    summary: "Change an API-made client's name, redirect URIs or post-logout redirect URIs (config-file clients: 403)",
+    summary: "Change an API-made client's name, redirect URIs, post-logout redirect URIs or back-channel logout URI (config-file clients: 403)",
     operatorOnly: true,
     body: clientPatchSchema,
     success: 200,

@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { keys, LEASE_TTL_MS, RedisStore } from '../../../src/store/index.js';
+import { OPERATOR_AUTH } from '../../helpers/gateway.js';
+import { idps } from '../../helpers/keys.js';
+import { redisUrl } from '../../helpers/redis.js';
+import { request, startGatewayProcess, type GatewayProcess, type Outcome } from '../resilience/helpers.js';
+
+/**
+ * The SSO switch lock when the gateway process running a switch is killed (issue 18, finding 2): two
+ * gateway processes (src/main.ts, as in production) on one Redis; process A switches a 20,000-member
+ * tenant and is SIGKILLed mid-switch.
+ * - While A's switch runs, an identical PUT to B is refused 409 `sso_switch_in_progress` with
+ *   `Retry-After` (the lock's remaining lease: a live holder keeps renewing a short lease).
+ * - After the kill, A's lock outlives it by one lease (5 s) at most, not 15 s: B refuses with a
+ *   `Retry-After` of at most the lease, and the first identical PUT once that has passed resumes the switch
+ *   (200) with the exact counts the preview promised before it started.
+ */
+
+const N = 20_000;
+const D = 'gw-killed.example';
+const samlOn = {
+  enabled: true,
+  type: 'saml',
+  userKey: 'externalKey',
+  webLoginUrl: idps.a.ssoUrl,
+  saml: { idpEntityId: idps.a.entityId, idpCertificates: [idps.a.certificate] },
+};
+
+const json = (outcome: Outcome): Record<string, unknown> => {
+  assert.equal(outcome.kind, 'answer', JSON.stringify(outcome));
+  return outcome.kind === 'answer' ? (JSON.parse(outcome.text) as Record<string, unknown>) : {};
+};
+
+describe('a gateway process killed mid-switch: the lock outlives it by one short lease at most', () => {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`;
+  let a: GatewayProcess;
+  let b: GatewayProcess;
+  let raw: RedisStore;
+
+  const api = (gw: GatewayProcess, method: string, path: string, body?: unknown, type = 'application/json'): Promise<Outcome> =>
+    request(`${gw.base}/admin/v1${path}`, {
+      method,
+      headers: { authorization: OPERATOR_AUTH, ...(body === undefined ? {} : { 'content-type': type }) },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      deadlineMs: 60_000,
+    });
+
+  /** PUT …/sso to one process: status, body and Retry-After. */
+  const putSso = async (gw: GatewayProcess): Promise<{ status: number; body: Record<string, unknown>; retryAfter: string | null }> => {
+    const res = await fetch(`${gw.base}/admin/v1/domains/${D}/sso`, {
+      method: 'PUT',
+      headers: { authorization: OPERATOR_AUTH, 'content-type': 'application/json' },
+      body: JSON.stringify(samlOn),
+      signal: AbortSignal.timeout(60_000),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown>, retryAfter: res.headers.get('retry-after') };
+  };
+
+  before(async () => {
+    const url = await redisUrl();
+    const env = { REDIS_URL: url, REDIS_KEY_PREFIX: prefix, WORKERS: '1' };
+    a = await startGatewayProcess(env);
+    b = await startGatewayProcess(env);
+    raw = new RedisStore({ url, keyPrefix: prefix, commandTimeoutMs: 2000 });
+    await raw.connect();
+  });
+
+  after(async () => {
+    for (const gw of [a, b]) if (gw && gw.child.exitCode === null && gw.child.signalCode === null) gw.child.kill('SIGKILL');
+    if (raw) {
+      let cursor = '0';
+      do {
+        const [next, batch] = await raw.client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        cursor = next;
+        // SCAN gives full names; the client adds the prefix again, so delete with it stripped.
+        if (batch.length) await raw.client.del(...batch.map((k) => k.slice(prefix.length)));
+      } while (cursor !== '0');
+      await raw.close();
+    }
+  });
+
+  it('409 with Retry-After while it runs; after the kill, Retry-After ≤ the lease, then the first PUT resumes it exactly', { timeout: 180_000 }, async (t) => {
+    const created = await api(a, 'POST', '/domains', { domain: D, name: D, plan: 'standard' });
+    assert.ok(created.kind === 'answer' && created.status === 201, JSON.stringify(created).slice(0, 500));
+    const csv = ['account,name,externalKey', ...Array.from({ length: N }, (_, i) => `p${i}@${D},Person ${i},ek-${i}`)].join('\n');
+    const imported = await api(a, 'POST', `/domains/${D}/members.csv`, csv, 'text/csv');
+    assert.deepEqual(json(imported), { created: N });
+    const preview = json(await api(b, 'POST', `/domains/${D}/sso/preview`, samlOn));
+    assert.equal(preview.switching, true);
+    const expected = preview.effects as Record<string, number>;
+    assert.equal(expected.pendingActivated, N, 'every imported member is pending');
+
+    // A starts the switch; as soon as its first batch is recorded, B is asked the same.
+    const running = api(a, 'PUT', `/domains/${D}/sso`, samlOn);
+    let job: { membersDone: number } | null = null;
+    for (let i = 0; i < 4000 && !(job && job.membersDone > 0); i++) {
+      const rawJob = await raw.get(keys.ssoSwitchJob(D));
+      job = rawJob === null ? null : (JSON.parse(rawJob) as { membersDone: number });
+      if (!(job && job.membersDone > 0)) await sleep(2);
+    }
+    assert.ok(job && job.membersDone > 0 && job.membersDone < N, `A is mid-switch (${job?.membersDone ?? 0} of ${N})`);
+    const concurrent = await putSso(b);
+    a.child.kill('SIGKILL');
+    const killedAt = performance.now();
+    assert.equal(concurrent.status, 409, JSON.stringify(concurrent.body));
+    assert.equal(concurrent.body.error, 'sso_switch_in_progress');
+    const liveRetry = Number(concurrent.retryAfter);
+    assert.ok(Number.isInteger(liveRetry) && liveRetry >= 1 && liveRetry <= LEASE_TTL_MS / 1000, `Retry-After ${concurrent.retryAfter}`);
+    assert.equal((await running).kind, 'network_error', 'A died with the request open');
+    const doneAtKill = (JSON.parse((await raw.get(keys.ssoSwitchJob(D)))!) as { membersDone: number }).membersDone;
+    assert.ok(doneAtKill < N, `the kill fell mid-switch (${doneAtKill} of ${N} done)`);
+
+    // Right after the kill, A's lock is still there (nothing can know A is gone), for one short lease at most.
+    const pttl = await raw.pttl(keys.ssoSwitchLock(D));
+    assert.ok(pttl <= LEASE_TTL_MS, `the dead holder's lease is short (${pttl} ms left)`);
+    let first = await putSso(b);
+    if (first.status === 409) {
+      assert.equal(first.body.error, 'sso_switch_in_progress');
+      const retryAfter = Number(first.retryAfter);
+      assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= LEASE_TTL_MS / 1000, `Retry-After ${first.retryAfter}`);
+      t.diagnostic(`first PUT after the kill: 409, Retry-After ${retryAfter} s (lock PTTL ${pttl} ms at the kill)`);
+      await sleep(retryAfter * 1000);
+      t.diagnostic(`the resuming PUT sent ${Math.round(performance.now() - killedAt)} ms after the kill`);
+      first = await putSso(b);
+    } else t.diagnostic('first PUT after the kill resumed at once');
+
+    // The first PUT after Retry-After resumes the switch and ends exactly as the preview said.
+    assert.equal(first.status, 200, JSON.stringify(first.body).slice(0, 300));
+    assert.equal(first.body.switched, true);
+    assert.deepEqual(first.body.effects, expected);
+    assert.equal(await raw.get(keys.ssoSwitchJob(D)), null, 'no job left');
+    assert.equal(await raw.pttl(keys.ssoSwitchLock(D)), -2, 'no lock left');
+    const again = await putSso(b);
+    assert.equal(again.status, 200);
+    assert.equal(again.body.switched, false, 'a second identical PUT changes nothing');
+  });
+});
