@@ -1,7 +1,8 @@
 /**
  * saml.requireEncryptedAssertions through the admin API (docs/spec.md "Encrypted assertions"): on a
  * gateway without an SP decryption key (saml.decryption) every login would then be refused, so saving
- * it true is refused with validation_failed naming the field — by PUT, PATCH and the switch preview —
+ * it true is refused with validation_failed naming the field — by PUT, PATCH, the switch preview and a
+ * domain configuration import —
  * and nothing is stored; with a key configured it is saved.
  */
 import assert from 'node:assert/strict';
@@ -45,6 +46,18 @@ describe('admin API: requireEncryptedAssertions needs an SP decryption key', () 
     const preview = await noKeys.http.post(`${PATH}/preview`).set('Authorization', OPERATOR_AUTH).send({ saml: { requireEncryptedAssertions: true } });
     assert.equal(preview.status, 200, preview.text);
     assert.deepEqual((preview.body.problems as Array<{ path: string }>).map((p) => p.path), ['saml.requireEncryptedAssertions']);
+
+    // The same through a domain configuration import (domain-config.ts), dry run or not.
+    const exported = await noKeys.http.get(`/admin/v1/domains/${D}/config.json`).set('Authorization', OPERATOR_AUTH);
+    assert.equal(exported.status, 200, exported.text);
+    const doc = exported.body as { settings: { sso: { saml: Record<string, unknown> } } };
+    doc.settings.sso.saml.requireEncryptedAssertions = true;
+    for (const query of ['?dryRun=true', '']) {
+      const imported = await noKeys.http.post(`/admin/v1/domains/${D}/config${query}`).set('Authorization', OPERATOR_AUTH).send(doc);
+      assert.equal(imported.status, 400, imported.text);
+      assert.equal(imported.body.error, 'validation_failed');
+      assert.deepEqual((imported.body.details as Array<{ path: string }>).map((d) => d.path), ['settings.sso.saml.requireEncryptedAssertions']);
+    }
 
     const stored = (await noKeys.services.tenants.load(D)).sso.saml!;
     assert.equal(stored.requireEncryptedAssertions, undefined);

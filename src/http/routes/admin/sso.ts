@@ -167,7 +167,7 @@ export interface ResolvedSettings {
  * with the field's path in `details`. `canDecrypt`: the gateway has an SP decryption key (saml.decryption);
  * without one, a body setting `saml.requireEncryptedAssertions: true` is a problem.
  */
-export function resolveSettings(stored: SsoSettings, body: PutBody | PatchBody, mode: 'replace' | 'merge', allowHttp: boolean, canDecrypt = true): ResolvedSettings {
+export function resolveSettings(stored: SsoSettings, body: PutBody | PatchBody, mode: 'replace' | 'merge', allowHttp: boolean, canDecrypt: boolean): ResolvedSettings {
   const problems: Problem[] = [];
   // b-saml-enc: requiring encrypted assertions without a key to open them would refuse every login.
   if (body.saml?.requireEncryptedAssertions === true && !canDecrypt) {
