@@ -36,7 +36,7 @@ import { OutboundHttp } from './sso/oauth/outbound-http.js';
 import { OutboundPolicy, type HostResolver } from './sso/oauth/outbound-policy.js';
 import { SamlAcs } from './sso/saml/acs.js';
 import { SamlLogout } from './sso/saml/slo.js';
-import type { SecondGateOptionsHook, SpContext } from './sso/saml/options.js';
+import type { SecondGateOptionsHook, SpContext, SpDecryptionKey } from './sso/saml/options.js';
 import { WebSessions } from './sso/sessions.js';
 import { LoginTransactions } from './sso/transactions.js';
 import { keys, type KeyValueStore } from './store/index.js';
@@ -110,6 +110,15 @@ export interface Services extends AppDeps {
   scimGroups: ScimGroups;
 }
 
+/** The configured SP decryption keys (saml.decryption), current first; undefined when none. */
+function spDecryptionKeys(config: Config): SpDecryptionKey[] | undefined {
+  const d = config.saml.decryption;
+  const keys: SpDecryptionKey[] = [];
+  if (d.privateKey && d.certificate) keys.push({ id: 'current', key: createPrivateKey(d.privateKey), privateKey: d.privateKey, certificate: d.certificate });
+  if (d.nextPrivateKey && d.nextCertificate) keys.push({ id: 'next', key: createPrivateKey(d.nextPrivateKey), privateKey: d.nextPrivateKey, certificate: d.nextCertificate });
+  return keys.length ? keys : undefined;
+}
+
 export function buildServices(deps: AppDeps): Services {
   const { config, store, clock, logger } = deps;
   const secretBox = new SecretBox(config.secretKeys);
@@ -120,6 +129,7 @@ export function buildServices(deps: AppDeps): Services {
     publicUrl: config.publicUrl,
     spEntityId: config.saml.spEntityId,
     signing: privateKey && certificate ? { privateKey, key: createPrivateKey(privateKey), certificate, nextCertificate } : undefined,
+    decryption: spDecryptionKeys(config),
   };
   const sessions = new WebSessions(store, clock);
   // Process metrics (GC, event loop, memory) only where a scraper reads them; tests build many apps per process.

@@ -155,6 +155,28 @@ export const configSchema = z.strictObject({
         nextCertificate: z.string().optional(),
       })
       .default({}),
+    // b-saml-enc
+    /**
+     * The SP's decryption keys for encrypted assertions (RSA, PEM): the certificate is published in SP
+     * metadata as KeyDescriptor use="encryption" and IdPs encrypt the assertion's key to it. `nextKeyFile`
+     * / `nextCertFile` is a second pair for rollover: both keys decrypt while both are set, and both
+     * certificates are published. Without a key, an EncryptedAssertion is refused. The loader reads the
+     * files into `privateKey` / `certificate` / `nextPrivateKey` / `nextCertificate`; a key must match its
+     * certificate. Env: SP_DECRYPTION_KEY_FILE, SP_DECRYPTION_CERT_FILE, SP_DECRYPTION_NEXT_KEY_FILE,
+     * SP_DECRYPTION_NEXT_CERT_FILE.
+     */
+    decryption: z
+      .strictObject({
+        keyFile: z.string().optional(),
+        certFile: z.string().optional(),
+        nextKeyFile: z.string().optional(),
+        nextCertFile: z.string().optional(),
+        privateKey: z.string().optional(),
+        certificate: z.string().optional(),
+        nextPrivateKey: z.string().optional(),
+        nextCertificate: z.string().optional(),
+      })
+      .default({}),
     // c-saml-meta
     /**
      * Scheduled refresh of the tenants' IdP metadata URLs (src/admin/idp-metadata-refresh.ts): every

@@ -54,6 +54,12 @@ export const samlSettingsSchema = z.strictObject({
   idpSloUrl: z.string().url().optional(),
   /** S-12: IdP metadata XML; entity ID, SSO URL and certificates are taken from it when given. */
   idpMetadataXml: z.string().optional(),
+  // b-saml-enc
+  /**
+   * Refuse a plaintext assertion: the IdP must encrypt it to the SP's encryption certificate (published
+   * in SP metadata; needs saml.decryption). Off (absent) by default: encryption is the IdP administrator's choice.
+   */
+  requireEncryptedAssertions: z.boolean().optional(),
   /**
    * S-8: refuse a response whose assertion is not itself signed (private reason `assertion_not_signed`).
    * Absent means false: the SAML Web Browser SSO profile allows a signed Response to cover its

@@ -170,6 +170,10 @@ export const SAML_REJECT_REASONS = [
   'assertion_replayed',
   'second_gate_refused',
   'second_gate_disagrees',
+  // b-saml-enc
+  'decryption_failed',
+  'encryption_algorithm_unsupported',
+  'assertion_not_encrypted',
   // a-saml-sigs
   'assertion_not_signed',
 ] as const;

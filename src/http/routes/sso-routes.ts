@@ -84,7 +84,7 @@ export function ssoRoutes(s: Services): Router {
         });
         // Then the second, independent gate on what the strict verifier accepted (passport-saml).
         const accepted = result;
-        if (secondGate) await withSpan('saml.second_gate', () => secondGate(req, res, accepted.tenant, { nameId: accepted.nameId, assertionId: accepted.assertionId, issuer: requireSamlSettings(accepted.tenant).idpEntityId }));
+        if (secondGate) await withSpan('saml.second_gate', () => secondGate(req, res, accepted.tenant, { nameId: accepted.nameId, assertionId: accepted.assertionId, issuer: requireSamlSettings(accepted.tenant).idpEntityId, encryption: accepted.encryption }));
       } catch (err) {
         // A test sign-in's refusal (even one the second gate makes) is recorded on the test, not shown as a login error.
         const testSignInId = err instanceof AppError ? (err.testSignIn?.id ?? result?.transaction?.testSignInId) : undefined;

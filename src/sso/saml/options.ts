@@ -59,6 +59,19 @@ export interface SpContext {
   spEntityId?: string;
   /** Signs AuthnRequests and logout messages; without it SLO is off. */
   signing?: SpSigning;
+  /** Decrypt EncryptedAssertions (current first, then next); none: an EncryptedAssertion is refused. */
+  decryption?: readonly SpDecryptionKey[];
+}
+
+/** One SP decryption key (saml.decryption), its certificate published in SP metadata for encryption. */
+export interface SpDecryptionKey {
+  /** Which configured pair: named in logs and audit detail instead of anything about the key. */
+  id: 'current' | 'next';
+  /** Parsed once; never logged. */
+  key: KeyObject;
+  /** The PEM text, for node-saml's `decryptionPvk` (the second gate). */
+  privateKey: string;
+  certificate: string;
 }
 
 export const sloUrl = (ctx: SpContext): string => `${ctx.publicUrl}/saml2/sp/slo`;

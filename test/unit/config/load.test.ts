@@ -124,6 +124,26 @@ describe('configuration (docs/spec.md §3)', () => {
     assert.throws(() => loadConfig({ env: { SP_SIGNING_CERT_FILE: '' } }), /saml\.signing/);
   });
 
+  it('reads the SP decryption keys (current and next) and refuses at boot a key without its certificate, a certificate of another key, or a small key', () => {
+    const k = (name: string): string => `test/fixtures/keys/${name}`;
+    const none = loadConfig({ env: {} }).config.saml.decryption;
+    assert.equal(none.privateKey, undefined);
+    const env = { SP_DECRYPTION_KEY_FILE: k('sp-enc.key.pem'), SP_DECRYPTION_CERT_FILE: k('sp-enc.crt.pem'), SP_DECRYPTION_NEXT_KEY_FILE: k('sp-enc-next.key.pem'), SP_DECRYPTION_NEXT_CERT_FILE: k('sp-enc-next.crt.pem') };
+    const { config } = loadConfig({ env });
+    assert.match(config.saml.decryption.privateKey ?? '', /PRIVATE KEY/);
+    assert.match(config.saml.decryption.nextCertificate ?? '', /BEGIN CERTIFICATE/);
+    assert.throws(() => loadConfig({ env: { SP_DECRYPTION_KEY_FILE: k('sp-enc.key.pem') } }), /saml\.decryption\.keyFile: a decryption key needs its certificate/);
+    assert.throws(() => loadConfig({ env: { ...env, SP_DECRYPTION_CERT_FILE: k('sp-enc-next.crt.pem') } }), /saml\.decryption\.keyFile: the certificate does not belong to the private key/);
+    assert.throws(() => loadConfig({ env: { ...env, SP_DECRYPTION_NEXT_CERT_FILE: 'config/default.json' } }), /saml\.decryption\.nextCertFile: .* is not PEM/);
+    assert.throws(() => loadConfig({ env: { SP_DECRYPTION_NEXT_KEY_FILE: k('sp-enc-next.key.pem'), SP_DECRYPTION_NEXT_CERT_FILE: k('sp-enc-next.crt.pem') } }), /needs a current one/);
+    // The message names the file, never the key's contents.
+    try {
+      loadConfig({ env: { ...env, SP_DECRYPTION_CERT_FILE: k('sp-enc-next.crt.pem') } });
+    } catch (err) {
+      assert.doesNotMatch((err as Error).message, /PRIVATE KEY|MII/);
+    }
+  });
+
   it('returns a deep-frozen object', () => {
     const { config } = loadConfig({ env: {} });
     assert.ok(Object.isFrozen(config));

@@ -19,7 +19,7 @@ export function ssoSwitchAdminRoutes(s: Services): Router {
     const body = parseBody(patchSchema, req.body);
     let resolved: ResolvedSettings;
     try {
-      resolved = resolveSettings(tenant.sso, body, 'merge', allowHttp);
+      resolved = resolveSettings(tenant.sso, body, 'merge', allowHttp, Boolean(s.sp.decryption?.length));
     } catch (err) {
       if (!isAppError(err) || err.status >= 500) throw err;
       const details = Array.isArray(err.details) ? (err.details as Problem[]) : [{ path: '', message: err.publicMessage }];

@@ -73,6 +73,7 @@ export const patchSchema = z.strictObject({
       allowUnsolicited: z.boolean().optional(),
       signAuthnRequests: z.boolean().optional(),
       allowSha1: z.boolean().optional(),
+      requireEncryptedAssertions: z.boolean().optional().describe('Refuse plaintext assertions: the IdP must encrypt them to the SP encryption certificate of the SP metadata (the gateway needs saml.decryption).'),
       idpSloUrl: clearableUrl,
       idpMetadataXml,
       requireSignedAssertions: z.boolean().optional(),
@@ -169,10 +170,15 @@ export interface ResolvedSettings {
  * The settings a PUT (`replace`: saml / oauth given replace the stored ones) or a PATCH (`merge`: field by
  * field) would store. Certificates are normalised and `saml.idpMetadataXml` applied; an unusable
  * certificate or metadata document throws its own error (`certificate_not_pem`, `idp_metadata_invalid` …)
- * with the field's path in `details`.
+ * with the field's path in `details`. `canDecrypt`: the gateway has an SP decryption key (saml.decryption);
+ * without one, a body setting `saml.requireEncryptedAssertions: true` is a problem.
  */
-export function resolveSettings(stored: SsoSettings, body: PutBody | PatchBody, mode: 'replace' | 'merge', allowHttp: boolean): ResolvedSettings {
+export function resolveSettings(stored: SsoSettings, body: PutBody | PatchBody, mode: 'replace' | 'merge', allowHttp: boolean, canDecrypt: boolean): ResolvedSettings {
   const problems: Problem[] = [];
+  // b-saml-enc: requiring encrypted assertions without a key to open them would refuse every login.
+  if (body.saml?.requireEncryptedAssertions === true && !canDecrypt) {
+    problems.push({ path: 'saml.requireEncryptedAssertions', message: 'needs an SP decryption key on the gateway (saml.decryption); none is configured' });
+  }
   const warnings: string[] = [];
   const top = mergeFields<SsoSettings>(stored, { ...body, saml: undefined, oauth: undefined, certificates: undefined, sp: undefined, switchInProgress: undefined, idpMetadataRefresh: undefined });
 
@@ -340,6 +346,7 @@ export async function currentSsoView(s: Services, tenant: Tenant): Promise<Recor
 export function ssoAdminRoutes(s: Services): Router {
   const router = Router();
   const allowHttp = s.config.env !== 'production';
+  const canDecrypt = Boolean(s.sp.decryption?.length);
 
   const view = (tenant: Tenant): Promise<Record<string, unknown>> => currentSsoView(s, tenant);
 
@@ -352,7 +359,7 @@ export function ssoAdminRoutes(s: Services): Router {
     const tenant = await scopedTenant(s, req, res);
     requirePermission(res, 'write');
     const body = mode === 'replace' ? parseBody(putSchema, req.body) : parseBody(patchSchema, req.body);
-    const { settings, problems, warnings } = resolveSettings(tenant.sso, body, mode, allowHttp);
+    const { settings, problems, warnings } = resolveSettings(tenant.sso, body, mode, allowHttp, canDecrypt);
     if (problems.length) throw new AppError('validation_failed', { details: problems, detail: problems.map((p) => p.path).join(',') });
     // S-9: an allowed unsolicited login needs somewhere to land.
     assertUnsolicitedLanding(settings, s.defaultServiceUrl(tenant));
