@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { OPERATOR_AUTH, SERVICE_ORIGIN, beginLogin, createGateway, postAcs, sessionCookieOf, validResponse, type Gateway } from '../../helpers/gateway.js';
 import { idps } from '../../helpers/keys.js';
+import { keys as storeKeys } from '../../../src/store/index.js';
 
 /**
  * A domain's configuration as one document (issue 18): exported from one gateway and imported into
@@ -14,6 +15,7 @@ import { idps } from '../../helpers/keys.js';
  */
 
 const D2 = 'imported.example';
+const MOBILE_GRANTS = ['imp-mobile-1', 'imp-mobile-2'];
 
 describe('configuration export and import between two gateways', () => {
   let staging: Gateway;
@@ -32,6 +34,16 @@ describe('configuration export and import between two gateways', () => {
     const created = await production.http.post('/admin/v1/domains').set('Authorization', OPERATOR_AUTH).send({ domain: D2, name: 'Imported', plan: 'standard' });
     assert.equal(created.status, 201, created.text);
     await production.services.members.save(D2, { id: 'm-imp', account: `someone@${D2}`, name: 'Some One', externalKey: 'emp-001', role: 'member', status: 'in_use' });
+    // Built-in MDM with one exception, and two mobile sessions (OP grants of the mobile client) on production:
+    // switching 3rd-party sync on must delete the one and end the others, as PUT …/mdm does (M-1, M-4).
+    const builtin = await production.http.put(`/admin/v1/domains/${D2}/mdm`).set('Authorization', OPERATOR_AUTH).send({ mode: 'builtin' });
+    assert.equal(builtin.status, 200, builtin.text);
+    const exception = await production.http.post(`/admin/v1/domains/${D2}/mdm/builtin-exceptions`).set('Authorization', OPERATOR_AUTH).send({ account: `someone@${D2}` });
+    assert.equal(exception.status, 201, exception.text);
+    for (const grantId of MOBILE_GRANTS) {
+      await production.store.set(storeKeys.opModel('Grant', grantId), JSON.stringify({ clientId: 'mobile', accountId: `${D2}:m-imp` }));
+      await production.store.sAdd(storeKeys.opTenantGrants(D2), grantId);
+    }
     // An OAuth tenant on staging, to show the secret stays home.
     const b = await staging.services.tenants.load('b.example');
     await staging.services.tenants.save({ ...b, sso: { ...b.sso, enabled: false, type: 'oauth', oauth: { profile: 'oidc', clientId: 'bridge', clientSecret: 'staging-client-secret-value', issuer: 'https://idp.b.example', userKeyClaim: 'sub', scopes: ['openid'] } } });
@@ -80,13 +92,15 @@ describe('configuration export and import between two gateways', () => {
     assert.deepEqual(byPath.get('name'), { path: 'name', from: 'Imported', to: 'Tenant a.example' });
     assert.deepEqual(byPath.get('serviceOrigins'), { path: 'serviceOrigins', from: [], to: ['https://intranet.a.example'] });
     assert.deepEqual(byPath.get('sso.saml.idpEntityId'), { path: 'sso.saml.idpEntityId', from: null, to: idps.a.entityId });
-    assert.deepEqual(byPath.get('mdm.mode'), { path: 'mdm.mode', from: 'none', to: 'external' });
+    assert.deepEqual(byPath.get('mdm.mode'), { path: 'mdm.mode', from: 'builtin', to: 'external' });
     assert.deepEqual(byPath.get('mdm.restrictOtherDomains'), { path: 'mdm.restrictOtherDomains', from: false, to: true });
-    assert.equal(res.body.mdm.issuesKey, true, 'the MDM precautions, as POST …/mdm/preview counts them');
+    assert.deepEqual([res.body.mdm.issuesKey, res.body.mdm.mobileSessionsEnded, res.body.mdm.builtinExceptionsDeleted], [true, 2, 1], 'the MDM precautions, as POST …/mdm/preview counts them');
     assert.ok((res.body.warnings as string[]).some((w) => /new key issued on this deployment/.test(w)), res.text);
     assert.deepEqual(await production.services.tenants.load(D2), before, 'nothing changed');
-    assert.equal((await production.services.mdmKeys.settings(D2)).mode, 'none', 'MDM unchanged');
+    assert.equal((await production.services.mdmKeys.settings(D2)).mode, 'builtin', 'MDM unchanged');
     assert.deepEqual(await production.services.mdmKeys.list(D2), [], 'no key issued');
+    assert.equal((await production.services.mdmKeys.listBuiltinExceptions(D2)).length, 1);
+    for (const grantId of MOBILE_GRANTS) assert.notEqual(await production.store.get(storeKeys.opModel('Grant', grantId)), null, 'mobile sessions live');
   });
 
   it('applies the document: the same changes, SSO switched on with its effects, audited; the same document again changes nothing', async () => {
@@ -106,16 +120,21 @@ describe('configuration export and import between two gateways', () => {
     assert.equal(keys.length, 1);
     assert.equal(keys[0]?.status, 'active');
     assert.equal(res.body.mdm.keyId, keys[0]?.id);
-    assert.equal(res.body.mdm.mobileSessionsEnded, 0);
+    // The precautions' side effects, as through PUT …/mdm: built-in exceptions deleted, mobile sessions ended.
+    assert.equal(res.body.mdm.mobileSessionsEnded, 2);
+    assert.equal(res.body.mdm.builtinExceptionsDeleted, 1);
+    assert.deepEqual(await production.services.mdmKeys.listBuiltinExceptions(D2), []);
+    for (const grantId of MOBILE_GRANTS) assert.equal(await production.store.get(storeKeys.opModel('Grant', grantId)), null, 'mobile session ended');
     const issuedValue = (await production.services.mdmKeys.reveal(D2, keys[0].id)).value;
     assert.notEqual(issuedValue, stagingKeyValue, 'a new key, not the staging one');
     assert.ok(!res.text.includes(issuedValue), 'no key value in the import answer');
-    const trail = await production.services.audit.list(D2, 5);
+    const trail = await production.services.audit.list(D2, 8);
     assert.equal(trail[0]?.type, 'domain_config.imported');
     assert.equal(trail[0]?.data?.changes, dryChanges.length);
     const enabled = trail.find((e) => e.type === 'mdm.enabled');
     assert.ok(enabled, 'audited as PUT …/mdm audits');
     assert.equal(enabled.data?.keyId, keys[0]?.id);
+    assert.ok(trail.some((e) => e.type === 'mdm_builtin_exceptions.deleted'));
     assert.ok(!JSON.stringify(trail).includes(issuedValue), 'no key value in the audit trail');
 
     const exported = (await production.http.get(`/admin/v1/domains/${D2}/config.json`).set('Authorization', OPERATOR_AUTH)).body as Record<string, unknown>;
