@@ -1,12 +1,15 @@
 import { z } from 'zod';
 import { originSchema, tenantSchema, type Tenant } from '../domain/tenant.js';
+import type { MdmMode } from '../mdm/mdm-keys.js';
 
 /**
  * A domain's configuration as one document (issue 18): what moves a tested setup from staging to
  * production. `settings` holds the tenant's SSO settings in the shape GET …/sso gives and PUT …/sso takes
  * (no secret: `oauth.clientSecretSet` instead, no stored metadata document), its allowlists and its
  * restrictions. Not in it: the domain itself, the plan and group (the operator's), members, keys, the
- * password policy and login retention (S-23 keeps them apart from SSO), MDM settings (their own API).
+ * password policy and login retention (S-23 keeps them apart from SSO). `mdm` holds the non-secret MDM
+ * settings PUT …/mdm takes (mode, restrictOtherDomains); MDM keys are secrets and never leave: the target
+ * deployment issues its own (switching 3rd-party sync on issues one, M-2).
  */
 export const DOMAIN_CONFIG_VERSION = 1;
 
@@ -18,6 +21,14 @@ export interface DomainConfigSettings {
   defaultServiceUrl?: string;
   thirdPartyAppPasswordsAllowed: boolean;
   superAdminBreakGlass: boolean;
+  /** Absent only in documents from before MDM was exported: an import then leaves MDM as it is. */
+  mdm?: DomainConfigMdm;
+}
+
+/** The MDM options an admin sets with PUT …/mdm, without `customKey` (a key value: a secret). */
+export interface DomainConfigMdm {
+  mode: MdmMode;
+  restrictOtherDomains: boolean;
 }
 
 export interface DomainConfigDocument {
@@ -42,7 +53,7 @@ export function ssoSettingsView(sso: Tenant['sso']): Record<string, unknown> {
   return out;
 }
 
-export function domainConfigSettings(tenant: Tenant): DomainConfigSettings {
+export function domainConfigSettings(tenant: Tenant, mdm?: DomainConfigMdm): DomainConfigSettings {
   return {
     name: tenant.name,
     sso: ssoSettingsView(tenant.sso),
@@ -51,19 +62,30 @@ export function domainConfigSettings(tenant: Tenant): DomainConfigSettings {
     ...(tenant.defaultServiceUrl ? { defaultServiceUrl: tenant.defaultServiceUrl } : {}),
     thirdPartyAppPasswordsAllowed: tenant.thirdPartyAppPasswordsAllowed,
     superAdminBreakGlass: tenant.superAdminBreakGlass,
+    ...(mdm ? { mdm: { mode: mdm.mode, restrictOtherDomains: mdm.restrictOtherDomains } } : {}),
   };
 }
 
-export function exportDomainConfig(tenant: Tenant, now: number): DomainConfigDocument {
-  return { version: DOMAIN_CONFIG_VERSION, domain: tenant.domain, exportedAt: new Date(now).toISOString(), settings: domainConfigSettings(tenant) };
+export function exportDomainConfig(tenant: Tenant, mdm: DomainConfigMdm, now: number): DomainConfigDocument {
+  return { version: DOMAIN_CONFIG_VERSION, domain: tenant.domain, exportedAt: new Date(now).toISOString(), settings: domainConfigSettings(tenant, mdm) };
+}
+
+/**
+ * The MDM options an import asks for, completed as PUT …/mdm completes them (`configure`): a missing
+ * `restrictOtherDomains` keeps the current one while the mode stays external, else false.
+ */
+export function targetMdm(current: DomainConfigMdm, asked: { mode: MdmMode; restrictOtherDomains?: boolean } | undefined): DomainConfigMdm {
+  if (!asked) return { mode: current.mode, restrictOtherDomains: current.restrictOtherDomains };
+  return { mode: asked.mode, restrictOtherDomains: asked.restrictOtherDomains ?? (asked.mode === 'external' ? current.restrictOtherDomains : false) };
 }
 
 /**
  * The document POST …/config takes: the export, with `settings.sso` validated by PUT …/sso's own schema
- * (passed in: it lives with that route) and the other fields by the tenant schema's. `domain` and
+ * (passed in: it lives with that route), `settings.mdm` by PUT …/mdm's (without `customKey`), and the
+ * other fields by the tenant schema's. `domain` and
  * `exportedAt` say where it came from; they are not applied.
  */
-export function domainConfigSchema<S extends z.ZodType>(ssoSchema: S) {
+export function domainConfigSchema<S extends z.ZodType, M extends z.ZodType>(ssoSchema: S, mdmSchema: M) {
   return z.strictObject({
     version: z.literal(DOMAIN_CONFIG_VERSION),
     domain: z.string().max(253).optional(),
@@ -76,6 +98,7 @@ export function domainConfigSchema<S extends z.ZodType>(ssoSchema: S) {
       defaultServiceUrl: z.string().url().nullable().optional(),
       thirdPartyAppPasswordsAllowed: z.boolean(),
       superAdminBreakGlass: z.boolean(),
+      mdm: mdmSchema.optional(),
     }),
   });
 }

@@ -8,6 +8,8 @@ import {
   MDM_MAX_GRACE_SECONDS,
   MDM_VALUE_TYPE,
   planAllowsExternal,
+  type ConfigureInput,
+  type ConfigureResult,
   type IssuedKey,
 } from '../../../mdm/mdm-keys.js';
 import { AppError } from '../../../errors/index.js';
@@ -177,24 +179,7 @@ export function mdmAdminRoutes(s: Services): Router {
     const { settings, previousMode } = result;
     const switchedOn = settings.mode === 'external' && previousMode !== 'external';
     const switchedOff = settings.mode !== 'external' && previousMode === 'external';
-    await auditAdmin(s, req, res, {
-      type: switchedOn ? 'mdm.enabled' : switchedOff ? 'mdm.disabled' : 'mdm.updated',
-      domain: tenant.domain,
-      data: {
-        mode: settings.mode,
-        previousMode,
-        restrictOtherDomains: settings.restrictOtherDomains,
-        builtinExceptionsDeleted: result.builtinExceptionsDeleted,
-        keysDeactivated: result.keysDeactivated,
-        keysReplaced: result.keysReplaced.length,
-        mobileSessionsEnded: result.mobileSessionsEnded,
-        keyId: result.key?.id ?? null,
-        keySource: result.key ? (body.customKey === undefined ? 'auto' : 'custom') : null,
-      },
-    });
-    if (result.builtinExceptionsDeleted > 0) {
-      await auditAdmin(s, req, res, { type: 'mdm_builtin_exceptions.deleted', domain: tenant.domain, data: { count: result.builtinExceptionsDeleted } });
-    }
+    await auditMdmConfigured(s, req, res, tenant.domain, body, result);
     const warnings: string[] = [];
     if (switchedOn || result.key) {
       warnings.push('Mobile sessions not admitted by the new key have ended; the app signs in only where the MDM delivers this key value.');
@@ -303,6 +288,31 @@ export function mdmAdminRoutes(s: Services): Router {
   });
 
   return router;
+}
+
+/** The audit events of PUT …/mdm (also written when a configuration import changes the MDM settings). */
+export async function auditMdmConfigured(s: Services, req: Request, res: Response, domain: string, body: ConfigureInput, result: ConfigureResult): Promise<void> {
+  const { settings, previousMode } = result;
+  const switchedOn = settings.mode === 'external' && previousMode !== 'external';
+  const switchedOff = settings.mode !== 'external' && previousMode === 'external';
+  await auditAdmin(s, req, res, {
+    type: switchedOn ? 'mdm.enabled' : switchedOff ? 'mdm.disabled' : 'mdm.updated',
+    domain,
+    data: {
+      mode: settings.mode,
+      previousMode,
+      restrictOtherDomains: settings.restrictOtherDomains,
+      builtinExceptionsDeleted: result.builtinExceptionsDeleted,
+      keysDeactivated: result.keysDeactivated,
+      keysReplaced: result.keysReplaced.length,
+      mobileSessionsEnded: result.mobileSessionsEnded,
+      keyId: result.key?.id ?? null,
+      keySource: result.key ? (body.customKey === undefined ? 'auto' : 'custom') : null,
+    },
+  });
+  if (result.builtinExceptionsDeleted > 0) {
+    await auditAdmin(s, req, res, { type: 'mdm_builtin_exceptions.deleted', domain, data: { count: result.builtinExceptionsDeleted } });
+  }
 }
 
 export const mdmBodies = { put: putSchema, addKey: addKeySchema, reissue: reissueSchema, builtinException: exceptionSchema };

@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import type { ERROR_CODES } from '../../../errors/index.js';
-import { domainConfigBody } from './domain-config.js';
 import { domainBodies } from './domains.js';
 import { memberBodies } from './members.js';
 import { ssoBodies } from './sso.js';
@@ -126,22 +125,7 @@ const operations: AdminOperation[] = [
   { method: 'post', path: '/domains/{domain}/members/{id}/invitations', summary: 'Invite a pending member; the link is shown once (S-23: refused while SSO is on)', success: 201, errors: ['sso_enabled', 'conflict'] },
   { method: 'post', path: '/domains/{domain}/members/{id}/app-passwords', summary: 'Create a third-party app password; shown once (S-23: refused while SSO is on)', body: memberBodies.appPassword, success: 201, errors: ['sso_enabled', 'forbidden'] },
   { method: 'delete', path: '/domains/{domain}/members/{id}/app-passwords/{appPasswordId}', summary: 'Delete a third-party app password', success: 204 },
-  // h-ops
-  {
-    method: 'get',
-    path: '/domains/{domain}/config.json',
-    summary: "The domain's configuration as one document `{version: 1, domain, exportedAt, settings: {name, sso, serviceOrigins, logoutRedirectDomains, defaultServiceUrl, thirdPartyAppPasswordsAllowed, superAdminBreakGlass}}` (sso as GET …/sso shows it: no secret, oauth.clientSecretSet), as a download",
-    success: 200,
-  },
-  {
-    method: 'post',
-    path: '/domains/{domain}/config',
-    summary:
-      'Import a configuration document (from config.json; sso validated as PUT …/sso, oauth.clientSecret may be given). `?dryRun=true`: `{dryRun, changes: [{path, from, to}], warnings}`, nothing changes. Otherwise (super) applies the changes in one tenant write under the switch lock, switching SSO with its effects when sso.enabled changes: `{applied, changes, switched, effects}`; the same document again: `applied: false`, no changes. Audited domain_config.imported',
-    body: domainConfigBody,
-    success: 200,
-    errors: ['sso_switch_in_progress', 'certificate_not_pem', 'idp_metadata_invalid', 'store_unavailable'],
-  },
+  // h-ops: the configuration document's operations are registered by domain-config.ts (it needs mdm.ts's schema).
 ];
 
 /** Other route modules add their operations here (external keys …). */
