@@ -16,6 +16,9 @@
  *            expected) — floor: raw node-saml validatePostResponse on the same responses
  *            (bench/hosts/node-saml.ts) — peer: BoxyHQ SAML Jackson's ACS on the same Redis, fed its own
  *            SP-initiated logins (bench/hosts/jackson.ts; beside the per-core gateway unless BENCH_PEER=all)
+ *            Two rows: both gates (the default saml.secondGate: true) and the strict gate alone, on a second
+ *            gateway process of the same mode with saml.secondGate: false (deployment-wide), which reuses the
+ *            first row's floor and peer (BENCH_SECOND_GATE=on / off keeps only one row)
  *   login    GET /d/login/{domain} (302 to the IdP with an AuthnRequest; unsigned, the tenant default) — floor: a bare Express
  *            "hello" route (bench/hosts/hello.ts)
  *   refresh  POST /oidc/token grant_type=refresh_token by the public mobile client with X-MDM-Auth-Code
