@@ -30,7 +30,8 @@
  * a large group patched in pages), bench/member-search.ts (a search page at 100,000 members), bench/acs-tracing.ts
  * (the ACS with tracing off and on) and bench/hostile-input.ts (the
  * costliest request a stranger can send to each public XML route, as CPU per request against one valid
- * login), folding their JSON lines in.
+ * login) and bench/authn-request.ts (the AuthnRequest built by the pure builder or by node-saml: CPU per
+ * request, and /d/login against hello with each), folding their JSON lines in.
  * Prints a table and writes bench/results/<timestamp>.json and latest.json (bench/results/README.md).
  * Every key lives under the run's prefix and is deleted at the end; child processes are killed however
  * the run ends. Settings: bench/lib/settings.ts (BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS,
@@ -438,6 +439,9 @@ async function fileBench(id: FileBenchRecord['id'], script: string, label: strin
     return { id, label, exitCode: code, result, ms: null, rssGrowthMb: null, target: null, valid: result.consistent === true };
   } else if (result && id === 'acs-tracing') {
     return { id, label, exitCode: code, result, ms: null, rssGrowthMb: null, target: null, valid: typeof result.ratio === 'number' };
+  } else if (result && id === 'authn-request') {
+    // Issue 14 §1: would /d/login still reach half of hello with node-saml building the AuthnRequest?
+    return { id, label, exitCode: code, result, ms: null, rssGrowthMb: null, target: { text: 'node-saml /d/login ≥0.5× hello', met: result.met === true }, valid: result.valid === true };
   } else if (result && id === 'member-search') {
     const met = result.ok === true;
     return { id, label, exitCode: code, result, ms: null, rssGrowthMb: null, target: { text: 'median page <50 ms, index <30 s', met }, valid: true };
@@ -553,6 +557,7 @@ async function main(): Promise<number> {
   if (settings.scenarios.includes('scim')) files.push(await fileBench('scim', 'bench/scim.ts', 'SCIM: 100k users, 50k-member group'));
   if (settings.scenarios.includes('hostile-input')) files.push(await fileBench('hostile-input', 'bench/hostile-input.ts', 'hostile input'));
   if (settings.scenarios.includes('acs-tracing')) files.push(await fileBench('acs-tracing', 'bench/acs-tracing.ts', 'ACS, tracing off vs on'));
+  if (settings.scenarios.includes('authn-request')) files.push(await fileBench('authn-request', 'bench/authn-request.ts', 'AuthnRequest builder'));
 
   const rows = tableRows(scenarios, files);
   log('\n' + renderTable(rows));

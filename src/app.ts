@@ -69,7 +69,7 @@ export function createApp(deps: AppDeps, demo?: DemoOptions): CreatedApp {
     const landingsAfterAcs = async (domain: string): Promise<string[]> => {
       const tenant = await services.tenants.find(domain);
       const policy = tenant ? services.accessUrlPolicy(tenant) : undefined;
-      const targets = policy ? [...policy.allowedOrigins, cspSourceOf(policy.defaultServiceUrl)] : [];
+      const targets = policy ? [...policy.allowedOrigins, policy.defaultServiceUrl === undefined ? null : cspSourceOf(policy.defaultServiceUrl)] : [];
       return [...targets, ...opRedirects].filter((source): source is string => source !== null);
     };
     app.use(demoSamlIdpRouter({ publicUrl: config.publicUrl, clock: services.clock, landingsAfterAcs, ...demo.samlIdp }));

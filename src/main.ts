@@ -101,7 +101,7 @@ async function seedSharedStore(config: Config, logger: Logger): Promise<void> {
   const seed = readSeed(config.seedFile, config.publicUrl);
   const store = await createStoreFromConfig(config, logger);
   try {
-    await applySeed(seed, { tenants: new TenantRepository(store, new SecretBox(config.secretKeys)), members: new MemberRepository(store) });
+    await applySeed(seed, { tenants: new TenantRepository(store, new SecretBox(config.secretKeys)), members: new MemberRepository(store) }, config);
     logger.info({ tenants: seed.tenants.map((t) => t.domain) }, 'seed applied');
   } finally {
     await store.close();
@@ -153,7 +153,7 @@ async function runGateway(config: Config, logger: Logger, options: { seed: boole
   const { app, services } = createApp({ config, store, logger, clock: systemClock }, demo);
   running.services = services;
   if (seed && options.seed) {
-    await applySeed(seed, services);
+    await applySeed(seed, services, config);
     logger.info({ tenants: seed.tenants.map((t) => t.domain) }, 'seed applied');
   }
   if (stopping) return;

@@ -7,6 +7,7 @@ import type { MemberRepository } from './domain/members.js';
 import { tenantSchema } from './domain/tenant.js';
 import type { TenantRepository } from './domain/tenants.js';
 import { normaliseCertificatePem } from './sso/saml/certificates.js';
+import { assertUnsolicitedLanding } from './domain/unsolicited-landing.js';
 import { applyIdpMetadata, parseIdpMetadata } from './sso/saml/idp-metadata.js';
 import { isAppError } from './errors/index.js';
 import { hashPassword } from './domain/passwords.js';
@@ -61,7 +62,7 @@ export function readSeed(path: string, publicUrl: string, cwd = process.cwd()): 
 }
 
 /** Writes the seed's tenants and members (idempotent: re-running replaces them with the same values). */
-export async function applySeed(seed: Seed, repos: { tenants: TenantRepository; members: MemberRepository }): Promise<void> {
+export async function applySeed(seed: Seed, repos: { tenants: TenantRepository; members: MemberRepository }, gateway?: { defaultServiceUrl?: string }): Promise<void> {
   for (const { members, ...input } of seed.tenants) {
     let tenant = input;
     try {
@@ -70,6 +71,8 @@ export async function applySeed(seed: Seed, repos: { tenants: TenantRepository; 
       if (tenant.sso.saml) {
         tenant = { ...tenant, sso: { ...tenant.sso, saml: { ...tenant.sso.saml, idpCertificates: tenant.sso.saml.idpCertificates.map(normaliseCertificatePem) } } };
       }
+      // S-9: a seeded tenant that allows unsolicited logins needs somewhere for them to land.
+      if (gateway) assertUnsolicitedLanding(tenant.sso, tenant.defaultServiceUrl ?? gateway.defaultServiceUrl);
     } catch (err) {
       if (isAppError(err)) throw new ConfigError(`seedFile: tenant ${input.domain}: ${err.publicMessage} (${err.detail ?? err.code})`);
       throw err;

@@ -36,7 +36,7 @@ import { OutboundHttp } from './sso/oauth/outbound-http.js';
 import { OutboundPolicy, type HostResolver } from './sso/oauth/outbound-policy.js';
 import { SamlAcs } from './sso/saml/acs.js';
 import { SamlLogout } from './sso/saml/slo.js';
-import type { SecondGateOptionsHook, SpContext } from './sso/saml/options.js';
+import type { SecondGateOptionsHook, SpContext, SpDecryptionKey } from './sso/saml/options.js';
 import { WebSessions } from './sso/sessions.js';
 import { LoginTransactions } from './sso/transactions.js';
 import { keys, type KeyValueStore } from './store/index.js';
@@ -99,7 +99,8 @@ export interface Services extends AppDeps {
   backchannelLogout: BackchannelLogout;
   sp: SpContext;
   accessUrlPolicy(tenant: Tenant): AccessUrlPolicy;
-  defaultServiceUrl(tenant: Tenant): string;
+  /** The tenant's default service URL, else the gateway's; none when neither is set (S-5, S-9). */
+  defaultServiceUrl(tenant: Tenant): string | undefined;
   /** Scheduled refresh of tenants' IdP metadata URLs; main.ts starts and stops its timer. */
   idpMetadata: IdpMetadataRefresher;
   // g-scim
@@ -107,6 +108,15 @@ export interface Services extends AppDeps {
   scimTokens: ScimTokens;
   scimUsers: ScimUsers;
   scimGroups: ScimGroups;
+}
+
+/** The configured SP decryption keys (saml.decryption), current first; undefined when none. */
+function spDecryptionKeys(config: Config): SpDecryptionKey[] | undefined {
+  const d = config.saml.decryption;
+  const keys: SpDecryptionKey[] = [];
+  if (d.privateKey && d.certificate) keys.push({ id: 'current', key: createPrivateKey(d.privateKey), privateKey: d.privateKey, certificate: d.certificate });
+  if (d.nextPrivateKey && d.nextCertificate) keys.push({ id: 'next', key: createPrivateKey(d.nextPrivateKey), privateKey: d.nextPrivateKey, certificate: d.nextCertificate });
+  return keys.length ? keys : undefined;
 }
 
 export function buildServices(deps: AppDeps): Services {
@@ -119,6 +129,7 @@ export function buildServices(deps: AppDeps): Services {
     publicUrl: config.publicUrl,
     spEntityId: config.saml.spEntityId,
     signing: privateKey && certificate ? { privateKey, key: createPrivateKey(privateKey), certificate, nextCertificate } : undefined,
+    decryption: spDecryptionKeys(config),
   };
   const sessions = new WebSessions(store, clock);
   // Process metrics (GC, event loop, memory) only where a scraper reads them; tests build many apps per process.
@@ -132,7 +143,7 @@ export function buildServices(deps: AppDeps): Services {
   const audit = new AuditLog(store, clock, logger, config.audit.retentionDays);
   const events = new EventLog(store, clock, logger, config.audit.retentionDays);
   audit.forwardTo((entry) => events.audit(entry));
-  const defaultServiceUrl = (tenant: Tenant): string => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
+  const defaultServiceUrl = (tenant: Tenant): string | undefined => tenant.defaultServiceUrl ?? config.defaultServiceUrl;
   const allowHttp = config.env !== 'production';
   const outboundPolicy = new OutboundPolicy(config.outbound, deps.resolveHost);
   const outbound = new OutboundHttp({ ...config.oauth, allowHttp, policy: outboundPolicy });
@@ -162,6 +173,7 @@ export function buildServices(deps: AppDeps): Services {
       maxAssertionAgeMs: config.saml.maxAssertionAgeSeconds * 1000,
       maxResponseBytes: config.saml.maxResponseBytes,
       replayWindowMs: config.saml.replayWindowSeconds * 1000,
+      defaultServiceUrl,
     }),
     outboundPolicy,
     outbound,

@@ -36,7 +36,7 @@ export interface ScenarioRecord {
 }
 
 export interface FileBenchRecord {
-  id: 'sso-switch' | 'csv-import' | 'audit-export' | 'member-search' | 'hostile-input' | 'scim' | 'acs-tracing';
+  id: 'sso-switch' | 'csv-import' | 'audit-export' | 'member-search' | 'hostile-input' | 'scim' | 'acs-tracing' | 'authn-request';
   label: string;
   exitCode: number | null;
   /** The script's JSON line, as printed. */
@@ -145,6 +145,21 @@ export function tableRows(scenarios: ScenarioRecord[], files: FileBenchRecord[])
         floor: r?.offLoginsPerSecond === undefined ? '—' : `off ${fmt(r.offLoginsPerSecond, 0)}`,
         ratio: r?.ratio === undefined ? '—' : fmt(r.ratio, 2),
         target: '—',
+        met: metText(f.valid, f.target),
+      });
+      continue;
+    }
+    if (f.id === 'authn-request') {
+      const r = f.result as { builder?: { oursRedirectUs: number; nodeSamlRedirectUs: number }; route?: { oursRatio: number; nodeSamlRatio: number } } | null;
+      rows.push({
+        scenario: `${f.label}: GET /d/login with node-saml building it`,
+        procs: '1',
+        reqPerSec: r?.route ? `${fmt(r.route.nodeSamlRatio, 2)} of hello` : 'failed',
+        p50: r?.builder ? `ours ${fmt(r.builder.oursRedirectUs, 0)} µs` : '—',
+        p99: r?.builder ? `node-saml ${fmt(r.builder.nodeSamlRedirectUs, 0)} µs` : '—',
+        floor: 'Express hello (CPU)',
+        ratio: r?.route ? `ours ${fmt(r.route.oursRatio, 2)}` : '—',
+        target: f.target?.text ?? '—',
         met: metText(f.valid, f.target),
       });
       continue;

@@ -16,7 +16,7 @@ const list = (name: string): string[] | null => {
   return raw ? raw.split(',').map((s) => s.trim()).filter(Boolean) : null;
 };
 
-export const SCENARIOS = ['login', 'acs', 'refresh', 'sso-switch', 'csv-import', 'audit-export', 'member-search', 'hostile-input', 'scim', 'acs-tracing'] as const;
+export const SCENARIOS = ['login', 'acs', 'refresh', 'sso-switch', 'csv-import', 'audit-export', 'member-search', 'hostile-input', 'scim', 'acs-tracing', 'authn-request'] as const;
 export type ScenarioId = (typeof SCENARIOS)[number];
 /** `per-core`: the gateway with WORKERS=1; `default`: as deployed (WORKERS unset: all cores once main.ts clusters). */
 export const MODES = ['per-core', 'default'] as const;

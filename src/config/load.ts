@@ -1,3 +1,4 @@
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { z } from 'zod';
@@ -91,6 +92,10 @@ const ENV_MAP: Record<string, { path: string[]; parse?: (v: string) => unknown }
   SP_SIGNING_KEY_FILE: { path: ['saml', 'signing', 'keyFile'], parse: (v) => (v === '' ? undefined : v) },
   SP_SIGNING_CERT_FILE: { path: ['saml', 'signing', 'certFile'], parse: (v) => (v === '' ? undefined : v) },
   SP_SIGNING_NEXT_CERT_FILE: { path: ['saml', 'signing', 'nextCertFile'], parse: (v) => (v === '' ? undefined : v) },
+  SP_DECRYPTION_KEY_FILE: { path: ['saml', 'decryption', 'keyFile'], parse: (v) => (v === '' ? undefined : v) },
+  SP_DECRYPTION_CERT_FILE: { path: ['saml', 'decryption', 'certFile'], parse: (v) => (v === '' ? undefined : v) },
+  SP_DECRYPTION_NEXT_KEY_FILE: { path: ['saml', 'decryption', 'nextKeyFile'], parse: (v) => (v === '' ? undefined : v) },
+  SP_DECRYPTION_NEXT_CERT_FILE: { path: ['saml', 'decryption', 'nextCertFile'], parse: (v) => (v === '' ? undefined : v) },
   DEMO: { path: ['demo', 'enabled'], parse: (v) => v === 'true' || v === '1' },
   OUTBOUND_ALLOW_PRIVATE_NETWORKS: { path: ['outbound', 'allowPrivateNetworks'], parse: (v) => v === 'true' || v === '1' },
   OUTBOUND_ALLOWED_HOSTS: { path: ['outbound', 'allowedHosts'], parse: list },
@@ -133,6 +138,57 @@ function loadSigningFiles(config: Config, cwd: string): void {
   }
 }
 
+/**
+ * Reads the SP decryption PEM files (saml.decryption) and checks each pair at boot: an RSA private key
+ * of at least 2048 bits, a readable certificate, and the certificate's public key is the key's own (an
+ * IdP encrypting to a certificate whose key we do not hold would make every login fail). Error messages
+ * name the config key and file, never the key's contents.
+ */
+function loadDecryptionFiles(config: Config, cwd: string): void {
+  const d = config.saml.decryption;
+  const fail = (key: string, why: string): never => {
+    throw new ConfigError(`Invalid configuration:\n  - saml.decryption.${key}: ${why}`);
+  };
+  const read = (file: string | undefined, key: string, marker: RegExp): string | undefined => {
+    if (!file) return undefined;
+    let text: string;
+    try {
+      text = readFileSync(resolve(cwd, file), 'utf8');
+    } catch (err) {
+      return fail(key, `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (!marker.test(text)) fail(key, `${file} is not PEM`);
+    return text;
+  };
+  const KEY = /-----BEGIN (RSA )?PRIVATE KEY-----/;
+  const CERT = /-----BEGIN CERTIFICATE-----/;
+  d.privateKey ??= read(d.keyFile, 'keyFile', KEY);
+  d.certificate ??= read(d.certFile, 'certFile', CERT);
+  d.nextPrivateKey ??= read(d.nextKeyFile, 'nextKeyFile', KEY);
+  d.nextCertificate ??= read(d.nextCertFile, 'nextCertFile', CERT);
+  const pair = (keyPem: string | undefined, certPem: string | undefined, name: string): void => {
+    if (Boolean(keyPem) !== Boolean(certPem)) fail(name, 'a decryption key needs its certificate (and the other way round)');
+    if (!keyPem || !certPem) return;
+    let key: KeyObject;
+    let cert: X509Certificate;
+    try {
+      key = createPrivateKey(keyPem);
+    } catch {
+      return fail(name, 'the private key cannot be read (PEM, unencrypted PKCS#1 or PKCS#8)');
+    }
+    try {
+      cert = new X509Certificate(certPem);
+    } catch {
+      return fail(name, 'the certificate cannot be read');
+    }
+    if (key.asymmetricKeyType !== 'rsa' || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) fail(name, 'must be an RSA key of at least 2048 bits (RSA-OAEP key transport)');
+    if (!cert.checkPrivateKey(key)) fail(name, 'the certificate does not belong to the private key');
+  };
+  pair(d.privateKey, d.certificate, 'keyFile');
+  pair(d.nextPrivateKey, d.nextCertificate, 'nextKeyFile');
+  if (d.nextPrivateKey && !d.privateKey) fail('nextKeyFile', 'a next key needs a current one (keyFile, certFile)');
+}
+
 export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
@@ -162,10 +218,10 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   raw.env = nodeEnv === 'production' || nodeEnv === 'test' ? nodeEnv : 'development';
 
   // Derived defaults: the public URL follows the port, and outside production the gateway's own
-  // origin is an allowed service origin so the demo landing page works out of the box.
+  // origin is an allowed service origin so the demo landing page works out of the box (the demo's
+  // /welcome is the default service URL only while the demo is mounted, below).
   const port = Number(raw.port ?? 3000);
   if (raw.publicUrl === undefined) raw.publicUrl = `http://localhost:${port}`;
-  if (raw.defaultServiceUrl === undefined) raw.defaultServiceUrl = `${String(raw.publicUrl)}/welcome`;
 
   if (isObject(raw.admin) && raw.admin.allowPrivateMetadataUrls !== undefined) {
     throw new ConfigError(
@@ -188,6 +244,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
     throw new ConfigError('Invalid configuration:\n  - saml.signing: the dev-only SP signing key cannot be used in production; set SP_SIGNING_KEY_FILE and SP_SIGNING_CERT_FILE (or "" to sign nothing)');
   }
   loadSigningFiles(config, cwd);
+  loadDecryptionFiles(config, cwd);
   if (!config.oidc.signingKey && config.oidc.signingKeyFile) {
     try {
       config.oidc.signingKey = readFileSync(resolve(cwd, config.oidc.signingKeyFile), 'utf8');
@@ -217,7 +274,12 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       const entry = `${own.hostname}:${own.port || (own.protocol === 'https:' ? '443' : '80')}`;
       if (!config.outbound.allowedHosts.includes(entry)) config.outbound.allowedHosts.push(entry);
       warnings.push(`Demo IdPs are mounted at /demo-idp (never in production); outbound calls may reach the gateway's own ${entry} for them.`);
+      // The demo's landing page, /welcome, exists only while the demo is mounted (app.ts).
+      config.defaultServiceUrl ??= `${config.publicUrl}/welcome`;
     }
+  }
+  if (config.defaultServiceUrl === undefined) {
+    warnings.push('No defaultServiceUrl (DEFAULT_SERVICE_URL): a login without accessUrl is refused, and a tenant may allow IdP-initiated SAML logins only with its own defaultServiceUrl.');
   }
   if (config.outbound.allowPrivateNetworks) {
     warnings.push(

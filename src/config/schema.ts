@@ -114,8 +114,11 @@ export const configSchema = z.strictObject({
     .default({ enabled: true }),
   /** S-5: origins every tenant may use as accessUrl. Env: SERVICE_ORIGINS (comma-separated). */
   serviceOrigins: z.array(originSchema).default([]),
-  /** S-5: where a login without accessUrl lands. */
-  defaultServiceUrl: z.string().url(),
+  /**
+   * S-5, S-9: where a login without accessUrl, and an allowed IdP-initiated login, lands (a tenant may set
+   * its own). Env: DEFAULT_SERVICE_URL. Unset, such logins are refused; the demo sets `<publicUrl>/welcome`.
+   */
+  defaultServiceUrl: z.string().url().optional(),
   saml: z.strictObject({
     /** SP entity ID sent as Issuer and expected as Audience; a tenant may override it. */
     spEntityId: z.string().min(1).optional(),
@@ -149,6 +152,28 @@ export const configSchema = z.strictObject({
         nextCertFile: z.string().optional(),
         privateKey: z.string().optional(),
         certificate: z.string().optional(),
+        nextCertificate: z.string().optional(),
+      })
+      .default({}),
+    // b-saml-enc
+    /**
+     * The SP's decryption keys for encrypted assertions (RSA, PEM): the certificate is published in SP
+     * metadata as KeyDescriptor use="encryption" and IdPs encrypt the assertion's key to it. `nextKeyFile`
+     * / `nextCertFile` is a second pair for rollover: both keys decrypt while both are set, and both
+     * certificates are published. Without a key, an EncryptedAssertion is refused. The loader reads the
+     * files into `privateKey` / `certificate` / `nextPrivateKey` / `nextCertificate`; a key must match its
+     * certificate. Env: SP_DECRYPTION_KEY_FILE, SP_DECRYPTION_CERT_FILE, SP_DECRYPTION_NEXT_KEY_FILE,
+     * SP_DECRYPTION_NEXT_CERT_FILE.
+     */
+    decryption: z
+      .strictObject({
+        keyFile: z.string().optional(),
+        certFile: z.string().optional(),
+        nextKeyFile: z.string().optional(),
+        nextCertFile: z.string().optional(),
+        privateKey: z.string().optional(),
+        certificate: z.string().optional(),
+        nextPrivateKey: z.string().optional(),
         nextCertificate: z.string().optional(),
       })
       .default({}),

@@ -13,6 +13,7 @@ import { MembersScreen } from './screens/Members';
 import { MdmScreen } from './screens/mdm';
 import { OperatorScreen } from './screens/Operator';
 import { OverviewScreen } from './screens/Overview';
+import { ScimTokensScreen } from './screens/ScimTokens';
 import { SignInScreen } from './screens/SignIn';
 import { SsoScreen } from './screens/sso';
 
@@ -24,6 +25,7 @@ const NAV_LABEL: Record<Route, MessageKey> = {
   members: 'nav.members',
   'external-keys': 'nav.externalKeys',
   'api-keys': 'nav.apiKeys',
+  'scim-tokens': 'scim.nav',
   mdm: 'nav.mdm',
   operator: 'nav.operator',
   health: 'nav.health',
@@ -196,6 +198,7 @@ function Shell({ session, onSignedOut }: { session: Session & { domain: string }
           {screen === 'members' ? <MembersScreen {...props} /> : null}
           {screen === 'external-keys' ? <ExternalKeysScreen {...props} /> : null}
           {screen === 'api-keys' ? <ApiKeysScreen {...props} /> : null}
+          {screen === 'scim-tokens' ? <ScimTokensScreen {...props} /> : null}
           {screen === 'mdm' ? <MdmScreen {...props} /> : null}
           {screen === 'audit' ? <AuditScreen {...props} /> : null}
           {screen === 'activity' ? <ActivityScreen {...props} /> : null}

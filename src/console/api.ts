@@ -210,6 +210,19 @@ export interface CreatedApiKey extends Omit<ApiKey, 'expired'> {
   key: string;
 }
 
+/** A SCIM bearer token as listed (never the secret). */
+export interface ScimToken {
+  id: string;
+  name: string;
+  createdAt: string;
+  rotatedAt: string | null;
+}
+/** An issued or rotated SCIM token: the secret, shown once. */
+export interface IssuedScimToken extends ScimToken {
+  token: string;
+  scimBaseUrl: string;
+}
+
 // --- transport -------------------------------------------------------------------------------------
 
 let csrfToken: string | null = null;
@@ -357,4 +370,9 @@ export const api = {
   createApiKey: (domain: string, body: { name: string; scope: 'read' | 'full'; expiresAt?: string }) =>
     request<CreatedApiKey>('POST', `${d(domain)}/api-keys`, { json: body }),
   revokeApiKey: (domain: string, id: string) => request<void>('DELETE', `${d(domain)}/api-keys/${encodeURIComponent(id)}`),
+
+  scimTokens: (domain: string) => request<{ scimBaseUrl: string; tokens: ScimToken[] }>('GET', `${d(domain)}/scim-tokens`),
+  issueScimToken: (domain: string, name: string) => request<IssuedScimToken>('POST', `${d(domain)}/scim-tokens`, { json: { name } }),
+  rotateScimToken: (domain: string, id: string) => request<IssuedScimToken>('POST', `${d(domain)}/scim-tokens/${encodeURIComponent(id)}/rotate`, { json: {} }),
+  revokeScimToken: (domain: string, id: string) => request<void>('DELETE', `${d(domain)}/scim-tokens/${encodeURIComponent(id)}`),
 };

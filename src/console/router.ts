@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'react';
 
 export const BASE = '/console';
-export type Route = 'overview' | 'sso' | 'members' | 'external-keys' | 'api-keys' | 'mdm' | 'audit' | 'activity' | 'operator' | 'health';
-export const ROUTES: readonly Route[] = ['overview', 'sso', 'members', 'external-keys', 'api-keys', 'mdm', 'audit', 'activity', 'operator', 'health'];
+export type Route = 'overview' | 'sso' | 'members' | 'external-keys' | 'api-keys' | 'scim-tokens' | 'mdm' | 'audit' | 'activity' | 'operator' | 'health';
+export const ROUTES: readonly Route[] = ['overview', 'sso', 'members', 'external-keys', 'api-keys', 'scim-tokens', 'mdm', 'audit', 'activity', 'operator', 'health'];
 
 export function hrefOf(route: Route): string {
   return route === 'overview' ? `${BASE}/` : `${BASE}/${route}`;

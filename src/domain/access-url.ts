@@ -5,8 +5,8 @@ export interface AccessUrlPolicy {
   allowedOrigins: readonly string[];
   /** `http:` is allowed only when the gateway itself runs on http (PUBLIC_URL). */
   allowHttp: boolean;
-  /** Used when accessUrl is missing; a path target is resolved against its origin. */
-  defaultServiceUrl: string;
+  /** Used when accessUrl is missing; a path target is resolved against its origin. None: both are refused. */
+  defaultServiceUrl: string | undefined;
   /** URL prefixes of the gateway itself that may be targets (the OP's interaction pages). */
   internalPrefixes?: readonly string[];
   /**
@@ -42,7 +42,10 @@ function bounded(href: string): string {
  * fragment, or a path starting with exactly one `/` (resolved on the default service's origin).
  */
 export function checkAccessUrl(raw: unknown, policy: AccessUrlPolicy): string {
-  if (raw === undefined || raw === '') return policy.defaultServiceUrl;
+  if (raw === undefined || raw === '') {
+    if (policy.defaultServiceUrl === undefined) throw refuse('no accessUrl, and no default service URL is configured');
+    return policy.defaultServiceUrl;
+  }
   if (typeof raw !== 'string') throw refuse('accessUrl is not a single string');
   if (raw.length > MAX_LENGTH) throw refuse('accessUrl too long');
   if (FORBIDDEN.test(raw)) throw refuse('accessUrl holds control characters, whitespace or a backslash');
@@ -50,6 +53,7 @@ export function checkAccessUrl(raw: unknown, policy: AccessUrlPolicy): string {
 
   if (raw.startsWith('/')) {
     if (raw.startsWith('//')) throw refuse('accessUrl is protocol-relative');
+    if (policy.defaultServiceUrl === undefined) throw refuse('a path accessUrl, and no default service URL to resolve it on');
     const base = new URL(policy.defaultServiceUrl);
     const url = new URL(raw, base.origin);
     if (url.origin !== base.origin) throw refuse('path accessUrl left the default origin');

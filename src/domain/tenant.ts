@@ -20,6 +20,10 @@ export const originSchema = z.string().refine((v) => {
   }
 }, 'must be an origin such as https://service.example.com (no path, no trailing slash)');
 
+/** NameID formats a tenant may ask its IdP for (d-saml-authn). */
+export const NAME_ID_FORMATS = ['unspecified', 'emailAddress', 'persistent'] as const;
+export type NameIdFormat = (typeof NAME_ID_FORMATS)[number];
+
 export const samlSettingsSchema = z.strictObject({
   /** The IdP's entity ID; the assertion's Issuer must equal it. */
   idpEntityId: z.string().min(1).max(1024),
@@ -50,6 +54,12 @@ export const samlSettingsSchema = z.strictObject({
   idpSloUrl: z.string().url().optional(),
   /** S-12: IdP metadata XML; entity ID, SSO URL and certificates are taken from it when given. */
   idpMetadataXml: z.string().optional(),
+  // b-saml-enc
+  /**
+   * Refuse a plaintext assertion: the IdP must encrypt it to the SP's encryption certificate (published
+   * in SP metadata; needs saml.decryption). Off (absent) by default: encryption is the IdP administrator's choice.
+   */
+  requireEncryptedAssertions: z.boolean().optional(),
   /**
    * S-8: refuse a response whose assertion is not itself signed (private reason `assertion_not_signed`).
    * Absent means false: the SAML Web Browser SSO profile allows a signed Response to cover its
@@ -70,6 +80,21 @@ export const samlSettingsSchema = z.strictObject({
   requireSignedMetadata: z.boolean().optional(),
   /** PEM certificate the IdP signs its metadata with (pinned; the document's KeyInfo is never trusted). */
   metadataSigningCertificate: z.string().optional(),
+  // d-saml-authn: what the AuthnRequest asks for (S-7a). Left out, each keeps the behaviour from before it existed.
+  /** NameIDPolicy Format asked of the IdP (and the SP metadata's NameIDFormat). Default `unspecified`. */
+  nameIdFormat: z.enum(NAME_ID_FORMATS).optional().describe('NameIDPolicy Format of the AuthnRequest and the SP metadata NameIDFormat: unspecified (default), emailAddress or persistent.'),
+  /** AuthnRequest ForceAuthn="true": the IdP must authenticate the user again rather than reuse its session. Default false. */
+  forceAuthn: z.boolean().optional().describe('ForceAuthn="true" in every AuthnRequest: the IdP re-authenticates the user instead of reusing its session. Default false.'),
+  /** AuthnRequest RequestedAuthnContext: the authentication context classes asked for, and how they compare. */
+  requestedAuthnContext: z
+    .strictObject({
+      classRefs: z.array(z.string().regex(/^[\x21-\x7e]{1,1024}$/, 'must be a URI without spaces')).min(1).max(10),
+      comparison: z.enum(['exact', 'minimum', 'better', 'maximum']).default('exact'),
+    })
+    .optional()
+    .describe('RequestedAuthnContext of the AuthnRequest: AuthnContextClassRef URIs and the Comparison (default exact). Left out, none is sent.'),
+  /** How the AuthnRequest travels: HTTP-Redirect (default) or HTTP-POST (an auto-submitting form; IdPs that offer only POST). */
+  authnRequestBinding: z.enum(['redirect', 'post']).optional().describe('Binding of the AuthnRequest: redirect (default) or post (an auto-submitting form, for IdPs whose metadata offers only HTTP-POST; metadata import chooses it then).'),
 });
 export type SamlSettings = z.infer<typeof samlSettingsSchema>;
 

@@ -130,6 +130,11 @@ export const ERROR_CODES = {
   scim_resource_not_found: { status: 404, message: 'No such SCIM resource in this domain.' },
   scim_super_admin_protected: { status: 403, message: 'A super admin cannot be changed, deactivated or deleted through SCIM.' },
   scim_token_limit: { status: 409, message: 'A domain can hold at most 10 SCIM tokens. Revoke one first.' },
+  // d-saml-authn
+  default_service_url_required: {
+    status: 400,
+    message: 'IdP-initiated sign-in needs a default service URL: set one for the organisation (or the gateway) first, or leave unsolicited sign-in off.',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -165,6 +170,10 @@ export const SAML_REJECT_REASONS = [
   'assertion_replayed',
   'second_gate_refused',
   'second_gate_disagrees',
+  // b-saml-enc
+  'decryption_failed',
+  'encryption_algorithm_unsupported',
+  'assertion_not_encrypted',
   // a-saml-sigs
   'assertion_not_signed',
 ] as const;

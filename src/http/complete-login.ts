@@ -30,6 +30,9 @@ export function cookieSettings(s: Services): { name: string; secure: boolean } {
  */
 export async function completeLogin(s: Services, req: Request, res: Response, outcome: LoginOutcome): Promise<void> {
   const { tenant, member, transaction } = outcome;
+  // The ACS refuses an unsolicited response with nowhere to land (acs.ts); checked again before any write.
+  const landing = transaction?.target ?? s.defaultServiceUrl(tenant);
+  if (landing === undefined) throw new AppError('unsolicited_response_refused', { reason: 'no_default_service_url', detail: 'no default service URL to land on' });
   const clientKind = transaction?.clientKind ?? 'web';
   const ttlMs = sessionTtlMs({
     clientKind,
@@ -70,7 +73,7 @@ export async function completeLogin(s: Services, req: Request, res: Response, ou
   await s.events.signIn(req, { domain: tenant.domain, result: 'succeeded', protocol: signInProtocol(outcome.method, tenant), memberId: member.id });
   await s.loginActivity.record(tenant.domain, outcome.method, 'success');
   await recordTenantLogin(s, tenant.domain, res.locals.log);
-  res.redirect(303, transaction?.target ?? s.defaultServiceUrl(tenant));
+  res.redirect(303, landing);
 }
 
 /** Audits a refused login against its tenant and lets the error page offer a fresh start. */

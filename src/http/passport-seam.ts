@@ -14,6 +14,11 @@ export interface VerifiedIdentity {
   nameId: string;
   assertionId: string;
   issuer: string;
+  /**
+   * The assertion came encrypted (acs.ts): the SP key that opened it, and the response to give node-saml
+   * instead of the posted one when its key transport was re-wrapped for xml-encryption (else null).
+   */
+  encryption?: { keyId: 'current' | 'next'; secondGateXml: string | null };
 }
 
 export type SamlSecondGate = (req: Request, res: Response, tenant: Tenant, verified: VerifiedIdentity) => Promise<void>;
@@ -31,16 +36,17 @@ export type SamlSecondGate = (req: Request, res: Response, tenant: Tenant, verif
  */
 export function createSamlSecondGate(sp: SpContext, onResult: (result: 'agreed' | 'refused') => void, testOptionsHook?: SecondGateOptionsHook): SamlSecondGate {
   const passport = new Passport();
-  const tenantOf = new WeakMap<Request, Tenant>();
+  const tenantOf = new WeakMap<Request, { tenant: Tenant; decryptionPvk?: string }>();
   // passport-saml's typings name Express 4's Request; the strategy runs on Express 5's unchanged.
   const strategy = new MultiSamlStrategy(
     {
       passReqToCallback: false,
       getSamlOptions: (req, done) => {
-          const tenant = tenantOf.get(req as unknown as Request);
-          if (!tenant) return done(new Error('second gate: no tenant on the request'));
-          const options = buildSamlOptions({ tenant, sp });
-          done(null, testOptionsHook ? testOptionsHook(options, tenant) : options);
+          const entry = tenantOf.get(req as unknown as Request);
+          if (!entry) return done(new Error('second gate: no tenant on the request'));
+          // node-saml takes one decryption key: the one that opened the assertion in the strict verifier.
+          const options = { ...buildSamlOptions({ tenant: entry.tenant, sp }), ...(entry.decryptionPvk ? { decryptionPvk: entry.decryptionPvk } : {}) };
+          done(null, testOptionsHook ? testOptionsHook(options, entry.tenant) : options);
         },
       },
       (profile: Profile | null, done: (err: Error | null, user?: Record<string, unknown>) => void) => done(null, profile ?? undefined),
@@ -59,10 +65,19 @@ export function createSamlSecondGate(sp: SpContext, onResult: (result: 'agreed' 
     });
 
   return async (req, res, tenant, verified) => {
-    tenantOf.set(req, tenant);
+    let decryptionPvk: string | undefined;
+    let request = req;
+    if (verified.encryption) {
+      decryptionPvk = sp.decryption?.find((k) => k.id === verified.encryption?.keyId)?.privateKey;
+      // node-saml decrypts with xml-encryption, which reads rsa-oaep-mgf1p only (encrypted-assertion.ts,
+      // nodeSamlResponse): for xmlenc11#rsa-oaep it is given the response with the key re-wrapped.
+      const xml = verified.encryption.secondGateXml;
+      if (xml !== null) request = Object.assign(Object.create(req) as Request, { body: { ...(req.body as object), SAMLResponse: Buffer.from(xml, 'utf8').toString('base64') } });
+    }
+    tenantOf.set(request, { tenant, decryptionPvk });
     let profile: Profile;
     try {
-      profile = await authenticate(req, res);
+      profile = await authenticate(request, res);
     } catch (err) {
       onResult('refused');
       throw new AppError('saml_response_invalid', { reason: 'second_gate_refused', detail: `node-saml: ${err instanceof Error ? err.message : String(err)}` });

@@ -6,7 +6,7 @@ import { cookieSettings } from '../http/complete-login.js';
 import { readCookie } from '../http/cookies.js';
 import { checkRateLimit, publicRouteRule } from '../http/rate-limit.js';
 import { browserRoute } from '../http/request-context.js';
-import { startLogin } from '../http/start-login.js';
+import { sendLoginStep, startLogin } from '../http/start-login.js';
 import type { Services } from '../services.js';
 import { toAccountId } from './account-id.js';
 import { OP_PATH } from './provider.js';
@@ -55,7 +55,7 @@ export function interactionRoutes(s: Services, provider: Provider): Router {
       // Starting a login stores a transaction: the login-start budget of GET /d/login counts it too.
       await checkRateLimit(s, loginStartRule, req, res);
       const worksId = typeof details.params.login_hint === 'string' && /^[\x21-\x7e]{1,256}$/.test(details.params.login_hint) ? details.params.login_hint : undefined;
-      res.redirect(302, await startLogin(s, req, res, tenant, { target: `${s.config.publicUrl}${OP_PATH}/interaction/${details.uid}`, clientKind: 'web', worksId }));
+      sendLoginStep(res, await startLogin(s, req, res, tenant, { target: `${s.config.publicUrl}${OP_PATH}/interaction/${details.uid}`, clientKind: 'web', worksId }));
       return;
     }
 

@@ -80,6 +80,8 @@ export interface SimpleSamlPhpOptions {
   sign?: 'assertion' | 'response' | 'both';
   /** Port of the php -S server; default a free one. */
   port?: number;
+  /** The SingleSignOnService bindings the metadata lists (d-saml-authn: a POST-only IdP). Default both. */
+  ssoBindings?: Array<'redirect' | 'post'>;
 }
 
 export interface SimpleSamlPhp {
@@ -240,7 +242,7 @@ export async function startSimpleSamlPhp(options: SimpleSamlPhpOptions): Promise
         certificate: 'idp.crt',
         auth: 'example-userpass',
         ...signing,
-        'SingleSignOnServiceBinding': [HTTP_REDIRECT, HTTP_POST],
+        'SingleSignOnServiceBinding': (options.ssoBindings ?? ['redirect', 'post']).map((b) => (b === 'post' ? HTTP_POST : HTTP_REDIRECT)),
         'SingleLogoutServiceBinding': [HTTP_REDIRECT],
         NameIDFormat: options.nameIdFormat ?? NAMEID_UNSPECIFIED,
       }),

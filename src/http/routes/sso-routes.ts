@@ -10,7 +10,7 @@ import { continueTrace, tracingActive, withSpan } from '../../observability/trac
 import { auditRefusedLogin, completeLogin } from '../complete-login.js';
 import { LOGIN_BINDING_COOKIE, readCookie } from '../cookies.js';
 import { createSamlSecondGate } from '../passport-seam.js';
-import { startLogin } from '../start-login.js';
+import { sendLoginStep, startLogin, type LoginStep } from '../start-login.js';
 import { failedTestOutcome, finishTestSignIn, succeededTestOutcome } from '../test-sign-in.js';
 import { publicRouteRule, rateLimit } from '../rate-limit.js';
 import { browserRoute } from '../request-context.js';
@@ -38,7 +38,7 @@ export function ssoRoutes(s: Services): Router {
     // App logins (the mobile or desktop app's in-app browser) carry a sessionKey (S-14, S-18).
     const sessionKey = optionalParam(req.query.sessionKey, SESSION_KEY_RE, 'sessionKey');
     const clientKind: ClientKind = sessionKey ? 'app' : 'web';
-    res.redirect(302, await startLogin(s, req, res, tenant, { target, clientKind, sessionKey, worksId }));
+    sendLoginStep(res, await startLogin(s, req, res, tenant, { target, clientKind, sessionKey, worksId }));
   });
 
   // An administrator's test sign-in (docs/spec.md §11): the single-use link from POST …/sso/test-sign-ins
@@ -48,17 +48,17 @@ export function ssoRoutes(s: Services): Router {
     const test = await s.testSignIns.open(req.params.token);
     res.locals.domain = test.domain;
     await s.audit.record({ type: 'sso.test_sign_in.opened', domain: test.domain, actor: 'anonymous', requestId: res.locals.requestId, ip: req.ip, data: { testSignInId: test.id } });
-    let location: string;
+    let step: LoginStep;
     try {
       const tenant = await s.tenants.load(test.domain);
-      location = await startLogin(s, req, res, tenant, { target: `${s.config.publicUrl}/console/`, clientKind: 'web', testSignInId: test.id });
+      step = await startLogin(s, req, res, tenant, { target: `${s.config.publicUrl}/console/`, clientKind: 'web', testSignInId: test.id });
     } catch (err) {
       // Settings a login cannot start with (no certificate, no login URL, discovery failed …) are the test's outcome too.
       if (!(err instanceof AppError)) throw err;
       await finishTestSignIn(s, req, res, test.domain, test.id, failedTestOutcome(err), err.status);
       return;
     }
-    res.redirect(302, location);
+    sendLoginStep(res, step);
   });
 
   const secondGate = s.config.saml.secondGate ? createSamlSecondGate(s.sp, (outcome) => s.metrics.samlSecondGate.inc({ result: outcome }), s.samlSecondGateOptions) : null;
@@ -84,7 +84,7 @@ export function ssoRoutes(s: Services): Router {
         });
         // Then the second, independent gate on what the strict verifier accepted (passport-saml).
         const accepted = result;
-        if (secondGate) await withSpan('saml.second_gate', () => secondGate(req, res, accepted.tenant, { nameId: accepted.nameId, assertionId: accepted.assertionId, issuer: requireSamlSettings(accepted.tenant).idpEntityId }));
+        if (secondGate) await withSpan('saml.second_gate', () => secondGate(req, res, accepted.tenant, { nameId: accepted.nameId, assertionId: accepted.assertionId, issuer: requireSamlSettings(accepted.tenant).idpEntityId, encryption: accepted.encryption }));
       } catch (err) {
         // A test sign-in's refusal (even one the second gate makes) is recorded on the test, not shown as a login error.
         const testSignInId = err instanceof AppError ? (err.testSignIn?.id ?? result?.transaction?.testSignInId) : undefined;

@@ -9,7 +9,8 @@ import { withSpan } from '../../observability/tracing.js';
 import { keys, type KeyValueStore } from '../../store/index.js';
 import { TRANSACTION_ID_RE, type ClientKind, type LoginTransaction, type LoginTransactions } from '../transactions.js';
 import { findWeakAlgorithm } from './algorithms.js';
-import { SignatureRefused, verifyEnvelopedSignature } from './enveloped-signature.js';
+import { openEncryptedAssertion } from './encrypted-assertion.js';
+import { SignatureRefused, exclusiveCanonicalForm, verifyEnvelopedSignature } from './enveloped-signature.js';
 import { AssertionShapeRefused, findSubjectAssertion } from './subject-assertion.js';
 import { acsUrl, requireSamlSettings, spEntityId, type SpContext } from './options.js';
 import { ElementIndex, NS, XmlRefused, attr, childElements, descendants, firstChild, parseUntrustedXml, plainText } from './xml.js';
@@ -30,6 +31,8 @@ export interface AcsDeps {
   maxAssertionAgeMs: number;
   maxResponseBytes: number;
   replayWindowMs: number;
+  /** S-9: where an allowed unsolicited login lands (the tenant's default service URL, else the gateway's); none refuses it. */
+  defaultServiceUrl?: (tenant: Tenant) => string | undefined;
 }
 
 export interface AcsInput {
@@ -52,6 +55,8 @@ export interface AcsResult {
   /** SessionNotOnOrAfter of the AuthnStatement, ms since epoch (S-10). */
   sessionNotOnOrAfter?: number;
   assertionId: string;
+  /** The assertion came encrypted: which SP key opened it, and what node-saml is given (encrypted-assertion.ts). */
+  encryption?: { keyId: 'current' | 'next'; secondGateXml: string | null };
 }
 
 /** Everything the steps learn, in the order they learn it. A field is set by exactly one step. */
@@ -66,6 +71,8 @@ interface AcsContext {
   /** Every element of the posted document by name and by ID, from one walk. */
   index?: ElementIndex;
   rawAssertion?: Element;
+  /** An EncryptedAssertion's plaintext lives in its own document: its index, and how it was opened. */
+  decrypted?: ReturnType<typeof openEncryptedAssertion>;
   /** null: an unsolicited (IdP-initiated) response the tenant allows. */
   transaction?: LoginTransaction | null;
   /** The assertion as verified by the signature: every identity fact is read from here. */
@@ -161,6 +168,7 @@ export class SamlAcs {
       sessionIndex: attr(authn, 'SessionIndex') ?? undefined,
       sessionNotOnOrAfter: sessionNotOnOrAfter !== null && Number.isFinite(sessionNotOnOrAfter) ? sessionNotOnOrAfter : undefined,
       assertionId: need(attr(assertion, 'ID'), 'assertion ID'),
+      encryption: ctx.decrypted ? { keyId: ctx.decrypted.decrypted.key.id, secondGateXml: ctx.decrypted.secondGateXml } : undefined,
     };
   }
 
@@ -208,7 +216,17 @@ export class SamlAcs {
     const response = need(ctx.response, 'response');
     const index = need(ctx.index, 'index');
     if (descendants(index, NS.protocol, 'Response').length !== 1) throw reject('multiple_assertions', 'more than one Response element');
-    if (descendants(index, NS.assertion, 'EncryptedAssertion').length > 0) throw reject('encrypted_assertion_unsupported');
+    const encrypted = descendants(index, NS.assertion, 'EncryptedAssertion');
+    if (encrypted.length > 0) {
+      // One EncryptedAssertion, a child of the Response, and no other assertion: then its plaintext, under
+      // the same subject-assertion rule (encrypted-assertion.ts).
+      if (encrypted.length > 1 || descendants(index, NS.assertion, 'Assertion').length > 0 || encrypted[0]!.parentNode !== response) {
+        throw reject('multiple_assertions', 'an EncryptedAssertion beside another, or not a child of the Response');
+      }
+      ctx.decrypted = openEncryptedAssertion(encrypted[0]!, this.deps.sp.decryption, need(ctx.xml, 'xml'));
+      ctx.rawAssertion = ctx.decrypted.assertion;
+      return;
+    }
     let subject: Element | null;
     try {
       subject = findSubjectAssertion(response, index);
@@ -221,6 +239,7 @@ export class SamlAcs {
       const code = attr(firstChild(firstChild(response, NS.protocol, 'Status') ?? response, NS.protocol, 'StatusCode'), 'Value');
       throw code && code !== STATUS_SUCCESS ? reject('status_not_success', `status ${code}`) : reject('assertion_missing');
     }
+    if (need(ctx.saml, 'saml').requireEncryptedAssertions) throw reject('assertion_not_encrypted', 'the tenant requires encrypted assertions; this one is plaintext');
     ctx.rawAssertion = subject;
   }
 
@@ -236,6 +255,10 @@ export class SamlAcs {
       if (!saml.allowUnsolicited) {
         throw new AppError('unsolicited_response_refused', { reason: 'unsolicited_refused', detail: 'IdP-initiated response refused' });
       }
+      // Allowed, but with nowhere to land (a setting stored before the rule): refused, never a guessed page.
+      if (this.deps.defaultServiceUrl && this.deps.defaultServiceUrl(need(ctx.tenant, 'tenant')) === undefined) {
+        throw new AppError('unsolicited_response_refused', { reason: 'no_default_service_url', detail: 'IdP-initiated response allowed, but no default service URL to land on' });
+      }
       ctx.transaction = null;
       return;
     }
@@ -249,7 +272,8 @@ export class SamlAcs {
 
   // S-8 (4): RSA-SHA256 or stronger, in every signature of the document.
   private checkAlgorithms(ctx: AcsContext): void {
-    const weak = findWeakAlgorithm(need(ctx.index, 'index'), need(ctx.saml, 'saml').allowSha1);
+    const allowSha1 = need(ctx.saml, 'saml').allowSha1;
+    const weak = findWeakAlgorithm(need(ctx.index, 'index'), allowSha1) ?? (ctx.decrypted ? findWeakAlgorithm(ctx.decrypted.index, allowSha1) : null);
     if (weak) throw reject('weak_algorithm', weak);
   }
 
@@ -268,7 +292,7 @@ export class SamlAcs {
     let signedAssertion: string | null;
     try {
       signedResponse = verifyEnvelopedSignature(need(ctx.response, 'response'), options);
-      signedAssertion = verifyEnvelopedSignature(rawAssertion, options);
+      signedAssertion = verifyEnvelopedSignature(rawAssertion, ctx.decrypted ? { ...options, index: ctx.decrypted.index } : options);
     } catch (err) {
       // SignatureRefused says why; anything else a hostile document makes the canonicalizer throw
       // (a RangeError from absurd nesting …) is a refusal too, never a 500.
@@ -281,6 +305,17 @@ export class SamlAcs {
       throw reject('signature_invalid', 'neither the assertion nor the response is signed');
     } else if (saml.requireSignedAssertions) {
       throw reject('assertion_not_signed', 'only the Response is signed and the tenant requires signed assertions');
+    } else if (ctx.decrypted) {
+      // The Response signature covers the EncryptedAssertion (the ciphertext, AES-CBC's included): the
+      // verified Response's one EncryptedAssertion child must be the very one decrypted; the assertion
+      // is then its plaintext, which went through the same subject-assertion rule.
+      const verifiedResponse = parseUntrustedXml(signedResponse).documentElement;
+      const inside = childElements(verifiedResponse, NS.assertion, 'EncryptedAssertion');
+      const posted = childElements(need(ctx.response, 'response'), NS.assertion, 'EncryptedAssertion');
+      if (inside.length !== 1 || posted.length !== 1 || exclusiveCanonicalForm(inside[0]!) !== exclusiveCanonicalForm(posted[0]!)) {
+        throw reject('signature_invalid', 'the signed Response does not hold the EncryptedAssertion that was decrypted');
+      }
+      assertion = rawAssertion;
     } else {
       // The assertion as the Response signature covers it: the verified Response's own Assertion child.
       const verifiedResponse = parseUntrustedXml(signedResponse).documentElement;

@@ -28,6 +28,8 @@ export function digestHash(algorithm: string, allowSha1: boolean): HashName | nu
   return STRONG_DIGESTS.get(algorithm) ?? (allowSha1 && algorithm === SHA1_DIGEST ? 'sha1' : null);
 }
 
+const XENC_NS = 'http://www.w3.org/2001/04/xmlenc#';
+
 /** The first SignatureMethod or DigestMethod below `root` weaker than SHA-256, or null (S-8). */
 export function findWeakAlgorithm(root: Document | Element | ElementIndex, allowSha1: boolean): string | null {
   for (const m of descendants(root, NS.dsig, 'SignatureMethod')) {
@@ -35,6 +37,8 @@ export function findWeakAlgorithm(root: Document | Element | ElementIndex, allow
     if (!signatureHash(alg, allowSha1)) return `signature ${alg}`;
   }
   for (const m of descendants(root, NS.dsig, 'DigestMethod')) {
+    // An EncryptedKey's RSA-OAEP digest (xenc:EncryptionMethod) is no signature digest: SHA-1 is sound there.
+    if ((m.parentNode as Element | null)?.namespaceURI === XENC_NS) continue;
     const alg = attr(m, 'Algorithm') ?? '';
     if (!digestHash(alg, allowSha1)) return `digest ${alg}`;
   }

@@ -121,6 +121,11 @@ function canonicalize(el: Element, algorithm: string, prefixes: string[], omit?:
   }
 }
 
+/** Exclusive canonical form of `el` (no comments, no inclusive prefixes): to tell whether two parsed copies of an element are the same. */
+export function exclusiveCanonicalForm(el: Element): string {
+  return canonicalize(el, EXC_C14N, []);
+}
+
 const publicKeys = new Map<string, KeyObject>();
 const PUBLIC_KEY_CACHE_MAX = 1000;
 

@@ -8,8 +8,12 @@ const BINDING_POST = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST';
 
 export interface IdpMetadata {
   entityId: string;
-  /** HTTP-Redirect SingleSignOnService (the binding the bridge sends AuthnRequests with). */
+  /** The SingleSignOnService the bridge sends AuthnRequests to: HTTP-Redirect when listed, else HTTP-POST. */
   ssoUrl: string;
+  /** The binding of `ssoUrl`. */
+  ssoBinding: 'redirect' | 'post';
+  /** Each SingleSignOnService listed, by binding (an admin may prefer POST where both are offered). */
+  ssoUrls: { redirect?: string; post?: string };
   sloUrl?: string;
   /** PEM signing certificates (at most two kept: current and next). */
   signingCertificates: string[];
@@ -24,8 +28,8 @@ function refuse(detail: string): AppError {
 
 /**
  * S-12: takes entityID, the SSO URL, the SLO URL and the signing certificates from IdP metadata XML.
- * Malformed XML, DOCTYPEs, metadata without an IdP role, without an HTTP-Redirect SSO endpoint or
- * without a signing certificate are refused with a reason.
+ * Malformed XML, DOCTYPEs, metadata without an IdP role, without an HTTP-Redirect or HTTP-POST SSO
+ * endpoint or without a signing certificate are refused with a reason.
  */
 export function parseIdpMetadata(xml: string): IdpMetadata {
   if (typeof xml !== 'string' || xml.trim() === '') throw refuse('the document is empty');
@@ -53,11 +57,12 @@ export function parseIdpMetadata(xml: string): IdpMetadata {
 
   const endpoint = (name: string, binding: string): string | undefined =>
     childElements(idp, NS.metadata, name).find((e) => attr(e, 'Binding') === binding)?.getAttribute('Location') ?? undefined;
-  const ssoUrl = endpoint('SingleSignOnService', BINDING_REDIRECT);
-  if (!ssoUrl) {
-    throw refuse(endpoint('SingleSignOnService', BINDING_POST) ? 'only an HTTP-POST SSO endpoint is listed; an HTTP-Redirect one is needed' : 'there is no SingleSignOnService endpoint');
-  }
-  for (const url of [ssoUrl, endpoint('SingleLogoutService', BINDING_REDIRECT)]) {
+  // HTTP-Redirect when listed (no page in between); an IdP that offers only HTTP-POST gets the POST binding (S-7a).
+  const ssoUrls = { redirect: endpoint('SingleSignOnService', BINDING_REDIRECT), post: endpoint('SingleSignOnService', BINDING_POST) };
+  const ssoBinding = ssoUrls.redirect ? 'redirect' : 'post';
+  const ssoUrl = ssoUrls.redirect ?? ssoUrls.post;
+  if (!ssoUrl) throw refuse('there is no HTTP-Redirect or HTTP-POST SingleSignOnService endpoint');
+  for (const url of [ssoUrls.redirect, ssoUrls.post, endpoint('SingleLogoutService', BINDING_REDIRECT)]) {
     if (url !== undefined && !/^https?:\/\//.test(url)) throw refuse('an endpoint Location is not an http(s) URL');
   }
 
@@ -81,6 +86,8 @@ export function parseIdpMetadata(xml: string): IdpMetadata {
   return {
     entityId,
     ssoUrl,
+    ssoBinding,
+    ssoUrls: Object.fromEntries(Object.entries(ssoUrls).filter(([, v]) => v !== undefined)),
     sloUrl: endpoint('SingleLogoutService', BINDING_REDIRECT),
     signingCertificates: certificates.slice(0, 2),
     wantAuthnRequestsSigned: attr(idp, 'WantAuthnRequestsSigned') === 'true' || attr(idp, 'WantAuthnRequestsSigned') === '1',
@@ -88,15 +95,21 @@ export function parseIdpMetadata(xml: string): IdpMetadata {
   };
 }
 
-/** Applies parsed metadata to a tenant's SSO settings (pure). */
+/**
+ * Applies parsed metadata to a tenant's SSO settings (pure). The AuthnRequest binding stays the tenant's
+ * choice when the metadata offers it, else becomes the one the metadata offers (a POST-only IdP: post).
+ */
 export function applyIdpMetadata(sso: SsoSettings, metadata: IdpMetadata, xml?: string): SsoSettings {
+  const wanted = sso.saml?.authnRequestBinding ?? 'redirect';
+  const binding = metadata.ssoUrls?.[wanted] ? wanted : metadata.ssoBinding;
   return {
     ...sso,
-    webLoginUrl: metadata.ssoUrl,
+    webLoginUrl: metadata.ssoUrls?.[binding] ?? metadata.ssoUrl,
     saml: {
       allowUnsolicited: false,
       allowSha1: false,
       ...sso.saml,
+      ...(binding === 'post' || sso.saml?.authnRequestBinding ? { authnRequestBinding: binding } : {}),
       // An IdP that wants signed requests gets them; otherwise the admin's choice stands.
       signAuthnRequests: metadata.wantAuthnRequestsSigned || (sso.saml?.signAuthnRequests ?? false),
       idpEntityId: metadata.entityId,

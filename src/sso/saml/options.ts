@@ -3,7 +3,7 @@ import type { SamlConfig } from '@node-saml/node-saml';
 import { ValidateInResponseTo } from '@node-saml/node-saml';
 import './xml-crypto-sha384.js';
 import { AppError } from '../../errors/index.js';
-import type { SamlSettings, Tenant } from '../../domain/tenant.js';
+import type { NameIdFormat, SamlSettings, Tenant } from '../../domain/tenant.js';
 import type { ClientKind } from '../transactions.js';
 
 const NO_CACHE = {
@@ -13,6 +13,35 @@ const NO_CACHE = {
 };
 
 export const NAMEID_UNSPECIFIED = 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified';
+
+/** The URN of each NameID format a tenant may ask for (SAML core §8.3). */
+export const NAMEID_FORMAT_URNS: Readonly<Record<NameIdFormat, string>> = {
+  unspecified: NAMEID_UNSPECIFIED,
+  emailAddress: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
+  persistent: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
+};
+
+/** What one tenant's AuthnRequests ask for, every default resolved (S-7, S-7a). */
+export interface AuthnRequestOptions {
+  /** NameIDPolicy Format URN. */
+  nameIdFormat: string;
+  forceAuthn: boolean;
+  requestedAuthnContext: { classRefs: readonly string[]; comparison: 'exact' | 'minimum' | 'better' | 'maximum' } | null;
+  binding: 'redirect' | 'post';
+  /** Signed with the SP key (redirect: over the query string; post: an enveloped XML signature). */
+  sign: boolean;
+}
+
+/** Pure: the tenant's AuthnRequest options; the defaults (those before S-7a existed) in this one literal. */
+export function buildAuthnRequestOptions(saml: SamlSettings, sp: SpContext): AuthnRequestOptions {
+  return {
+    nameIdFormat: NAMEID_FORMAT_URNS[saml.nameIdFormat ?? 'unspecified'],
+    forceAuthn: saml.forceAuthn ?? false,
+    requestedAuthnContext: saml.requestedAuthnContext ? { classRefs: saml.requestedAuthnContext.classRefs, comparison: saml.requestedAuthnContext.comparison ?? 'exact' } : null,
+    binding: saml.authnRequestBinding ?? 'redirect',
+    sign: Boolean(saml.signAuthnRequests && sp.signing),
+  };
+}
 
 export interface SpSigning {
   privateKey: string;
@@ -30,6 +59,19 @@ export interface SpContext {
   spEntityId?: string;
   /** Signs AuthnRequests and logout messages; without it SLO is off. */
   signing?: SpSigning;
+  /** Decrypt EncryptedAssertions (current first, then next); none: an EncryptedAssertion is refused. */
+  decryption?: readonly SpDecryptionKey[];
+}
+
+/** One SP decryption key (saml.decryption), its certificate published in SP metadata for encryption. */
+export interface SpDecryptionKey {
+  /** Which configured pair: named in logs and audit detail instead of anything about the key. */
+  id: 'current' | 'next';
+  /** Parsed once; never logged. */
+  key: KeyObject;
+  /** The PEM text, for node-saml's `decryptionPvk` (the second gate). */
+  privateKey: string;
+  certificate: string;
 }
 
 export const sloUrl = (ctx: SpContext): string => `${ctx.publicUrl}/saml2/sp/slo`;
@@ -91,7 +133,7 @@ export function buildSamlOptions(input: SamlOptionsInput): SamlConfig {
     entryPoint: samlEntryPoint(tenant, 'web'),
     idpCert: saml.idpCertificates,
     idpIssuer: saml.idpEntityId,
-    identifierFormat: NAMEID_UNSPECIFIED,
+    identifierFormat: NAMEID_FORMAT_URNS[saml.nameIdFormat ?? 'unspecified'],
     // As the strict verifier (acs.ts): a signed assertion, or a signed Response covering it (the
     // profile allows either), unless the tenant requires the assertion itself to be signed. node-saml
     // checks the assertion's signature whenever the Response's is missing or invalid.

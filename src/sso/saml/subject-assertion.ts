@@ -22,15 +22,18 @@ function hasAncestor(el: Element, test: (ancestor: Element) => boolean): boolean
  * on; genuine IdPs send them) are not a second subject assertion and are never read as one; an Advice
  * anywhere else, or an assertion below anything but an Advice, is refused. Returns null when the
  * document holds no Assertion at all; throws AssertionShapeRefused for every other shape.
+ *
+ * `response` is where the subject assertion must sit: the Response element, or — for the plaintext of
+ * an EncryptedAssertion (encrypted-assertion.ts) — the decrypted document, whose root it must be.
  */
-export function findSubjectAssertion(response: Element, index: ElementIndex): Element | null {
+export function findSubjectAssertion(response: Element | Document, index: ElementIndex): Element | null {
   const all = descendants(index, NS.assertion, 'Assertion');
   if (all.length === 0) return null;
   const subjects = all.filter((a) => !hasAncestor(a, (p) => isNamed(p, NS.assertion, 'Advice')));
   if (subjects.length === 0) throw new AssertionShapeRefused('no Assertion outside an Advice');
   if (subjects.length > 1) throw new AssertionShapeRefused(`${subjects.length} Assertion elements outside Advice`);
   const subject = subjects[0]!;
-  if (subject.parentNode !== response) throw new AssertionShapeRefused('the Assertion is not a child of the Response');
+  if (subject.parentNode !== response) throw new AssertionShapeRefused(response.nodeType === 9 ? 'the decrypted Assertion is not the root' : 'the Assertion is not a child of the Response');
   // An Advice is a child of an assertion (SAML core 2.3.3): of the subject's, or of one in its Advice.
   for (const advice of descendants(index, NS.assertion, 'Advice')) {
     const parent = advice.parentNode;

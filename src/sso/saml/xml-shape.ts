@@ -17,6 +17,11 @@ export interface XmlShapeLimits {
   maxAttributes: number;
   /** Characters of one text node, CDATA section or attribute value. */
   maxTextLength: number;
+  /**
+   * Characters of the text of an xenc:CipherValue element (by local name): an encrypted assertion is
+   * one base64 text node as large as the assertion. Absent: maxTextLength.
+   */
+  maxCipherValueLength?: number;
 }
 
 /**
@@ -35,6 +40,8 @@ export const SAML_MESSAGE_LIMITS: XmlShapeLimits = Object.freeze({
   maxAttributesPerElement: 24,
   maxAttributes: 1200,
   maxTextLength: 65_536,
+  // b-saml-enc: an encrypted 190 KB assertion (Entra ID with hundreds of groups), base64 with line breaks.
+  maxCipherValueLength: 262_144,
 });
 
 /** IdP metadata uploaded or fetched by an administrator: larger (many certificates, endpoints), still bounded. */
@@ -78,10 +85,13 @@ export function checkXmlShape(xml: string, limits: XmlShapeLimits): void {
   let attributesInAll = 0;
   let i = 0;
   const n = xml.length;
+  // The text right after a CipherValue start tag may be longer (maxCipherValueLength).
+  let textLimit = limits.maxTextLength;
   while (i < n) {
     const lt = xml.indexOf('<', i);
     const textEnd = lt < 0 ? n : lt;
-    if (textEnd - i > limits.maxTextLength) tooComplex(`a text node of more than ${limits.maxTextLength} characters`);
+    if (textEnd - i > textLimit) tooComplex(`a text node of more than ${textLimit} characters`);
+    textLimit = limits.maxTextLength;
     if (lt < 0) break;
     const next = xml.charCodeAt(lt + 1);
     let end: number;
@@ -113,6 +123,7 @@ export function checkXmlShape(xml: string, limits: XmlShapeLimits): void {
       if (++nodes > limits.maxNodes) tooComplex(`more than ${limits.maxNodes} nodes`);
       let j = lt + 1;
       while (j < n && !WS.has(xml.charCodeAt(j)) && xml[j] !== '>' && xml[j] !== '/') j++;
+      const elementName = xml.slice(lt + 1, j);
       let attributes = 0;
       let selfClosing = false;
       for (;;) {
@@ -146,6 +157,7 @@ export function checkXmlShape(xml: string, limits: XmlShapeLimits): void {
         }
       }
       end = j;
+      if (limits.maxCipherValueLength && !selfClosing && (elementName === 'CipherValue' || elementName.endsWith(':CipherValue'))) textLimit = limits.maxCipherValueLength;
       if (!selfClosing && ++depth > limits.maxDepth) tooComplex(`nesting deeper than ${limits.maxDepth}`);
     }
     i = end + 1;

@@ -30,7 +30,7 @@ const { Constants } = samlify;
 const NAMEID_UNSPECIFIED = Constants.namespace.format.unspecified;
 const RSA_SHA256 = Constants.algorithms.signature.RSA_SHA256;
 
-/** A samlify IdP holding `keys`, signing with RSA-SHA256, never encrypting (the gateway refuses EncryptedAssertion). */
+/** A samlify IdP holding `keys`, signing with RSA-SHA256, not encrypting (samlify encrypting: encrypted-assertion.test.ts). */
 function samlifyIdp(keys: TestIdpKeys): IdentityProviderInstance {
   return samlify.IdentityProvider({
     entityID: keys.entityId,

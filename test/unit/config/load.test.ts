@@ -21,6 +21,15 @@ describe('configuration (docs/spec.md §3)', () => {
     assert.ok(warnings.some((w) => w.includes('DEV-ONLY')));
   });
 
+  it('has the demo\'s /welcome as default service URL only while the demo is mounted (S-9)', () => {
+    assert.equal(loadConfig({ env: {}, overrides: { demo: { enabled: false } } }).config.defaultServiceUrl, undefined);
+    const { config, warnings } = loadConfig({ env: {}, overrides: { demo: { enabled: false } } });
+    assert.equal(config.defaultServiceUrl, undefined);
+    assert.ok(warnings.some((w) => w.includes('No defaultServiceUrl')));
+    assert.equal(loadConfig({ env: { DEFAULT_SERVICE_URL: 'https://portal.example/home' }, overrides: { demo: { enabled: false } } }).config.defaultServiceUrl, 'https://portal.example/home');
+    assert.equal(loadConfig({ env: { DEFAULT_SERVICE_URL: 'https://portal.example/home' } }).config.defaultServiceUrl, 'https://portal.example/home', 'an operator value wins over the demo');
+  });
+
   it('validates the console timeouts at boot: whole seconds in range, idle no longer than absolute', () => {
     const bad = [{ idleTimeoutSeconds: 30 }, { absoluteTimeoutSeconds: 10 * 86_400 }, { idleTimeoutSeconds: 7200, absoluteTimeoutSeconds: 3600 }, { idleTimeoutSeconds: 90.5 }, { idle: 60 }];
     for (const consoleConfig of bad) {
@@ -113,6 +122,26 @@ describe('configuration (docs/spec.md §3)', () => {
     assert.throws(() => loadConfig({ env: { SP_SIGNING_KEY_FILE: 'config/nope.pem' } }), /saml\.signing\.keyFile/);
     assert.throws(() => loadConfig({ env: { SP_SIGNING_CERT_FILE: 'config/default.json' } }), /saml\.signing\.certFile/);
     assert.throws(() => loadConfig({ env: { SP_SIGNING_CERT_FILE: '' } }), /saml\.signing/);
+  });
+
+  it('reads the SP decryption keys (current and next) and refuses at boot a key without its certificate, a certificate of another key, or a small key', () => {
+    const k = (name: string): string => `test/fixtures/keys/${name}`;
+    const none = loadConfig({ env: {} }).config.saml.decryption;
+    assert.equal(none.privateKey, undefined);
+    const env = { SP_DECRYPTION_KEY_FILE: k('sp-enc.key.pem'), SP_DECRYPTION_CERT_FILE: k('sp-enc.crt.pem'), SP_DECRYPTION_NEXT_KEY_FILE: k('sp-enc-next.key.pem'), SP_DECRYPTION_NEXT_CERT_FILE: k('sp-enc-next.crt.pem') };
+    const { config } = loadConfig({ env });
+    assert.match(config.saml.decryption.privateKey ?? '', /PRIVATE KEY/);
+    assert.match(config.saml.decryption.nextCertificate ?? '', /BEGIN CERTIFICATE/);
+    assert.throws(() => loadConfig({ env: { SP_DECRYPTION_KEY_FILE: k('sp-enc.key.pem') } }), /saml\.decryption\.keyFile: a decryption key needs its certificate/);
+    assert.throws(() => loadConfig({ env: { ...env, SP_DECRYPTION_CERT_FILE: k('sp-enc-next.crt.pem') } }), /saml\.decryption\.keyFile: the certificate does not belong to the private key/);
+    assert.throws(() => loadConfig({ env: { ...env, SP_DECRYPTION_NEXT_CERT_FILE: 'config/default.json' } }), /saml\.decryption\.nextCertFile: .* is not PEM/);
+    assert.throws(() => loadConfig({ env: { SP_DECRYPTION_NEXT_KEY_FILE: k('sp-enc-next.key.pem'), SP_DECRYPTION_NEXT_CERT_FILE: k('sp-enc-next.crt.pem') } }), /needs a current one/);
+    // The message names the file, never the key's contents.
+    try {
+      loadConfig({ env: { ...env, SP_DECRYPTION_CERT_FILE: k('sp-enc-next.crt.pem') } });
+    } catch (err) {
+      assert.doesNotMatch((err as Error).message, /PRIVATE KEY|MII/);
+    }
   });
 
   it('returns a deep-frozen object', () => {

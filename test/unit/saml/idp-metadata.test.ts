@@ -64,6 +64,30 @@ describe('IdP metadata import (S-12)', () => {
     assert.equal(applyIdpMetadata({ ...base, saml: { ...chosen.saml!, signAuthnRequests: true } }, parseIdpMetadata(metadata())).saml?.signAuthnRequests, true);
   });
 
+  it('accepts an IdP that offers only HTTP-POST and chooses the POST binding for it (S-7a)', () => {
+    const POST = '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://idp.example/sso-post"/>';
+    const REDIRECT = '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example/sso-redirect"/>';
+    const base = { enabled: true, type: 'saml' as const, userKey: 'externalKey' as const, setExpireTime: false };
+    const postOnly = parseIdpMetadata(metadata({ sso: POST }));
+    assert.equal(postOnly.ssoUrl, 'https://idp.example/sso-post');
+    assert.equal(postOnly.ssoBinding, 'post');
+    const applied = applyIdpMetadata(base, postOnly);
+    assert.equal(applied.webLoginUrl, 'https://idp.example/sso-post');
+    assert.equal(applied.saml?.authnRequestBinding, 'post');
+
+    // Both offered: redirect unless the tenant chose post, whose own Location is then used.
+    const both = parseIdpMetadata(metadata({ sso: POST + REDIRECT }));
+    assert.deepEqual([both.ssoBinding, both.ssoUrl], ['redirect', 'https://idp.example/sso-redirect']);
+    const plain = applyIdpMetadata(base, both);
+    assert.equal(plain.webLoginUrl, 'https://idp.example/sso-redirect');
+    assert.equal(plain.saml?.authnRequestBinding, undefined);
+    const preferPost = applyIdpMetadata({ ...base, saml: { ...plain.saml!, authnRequestBinding: 'post' } }, both);
+    assert.deepEqual([preferPost.webLoginUrl, preferPost.saml?.authnRequestBinding], ['https://idp.example/sso-post', 'post']);
+    // A tenant that had chosen post, re-imported metadata that lists only Redirect: back to redirect.
+    const redirectOnly = applyIdpMetadata({ ...base, saml: { ...plain.saml!, authnRequestBinding: 'post' } }, parseIdpMetadata(metadata({ sso: REDIRECT })));
+    assert.deepEqual([redirectOnly.webLoginUrl, redirectOnly.saml?.authnRequestBinding], ['https://idp.example/sso-redirect', 'redirect']);
+  });
+
   it('refuses malformed, hostile or incomplete metadata with a reason', () => {
     assert.throws(() => parseIdpMetadata(''), refusedWith(/empty/));
     assert.throws(() => parseIdpMetadata('<md:EntityDescriptor'), refusedWith(/malformed/));
@@ -74,8 +98,12 @@ describe('IdP metadata import (S-12)', () => {
     assert.throws(() => parseIdpMetadata(metadata({ use: 'encryption' })), refusedWith(/signing certificate/));
     assert.throws(() => parseIdpMetadata(metadata({ sso: '' })), refusedWith(/SingleSignOnService/));
     assert.throws(
-      () => parseIdpMetadata(metadata({ sso: '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://idp.example/sso"/>' })),
-      refusedWith(/HTTP-Redirect/),
+      () => parseIdpMetadata(metadata({ sso: '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact" Location="https://idp.example/sso"/>' })),
+      refusedWith(/HTTP-Redirect or HTTP-POST/),
+    );
+    assert.throws(
+      () => parseIdpMetadata(metadata({ sso: '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="data:text/html,x"/>' })),
+      refusedWith(/http/),
     );
     assert.throws(
       () => parseIdpMetadata(metadata({ sso: '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="javascript:alert(1)"/>' })),

@@ -44,4 +44,21 @@ describe('findSubjectAssertion', () => {
     ];
     for (const [label, xml] of cases) assert.match(outcome(xml) ?? '', /^refused: /, label);
   });
+
+  it('on a decrypted assertion (the document as container): the root is the subject, its Advice assertions allowed, others refused', () => {
+    const standalone = (body: string): string => body.replace('<saml:Assertion ', '<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ');
+    const inDocument = (xml: string): string | null => {
+      const doc = parseUntrustedXml(xml);
+      try {
+        return findSubjectAssertion(doc, new ElementIndex(doc))?.getAttribute('ID') ?? null;
+      } catch (err) {
+        assert.ok(err instanceof AssertionShapeRefused);
+        return `refused: ${err.message}`;
+      }
+    };
+    assert.equal(inDocument(standalone(assertion('_root', advice(assertion('_adv'))))), '_root');
+    assert.match(inDocument(standalone(assertion('_root', `<saml:AttributeStatement>${assertion('_evil')}</saml:AttributeStatement>`))) ?? '', /^refused: /);
+    // The Response element as container: a standalone assertion is not its child.
+    assert.match(outcome(standalone(assertion('_root'))) ?? '', /^refused: the Assertion is not a child of the Response/);
+  });
 });

@@ -83,6 +83,20 @@ describe('XML structural limits (checked before parsing)', () => {
     assert.equal(refusedAs(`<a><![CDATA[${'x'.repeat(L.maxTextLength + 1)}]]></a>`), 'xml_too_complex');
   });
 
+  it('lets the text of an xenc:CipherValue (an encrypted assertion) be larger, and only that text', () => {
+    const L = SAML_MESSAGE_LIMITS;
+    const big = 'A'.repeat(L.maxTextLength + 1);
+    const cap = L.maxCipherValueLength!;
+    assert.ok(cap > L.maxTextLength);
+    assert.equal(refusedAs(`<e><xenc:CipherValue xmlns:xenc="x">${big}</xenc:CipherValue></e>`), null);
+    assert.equal(refusedAs(`<e><CipherValue>${'A'.repeat(cap)}</CipherValue></e>`), null);
+    assert.equal(refusedAs(`<e><xenc:CipherValue>${'A'.repeat(cap + 1)}</xenc:CipherValue></e>`), 'xml_too_complex');
+    // Not the text after its end tag, after a self-closing one, or in another element.
+    assert.equal(refusedAs(`<e><xenc:CipherValue>A</xenc:CipherValue>${big}</e>`), 'xml_too_complex');
+    assert.equal(refusedAs(`<e><xenc:CipherValue/>${big}</e>`), 'xml_too_complex');
+    assert.equal(refusedAs(`<e><xenc:CipherValueX>${big}</xenc:CipherValueX></e>`), 'xml_too_complex');
+  });
+
   it('the limit-hugging filler itself stays inside the limits (it is the benchmark worst case)', () => {
     assert.equal(refusedAs(hostileResponse(limitHuggingFiller(180_000))), null);
   });

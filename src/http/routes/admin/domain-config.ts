@@ -33,7 +33,7 @@ export function domainConfigRoutes(s: Services): Router {
     const dryRun = parseBody(importQuery, req.query).dryRun === 'true';
     requirePermission(res, dryRun ? 'write' : 'super');
     const doc = parseBody(domainConfigBody, req.body);
-    const resolved = resolveSettings(tenant.sso, doc.settings.sso, 'replace', allowHttp);
+    const resolved = resolveSettings(tenant.sso, doc.settings.sso, 'replace', allowHttp, Boolean(s.sp.decryption?.length));
     const { settings: sso, warnings } = resolved;
     // Problem paths name the document's fields.
     const problems = resolved.problems.map((p) => ({ ...p, path: `settings.sso.${p.path}` }));

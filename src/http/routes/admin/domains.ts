@@ -4,6 +4,7 @@ import { createDomainWithSuperAdmin, listDomainSummaries } from '../../../admin/
 import { memberView, refuseWhileSso, requireSso } from '../../../admin/member-directory.js';
 import { accountSchema } from '../../../domain/member.js';
 import { domainSchema, originSchema, tenantSchema, type Tenant } from '../../../domain/tenant.js';
+import { assertUnsolicitedLanding } from '../../../domain/unsolicited-landing.js';
 import { AppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
 import { parseBody } from '../../validate.js';
@@ -132,11 +133,14 @@ export function domainRoutes(s: Services): Router {
     if (body.plan !== undefined && principalOf(res).kind !== 'operator') throw new AppError('forbidden', { message: 'Only the operator changes plans.' });
     // Break-glass is the super admin's own way in while the IdP is down: only a super admin changes it.
     if (body.superAdminBreakGlass !== undefined && body.superAdminBreakGlass !== tenant.superAdminBreakGlass) requirePermission(res, 'super');
+    const defaultServiceUrl = body.defaultServiceUrl === null ? undefined : (body.defaultServiceUrl ?? tenant.defaultServiceUrl);
+    // S-9: a tenant that allows unsolicited logins keeps somewhere for them to land.
+    assertUnsolicitedLanding(tenant.sso, defaultServiceUrl ?? s.config.defaultServiceUrl, 'defaultServiceUrl');
     const saved = await s.tenants.save({
       ...tenant,
       ...body,
       group: body.group === null ? undefined : (body.group ?? tenant.group),
-      defaultServiceUrl: body.defaultServiceUrl === null ? undefined : (body.defaultServiceUrl ?? tenant.defaultServiceUrl),
+      defaultServiceUrl,
     });
     await auditAdmin(s, req, res, { type: 'domain.updated', domain: tenant.domain, data: { fields: Object.keys(body).join(',') } });
     res.json(tenantView(saved));

@@ -1,5 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import type { Tenant } from '../../../domain/tenant.js';
+import { assertUnsolicitedLanding } from '../../../domain/unsolicited-landing.js';
 import { isAppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
 import { parseBody } from '../../validate.js';
@@ -18,13 +19,19 @@ export function ssoSwitchAdminRoutes(s: Services): Router {
     const body = parseBody(patchSchema, req.body);
     let resolved: ResolvedSettings;
     try {
-      resolved = resolveSettings(tenant.sso, body, 'merge', allowHttp);
+      resolved = resolveSettings(tenant.sso, body, 'merge', allowHttp, Boolean(s.sp.decryption?.length));
     } catch (err) {
       if (!isAppError(err) || err.status >= 500) throw err;
       const details = Array.isArray(err.details) ? (err.details as Problem[]) : [{ path: '', message: err.publicMessage }];
       resolved = { settings: { ...tenant.sso, ...(body.enabled === undefined ? {} : { enabled: body.enabled }) }, problems: details, warnings: [] };
     }
     const { settings, problems, warnings } = resolved;
+    try {
+      assertUnsolicitedLanding(settings, s.defaultServiceUrl(tenant));
+    } catch (err) {
+      if (!isAppError(err)) throw err;
+      problems.push(...(err.details as Problem[]));
+    }
     const preview = await s.ssoSwitch.preview(tenant, settings.enabled);
     warnings.push(...certificateWarnings(certificateInfo(settings.saml?.idpCertificates ?? [], s.clock.now())));
     if (preview.switching && settings.enabled) warnings.push('Switching SSO on signs every member out; from then on members sign in at the identity provider only.');

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { readFetchedMetadata, refreshStatusView } from '../../../admin/idp-metadata-refresh.js';
 import { fetchMetadata } from '../../../admin/metadata-fetch.js';
 import type { PendingSwitch } from '../../../admin/sso-switch.js';
+import { assertUnsolicitedLanding } from '../../../domain/unsolicited-landing.js';
 import { oauthSettingsSchema, samlSettingsSchema, ssoSettingsSchema, type SsoSettings, type Tenant } from '../../../domain/tenant.js';
 import { AppError, isAppError } from '../../../errors/index.js';
 import type { Services } from '../../../services.js';
@@ -72,12 +73,18 @@ export const patchSchema = z.strictObject({
       allowUnsolicited: z.boolean().optional(),
       signAuthnRequests: z.boolean().optional(),
       allowSha1: z.boolean().optional(),
+      requireEncryptedAssertions: z.boolean().optional().describe('Refuse plaintext assertions: the IdP must encrypt them to the SP encryption certificate of the SP metadata (the gateway needs saml.decryption).'),
       idpSloUrl: clearableUrl,
       idpMetadataXml,
       requireSignedAssertions: z.boolean().optional(),
       idpMetadataUrl: clearableUrl,
       requireSignedMetadata: z.boolean().optional(),
       metadataSigningCertificate: z.string().nullable().optional(),
+      // d-saml-authn: the AuthnRequest options (S-7a); null restores the default.
+      nameIdFormat: samlSettingsSchema.shape.nameIdFormat.unwrap().nullable().optional(),
+      forceAuthn: z.boolean().nullable().optional(),
+      requestedAuthnContext: samlSettingsSchema.shape.requestedAuthnContext.unwrap().nullable().optional(),
+      authnRequestBinding: samlSettingsSchema.shape.authnRequestBinding.unwrap().nullable().optional(),
     })
     .optional(),
   oauth: z
@@ -163,10 +170,15 @@ export interface ResolvedSettings {
  * The settings a PUT (`replace`: saml / oauth given replace the stored ones) or a PATCH (`merge`: field by
  * field) would store. Certificates are normalised and `saml.idpMetadataXml` applied; an unusable
  * certificate or metadata document throws its own error (`certificate_not_pem`, `idp_metadata_invalid` …)
- * with the field's path in `details`.
+ * with the field's path in `details`. `canDecrypt`: the gateway has an SP decryption key (saml.decryption);
+ * without one, a body setting `saml.requireEncryptedAssertions: true` is a problem.
  */
-export function resolveSettings(stored: SsoSettings, body: PutBody | PatchBody, mode: 'replace' | 'merge', allowHttp: boolean): ResolvedSettings {
+export function resolveSettings(stored: SsoSettings, body: PutBody | PatchBody, mode: 'replace' | 'merge', allowHttp: boolean, canDecrypt: boolean): ResolvedSettings {
   const problems: Problem[] = [];
+  // b-saml-enc: requiring encrypted assertions without a key to open them would refuse every login.
+  if (body.saml?.requireEncryptedAssertions === true && !canDecrypt) {
+    problems.push({ path: 'saml.requireEncryptedAssertions', message: 'needs an SP decryption key on the gateway (saml.decryption); none is configured' });
+  }
   const warnings: string[] = [];
   const top = mergeFields<SsoSettings>(stored, { ...body, saml: undefined, oauth: undefined, certificates: undefined, sp: undefined, switchInProgress: undefined, idpMetadataRefresh: undefined });
 
@@ -216,6 +228,18 @@ export function resolveSettings(stored: SsoSettings, body: PutBody | PatchBody, 
     }
     candidate = applyIdpMetadata({ ...candidate, saml: { idpEntityId: metadata.entityId, ...candidate.saml } as SsoSettings['saml'] }, metadata, xml);
     warnings.push(...metadata.warnings);
+  } else if (body.saml?.authnRequestBinding !== undefined && candidate.saml?.idpMetadataXml) {
+    // S-7a: a changed binding takes its own SSO Location from the stored metadata (IdPs such as
+    // Shibboleth list different ones for HTTP-Redirect and HTTP-POST).
+    const binding = candidate.saml.authnRequestBinding ?? 'redirect';
+    let urls: { redirect?: string; post?: string } = {};
+    try {
+      urls = parseIdpMetadata(candidate.saml.idpMetadataXml).ssoUrls;
+    } catch {
+      // stored metadata was valid when stored; if it no longer parses, webLoginUrl stays as set
+    }
+    if (urls[binding]) candidate = { ...candidate, webLoginUrl: body.webLoginUrl ?? urls[binding] };
+    else if (urls.redirect ?? urls.post) warnings.push(`The IdP metadata lists no HTTP-${binding === 'post' ? 'POST' : 'Redirect'} SingleSignOnService; webLoginUrl is used as it is.`);
   }
 
   const parsed = ssoSettingsSchema.safeParse(candidate);
@@ -322,6 +346,7 @@ export async function currentSsoView(s: Services, tenant: Tenant): Promise<Recor
 export function ssoAdminRoutes(s: Services): Router {
   const router = Router();
   const allowHttp = s.config.env !== 'production';
+  const canDecrypt = Boolean(s.sp.decryption?.length);
 
   const view = (tenant: Tenant): Promise<Record<string, unknown>> => currentSsoView(s, tenant);
 
@@ -334,8 +359,10 @@ export function ssoAdminRoutes(s: Services): Router {
     const tenant = await scopedTenant(s, req, res);
     requirePermission(res, 'write');
     const body = mode === 'replace' ? parseBody(putSchema, req.body) : parseBody(patchSchema, req.body);
-    const { settings, problems, warnings } = resolveSettings(tenant.sso, body, mode, allowHttp);
+    const { settings, problems, warnings } = resolveSettings(tenant.sso, body, mode, allowHttp, canDecrypt);
     if (problems.length) throw new AppError('validation_failed', { details: problems, detail: problems.map((p) => p.path).join(',') });
+    // S-9: an allowed unsolicited login needs somewhere to land.
+    assertUnsolicitedLanding(settings, s.defaultServiceUrl(tenant));
     // Switching SSO on or off — or finishing a switch that was interrupted — is the super admin's.
     if (settings.enabled !== tenant.sso.enabled || (await s.ssoSwitch.pendingJob(tenant.domain))) requirePermission(res, 'super');
 
