@@ -16,6 +16,9 @@
  *            expected) — floor: raw node-saml validatePostResponse on the same responses
  *            (bench/hosts/node-saml.ts) — peer: BoxyHQ SAML Jackson's ACS on the same Redis, fed its own
  *            SP-initiated logins (bench/hosts/jackson.ts; beside the per-core gateway unless BENCH_PEER=all)
+ *            Two rows: both gates (the default saml.secondGate: true) and the strict gate alone, on a second
+ *            gateway process of the same mode with saml.secondGate: false (deployment-wide), which reuses the
+ *            first row's floor and peer (BENCH_SECOND_GATE=on / off keeps only one row)
  *   login    GET /d/login/{domain} (302 to the IdP with an AuthnRequest; unsigned, the tenant default) — floor: a bare Express
  *            "hello" route (bench/hosts/hello.ts)
  *   refresh  POST /oidc/token grant_type=refresh_token by the public mobile client with X-MDM-Auth-Code
@@ -246,8 +249,17 @@ async function scenarioLogin(gw: RunningGateway): Promise<ScenarioRecord> {
 const ratio = (a: PhaseResult, b: PhaseResult): number | null => (b.reqPerSec > 0 ? Math.round((a.reqPerSec / b.reqPerSec) * 1000) / 1000 : null);
 const NAME_IDS = Array.from({ length: MEMBERS_PER_TENANT }, (_, i) => memberKey(i));
 
-async function scenarioAcs(gw: RunningGateway, local: InProcessGateway): Promise<ScenarioRecord> {
-  log(`\n[acs] POST /acs/{domain} with distinct signed responses — ${gw.processes} process(es); the IdP signs the ${settings.samlSign === 'both' ? 'response and the assertion' : 'assertion'}; logins begun ${settings.acsLogins === 'http' ? 'by GET /d/login' : 'in-process (LoginTransactions.create)'}`);
+/** The two ACS rows: passport-saml's second gate on (the default) or off (`saml.secondGate: false`). */
+const ACS_ROWS = {
+  both: { id: 'acs', label: 'ACS, both gates (default)' },
+  strict: { id: 'acs-strict', label: 'ACS, strict gate alone (saml.secondGate: false)' },
+} as const;
+
+/** The floor and peer of an ACS row measured earlier in the same mode, reused by the next row (same URLs, same responses' shape). */
+type AcsComparisons = Pick<ScenarioRecord, 'floor' | 'peer'>;
+
+async function scenarioAcs(gw: RunningGateway, local: InProcessGateway, gates: keyof typeof ACS_ROWS, shared: AcsComparisons | null): Promise<ScenarioRecord> {
+  log(`\n[${ACS_ROWS[gates].id}] ${ACS_ROWS[gates].label}: POST /acs/{domain} with distinct signed responses — ${gw.processes} process(es); the IdP signs the ${settings.samlSign === 'both' ? 'response and the assertion' : 'assertion'}; logins begun ${settings.acsLogins === 'http' ? 'by GET /d/login' : 'in-process (LoginTransactions.create)'}`);
   const target: ResponseTarget = { acsUrl: `${gw.base}/acs/${ACS_DOMAIN}`, audience: `${gw.base}/saml/metadata` };
   const accessUrl = accessUrlOf(gw);
   const begin = settings.acsLogins === 'http' ? (n: number) => beginLogins(loginUrlOf(gw), n) : (n: number) => local.beginLogins(ACS_DOMAIN, accessUrl, n);
@@ -263,6 +275,16 @@ async function scenarioAcs(gw: RunningGateway, local: InProcessGateway): Promise
       h.location !== accessUrl ? `Location ${String(h.location)} is not the accessUrl` : [h['set-cookie'] ?? []].flat().some((c) => c.startsWith('idpb_session=')) ? null : 'no session cookie',
   });
 
+  const notes: string[] = [];
+  let valid = validity(ours.measured, notes, 'gateway');
+  if (shared?.floor) {
+    // Measured with the previous ACS row of this mode, moments ago, on the same kind of responses.
+    log(`  floor and peer: as measured for the previous ACS row`);
+    const peer = shared.peer ? { ...shared.peer, label: `${shared.peer.label} (as above)`, oursOverPeer: ratio(ours.measured, shared.peer.result) ?? 0 } : null;
+    const { id, label } = ACS_ROWS[gates];
+    return { id, label, mode: gw.mode, processes: gw.processes, result: ours.measured, floor: shared.floor, ratio: ratio(ours.measured, shared.floor.result), peer, target: null, valid, notes };
+  }
+
   // Floor: raw node-saml on the very same responses (stateless, so the pools may cycle).
   const samlSp = JSON.stringify({ idpCert: readFileSync(join(REPO, BENCH_IDP.certificateFile), 'utf8'), idpIssuer: BENCH_IDP.entityId, spEntityId: target.audience, acsUrl: target.acsUrl });
   const floorHost = await startHost({ name: 'node-saml host', file: 'bench/hosts/node-saml.ts', processes: gw.processes, env: () => ({ BENCH_SAML_SP: samlSp }), readyPath: '/acs', okStatus: 404 });
@@ -275,8 +297,6 @@ async function scenarioAcs(gw: RunningGateway, local: InProcessGateway): Promise
     await stopChild(floorHost.child);
   }
 
-  const notes: string[] = [];
-  let valid = validity(ours.measured, notes, 'gateway');
   valid = validity(floor, notes, 'floor') && valid;
   let peer: ScenarioRecord['peer'] = null;
   if (settings.peer === 'all' || (settings.peer === 'per-core' && gw.mode === 'per-core')) {
@@ -292,7 +312,8 @@ async function scenarioAcs(gw: RunningGateway, local: InProcessGateway): Promise
       valid = false;
     }
   }
-  return { id: 'acs', label: 'POST /acs/{domain}', mode: gw.mode, processes: gw.processes, result: ours.measured, floor: { label: 'node-saml', processes: gw.processes, result: floor }, ratio: ratio(ours.measured, floor), peer, target: null, valid, notes };
+  const { id, label } = ACS_ROWS[gates];
+  return { id, label, mode: gw.mode, processes: gw.processes, result: ours.measured, floor: { label: 'node-saml', processes: gw.processes, result: floor }, ratio: ratio(ours.measured, floor), peer, target: null, valid, notes };
 }
 
 async function peerJackson(processes: number): Promise<PhaseResult> {
@@ -439,6 +460,37 @@ async function fileBench(id: FileBenchRecord['id'], script: string, label: strin
   return { id, label, exitCode: code, result, ms, rssGrowthMb: rss, target, valid };
 }
 
+/**
+ * The ACS measured both ways in one run (settings.acsGates): on `gw` with both gates (its config, the
+ * default `saml.secondGate: true`), then on a second gateway process of the same mode with the strict
+ * gate alone (`saml.secondGate` is deployment-wide), started on its own port beside the idle first one
+ * and stopped after its row. The strict row reuses the floor and peer measured for the first row.
+ */
+async function acsRows(gw: RunningGateway, local: InProcessGateway): Promise<ScenarioRecord[]> {
+  const rows: ScenarioRecord[] = [];
+  if (settings.acsGates.includes('both')) rows.push(await scenarioAcs(gw, local, 'both', null));
+  if (!settings.acsGates.includes('strict')) return rows;
+  const shared = rows[0] ? { floor: rows[0].floor, peer: rows[0].peer } : null;
+  const port = await freePort();
+  const files = writeGatewayFiles({ dir: tmpDir!, port, redisUrl: settings.redisUrl, keyPrefix: PREFIX, logLevel: settings.logLevel, secondGate: false, name: 'strict' });
+  const t = performance.now();
+  const strict = await startGateway({ repo: REPO, dir: tmpDir!, files, port, mode: gw.mode, useDist: settings.useDist, name: 'strict' });
+  track(strict.child);
+  log(`\n=== second gateway, same mode, saml.secondGate: false: ${strict.processes} serving process(es), ready in ${secondsSince(t)} (log ${strict.child.logFile}, config ${files.configFile})`);
+  let strictLocal: InProcessGateway | null = null;
+  try {
+    strictLocal = await InProcessGateway.open(files.configFile, REPO);
+    rows.push(await scenarioAcs(strict, strictLocal, 'strict', shared?.floor ? shared : null));
+  } catch (err) {
+    if (strict.child.hasExited()) throw new Error(`the strict-gate gateway exited (${await strict.child.exited}); its log:\n${strict.child.logTail()}`);
+    throw err;
+  } finally {
+    await strictLocal?.close();
+    await stopChild(strict.child);
+  }
+  return rows;
+}
+
 // ---- main -------------------------------------------------------------------------------------------
 async function main(): Promise<number> {
   log(`idp-bridge bench ${runId}: node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
@@ -480,7 +532,7 @@ async function main(): Promise<number> {
         for (const id of http) {
           try {
             if (id === 'login') scenarios.push(await scenarioLogin(gw));
-            if (id === 'acs') scenarios.push(await scenarioAcs(gw, local));
+            if (id === 'acs') scenarios.push(...(await acsRows(gw, local)));
             if (id === 'refresh') scenarios.push(await scenarioRefresh(gw, local));
           } catch (err) {
             failures++;

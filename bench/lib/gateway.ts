@@ -64,6 +64,10 @@ export interface GatewayConfigInput {
   redisUrl: string;
   keyPrefix: string;
   logLevel: string;
+  /** `saml.secondGate` (deployment-wide): false for the ACS row "strict gate alone". Default true. */
+  secondGate?: boolean;
+  /** Distinguishes the files of a second configuration in the same dir (e.g. `strict`). */
+  name?: string;
 }
 
 const samlTenant = (domain: string, plan: 'standard' | 'advanced') => ({
@@ -82,8 +86,9 @@ const samlTenant = (domain: string, plan: 'standard' | 'advanced') => ({
 
 /** Writes the IDPB_CONFIG file and the seed (three SAML tenants) into `dir`. */
 export function writeGatewayFiles(input: GatewayConfigInput): GatewayFiles {
-  const configFile = join(input.dir, 'gateway-config.json');
-  const seedFile = join(input.dir, 'gateway-seed.json');
+  const suffix = input.name ? `-${input.name}` : '';
+  const configFile = join(input.dir, `gateway-config${suffix}.json`);
+  const seedFile = join(input.dir, `gateway-seed${suffix}.json`);
   const publicUrl = `http://127.0.0.1:${input.port}`;
   writeFileSync(
     configFile,
@@ -95,8 +100,8 @@ export function writeGatewayFiles(input: GatewayConfigInput): GatewayFiles {
         store: { redisUrl: input.redisUrl, keyPrefix: input.keyPrefix, commandTimeoutMs: 5000 },
         demo: { enabled: false },
         rateLimits: BENCH_RATE_LIMITS,
-        // BENCH_SECOND_GATE=off measures the ACS without passport-saml's second gate (saml.secondGate).
-        ...(process.env.BENCH_SECOND_GATE === 'off' ? { saml: { secondGate: false } } : {}),
+        // The ACS row "strict gate alone" runs a gateway without passport-saml's second gate (saml.secondGate).
+        ...(input.secondGate === false ? { saml: { secondGate: false } } : {}),
         seedFile,
       },
       null,
@@ -122,17 +127,17 @@ export interface RunningGateway {
   processesKnown: boolean;
 }
 
-export async function startGateway(opts: { repo: string; dir: string; files: GatewayFiles; port: number; mode: Mode; useDist: boolean }): Promise<RunningGateway> {
+export async function startGateway(opts: { repo: string; dir: string; files: GatewayFiles; port: number; mode: Mode; useDist: boolean; name?: string }): Promise<RunningGateway> {
   // BENCH_GATEWAY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the gateway under load.
   const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   const entry = [...nodeArgs, ...(opts.useDist ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'])];
   const child = startNode({
-    name: `gateway (${opts.mode})`,
+    name: `gateway (${opts.mode}${opts.name ? `, ${opts.name}` : ''})`,
     args: entry,
     cwd: opts.repo,
     // WORKERS=1 for the per-core run; unset for the default deployment (all cores once main.ts clusters).
     env: cleanEnv({ NODE_ENV: 'development', IDPB_CONFIG: opts.files.configFile, WORKERS: opts.mode === 'per-core' ? '1' : undefined }),
-    logFile: join(opts.dir, `gateway-${opts.mode}.log`),
+    logFile: join(opts.dir, `gateway-${opts.mode}${opts.name ? `-${opts.name}` : ''}.log`),
   });
   const base = `http://127.0.0.1:${opts.port}`;
   try {

@@ -19,7 +19,8 @@ export interface Target {
 }
 
 export interface ScenarioRecord {
-  id: 'acs' | 'login' | 'refresh';
+  /** `acs`: both gates (the default); `acs-strict`: the strict verifier alone (`saml.secondGate: false`). */
+  id: 'acs' | 'acs-strict' | 'login' | 'refresh';
   label: string;
   mode: Mode;
   processes: number;

@@ -64,6 +64,18 @@ export interface BenchSettings {
   keepTmp: boolean;
   /** How ACS pools begin the gateway's logins: in-process (LoginTransactions.create, fast) or `http` (GET /d/login). */
   acsLogins: 'in-process' | 'http';
+  /**
+   * The ACS rows: `both` (passport-saml's second gate on, the default `saml.secondGate: true`) and `strict`
+   * (a second gateway process with `saml.secondGate: false`). Both by default; BENCH_SECOND_GATE=on or off keeps one.
+   */
+  acsGates: Array<'both' | 'strict'>;
+}
+
+function acsGatesSetting(raw: string | undefined): BenchSettings['acsGates'] {
+  if (raw === undefined || raw === '' || raw === 'both') return ['both', 'strict'];
+  if (raw === 'on') return ['both'];
+  if (raw === 'off') return ['strict'];
+  throw new Error(`BENCH_SECOND_GATE must be both, on or off (got ${JSON.stringify(raw)})`);
 }
 
 export function readSettings(): BenchSettings {
@@ -83,5 +95,6 @@ export function readSettings(): BenchSettings {
     signThreads: Math.max(1, Math.round(num('BENCH_SIGN_THREADS', availableParallelism()))),
     keepTmp: process.env.BENCH_KEEP_TMP === '1',
     acsLogins: process.env.BENCH_ACS_LOGINS === 'http' ? 'http' : 'in-process',
+    acsGates: acsGatesSetting(process.env.BENCH_SECOND_GATE),
   };
 }
