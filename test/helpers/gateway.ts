@@ -314,7 +314,16 @@ export function errorCodeOf(res: { text: string; body?: unknown }): string | und
   const meta = /<meta name="idpb-error-code" content="([^"]+)">/.exec(res.text)?.[1];
   if (meta) return meta;
   const body = res.body as { error?: string } | undefined;
-  return body?.error;
+  if (body?.error) return body.error;
+  // SCIM answers RFC 7644 error bodies (application/scim+json, which supertest leaves unparsed); the
+  // gateway's code rides in its extension member (src/scim/scim-errors.ts).
+  if (!res.text.startsWith('{"schemas"')) return undefined;
+  try {
+    const scim = JSON.parse(res.text) as { 'urn:idp-bridge:error'?: { code?: string } };
+    return scim['urn:idp-bridge:error']?.code;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The private reason of the latest ACS refusal, from the tenant's audit trail. */
