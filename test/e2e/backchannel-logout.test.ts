@@ -1,14 +1,13 @@
 /**
- * Back-channel logout (S-19, issue 15) with real processes: the gateway runs as its own process
- * (`src/main.ts`) with WORKERS=2 on Redis, a suite service (openid-client, code + PKCE) signs in through
- * its OP, the member signs in at the demo SAML IdP, and the service's back-channel receiver (a real HTTP
- * server) must get a logout token — checked as a relying party checks it, against the OP's JWKS — after
+ * Back-channel logout (S-19, issue 15) with real processes: the gateway runs as the README deploys it
+ * (`node dist/main.js`, built if stale) with WORKERS=2 on Redis, a suite service (openid-client, code +
+ * PKCE) signs in through its OP, the member signs in at the demo SAML IdP, and the service's back-channel
+ * receiver (a real HTTP server) must get a logout token — checked as a relying party checks it, against the OP's JWKS — after
  * /d/logout, after the member's suspension through the admin API, and after an IdP-initiated SAML
  * LogoutRequest. Every request goes on a connection of its own, so the primary hands them to both
  * workers: a sign-in stored by one worker is ended (and its services told) by the other.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -24,6 +23,7 @@ import { BACKCHANNEL_LOGOUT_EVENT } from '../../src/provider/backchannel-logout.
 import { Receiver } from '../helpers/backchannel.js';
 import { OPERATOR_AUTH } from '../helpers/gateway.js';
 import { createTestRedisStore, freePort, redisUrl } from '../helpers/redis.js';
+import { buildIfStale, startGateway, type GatewayProcess } from './harness.js';
 
 const BOARD_SECRET = 'e2e-board-service-secret-0123456789abcdef';
 const REDIRECT = 'https://board.example.net/cb';
@@ -95,8 +95,7 @@ const field = (html: string, name: string): string => {
 };
 
 describe('back-channel logout with the gateway as a real process (WORKERS=2 on Redis)', () => {
-  let child: ChildProcess;
-  let output = '';
+  let gw: GatewayProcess | undefined;
   let base: string;
   let configDir: string;
   let cleanup: () => Promise<void>;
@@ -104,21 +103,12 @@ describe('back-channel logout with the gateway as a real process (WORKERS=2 on R
   let jwks: ReturnType<typeof createRemoteJWKSet>;
   const receiver = new Receiver();
 
-  const logs = (): Array<Record<string, unknown>> =>
-    output
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .flatMap((l) => {
-        try {
-          return [JSON.parse(l) as Record<string, unknown>];
-        } catch {
-          return [];
-        }
-      });
+  const logs = (): Array<Record<string, unknown>> => gw?.logs() ?? [];
   /** Which worker served each request to `route` so far. */
   const servedBy = (route: string): unknown[] => logs().filter((l) => l.msg === 'request' && l.route === route).map((l) => l.worker);
 
   before(async () => {
+    await buildIfStale();
     await receiver.start();
     const owned = await createTestRedisStore();
     cleanup = owned.cleanup;
@@ -145,31 +135,21 @@ describe('back-channel logout with the gateway as a real process (WORKERS=2 on R
         },
       }),
     );
-    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), PUBLIC_URL: base, WORKERS: '2', REDIS_URL: await redisUrl(), REDIS_KEY_PREFIX: owned.prefix, LOG_LEVEL: 'info', IDPB_CONFIG: configFile };
-    delete env.METRICS_TOKEN;
-    delete env.NODE_ENV;
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    for (let i = 0; i < 600 && child.exitCode === null; i++) {
-      if (logs().filter((l) => l.msg === 'idp-bridge listening').length >= 2) break;
-      await sleep(100);
-    }
-    assert.equal(logs().filter((l) => l.msg === 'idp-bridge listening').length, 2, `two workers listening:\n${output.slice(-3000)}`);
+    gw = await startGateway(port, {
+      NODE_ENV: 'development',
+      WORKERS: '2',
+      REDIS_URL: await redisUrl(),
+      REDIS_KEY_PREFIX: owned.prefix,
+      PUBLIC_URL: base,
+      IDPB_CONFIG: configFile,
+      LOG_LEVEL: 'info',
+    });
     board = await client.discovery(new URL(`${base}/oidc`), 'board', BOARD_SECRET, client.ClientSecretBasic(BOARD_SECRET), { execute: [client.allowInsecureRequests] });
     jwks = createRemoteJWKSet(new URL(board.serverMetadata().jwks_uri!));
   });
 
   after(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      for (let i = 0; i < 80 && child.exitCode === null && child.signalCode === null; i++) await sleep(100);
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    await gw?.stop();
     receiver.close();
     if (configDir) rmSync(configDir, { recursive: true, force: true });
     if (cleanup) await cleanup();
