@@ -87,6 +87,8 @@ export class LeaseLock {
   private readonly timer: NodeJS.Timeout;
   private lost = false;
   private renewedAt: number;
+  /** The registry this holder is recorded in (its instance's), or null. */
+  private readonly registry = instanceId === null ? null : keys.lockRegistry(instanceId);
 
   private constructor(
     private readonly store: KeyValueStore,
@@ -137,8 +139,8 @@ export class LeaseLock {
 
   /** Drops this holder's registry entry (best effort: a left-over entry is cleared at the next boot). */
   private async unrecord(): Promise<void> {
-    if (instanceId === null) return;
-    const registry = keys.lockRegistry(instanceId);
+    const registry = this.registry;
+    if (registry === null) return;
     await this.store
       .hGet(registry, this.key)
       .then((v) => (v === this.holder ? this.store.hDel(registry, this.key) : 0))
