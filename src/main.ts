@@ -180,7 +180,7 @@ async function runGateway(config: Config, logger: Logger, options: { seed: boole
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
   server.listen(config.port, () => {
-    logger.info({ port: config.port, publicUrl: config.publicUrl, store: store.kind, pid: process.pid }, 'idp-bridge listening');
+    logger.info({ port: config.port, publicUrl: config.publicUrl, store: store.kind, pid: process.pid, instanceId }, 'idp-bridge listening');
     // Health at a glance counts the processes serving by their heartbeats in the store.
     running.heartbeat = new WorkerHeartbeat({ store, clock: systemClock });
     running.heartbeat.start((err) => logger.warn({ err }, 'worker heartbeat not written'));
