@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { AppError } from '../../../src/errors/index.js';
 import { configureLockInstance, keys, LeaseLock, MemoryStore, releaseLocksOfPreviousBoots, type KeyValueStore } from '../../../src/store/index.js';
 import { createTestRedisStore } from '../../helpers/redis.js';
+import { createTestRedisClusterStore } from '../../helpers/redis-cluster.js';
 
 /**
  * The per-instance lock registry (issue 18, finding 2): with an instance identity, every lock taken is
@@ -18,6 +19,8 @@ const opts = { busy, lost };
 for (const [name, make] of [
   ['memory store', () => Promise.resolve({ store: new MemoryStore(), cleanup: () => Promise.resolve() })],
   ['Redis', createTestRedisStore],
+  // The registry and the locks are in different slots: per-key operations only.
+  ['Redis Cluster', createTestRedisClusterStore],
 ] as const) {
   describe(`the lock registry on the ${name}`, () => {
     let store: KeyValueStore;
