@@ -13,7 +13,7 @@ import { WorkerHeartbeat } from './admin/health.js';
 import cluster, { type Worker } from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { createApp, type DemoOptions } from './app.js';
 import { ConfigError, loadConfig, type Config, type LoadedConfig } from './config/index.js';
 import { systemClock } from './domain/clock.js';
@@ -24,7 +24,7 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { servePrimaryMetrics, serveWorkerMetrics } from './observability/metrics.js';
 import type { Services } from './services.js';
 import { applySeed, readSeed } from './seed.js';
-import { buildRedisStoreOptions, createStoreFromConfig, type KeyValueStore } from './store/index.js';
+import { buildRedisStoreOptions, configureLockInstance, createStoreFromConfig, releaseLocksOfPreviousBoots, type KeyValueStore } from './store/index.js';
 
 /** How long a stopping process waits for queued back-channel logout deliveries (then drops them). */
 const BACKCHANNEL_DRAIN_MS = 3000;
@@ -61,6 +61,15 @@ function resolveWorkerCount(config: Pick<Config, 'workers' | 'store'>, cpus = av
   return { count: asked };
 }
 
+/**
+ * This process's stable identity (config.instanceId, INSTANCE_ID): the host name unless set. A cluster
+ * worker gets `<base>.w<slot>` from the primary (through INSTANCE_ID in its environment), the same
+ * for the worker that replaces it in that slot.
+ */
+function baseInstanceId(config: Pick<Config, 'instanceId'>): string {
+  return config.instanceId?.slice(0, 120) ?? (hostname().replace(/[^A-Za-z0-9_.:-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 110) || 'gateway');
+}
+
 async function main(): Promise<void> {
   // A worker answers the primary's metrics collection from its first moment (empty until its app
   // exists): the primary asks every connected worker, and one that never answered would fail every scrape.
@@ -80,7 +89,7 @@ async function main(): Promise<void> {
     return;
   }
   await seedSharedStore(config, logger);
-  runPrimary(logger, count);
+  runPrimary(logger, count, baseInstanceId(config));
 }
 
 function demoOptions(config: Config, seed: ReturnType<typeof readSeed> | undefined): DemoOptions | undefined {
@@ -148,6 +157,15 @@ async function runGateway(config: Config, logger: Logger, options: { seed: boole
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
   const store = (running.store = await createStoreFromConfig(config, logger));
+  // Locks a crashed previous boot of this instance held are released before serving (the next identical request resumes at once).
+  const instanceId = baseInstanceId(config);
+  configureLockInstance(instanceId);
+  try {
+    const { released } = await releaseLocksOfPreviousBoots(store);
+    if (released.length) logger.warn({ instanceId, locks: released }, 'released the locks a previous run of this instance held when it stopped');
+  } catch (err) {
+    logger.warn({ err, instanceId }, 'could not release the locks of a previous run of this instance (they run out with their lease)');
+  }
   const seed = config.seedFile ? readSeed(config.seedFile, config.publicUrl) : undefined;
   const demo = demoOptions(config, seed);
   const { app, services } = createApp({ config, store, logger, clock: systemClock }, demo);
@@ -162,7 +180,7 @@ async function runGateway(config: Config, logger: Logger, options: { seed: boole
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
   server.listen(config.port, () => {
-    logger.info({ port: config.port, publicUrl: config.publicUrl, store: store.kind, pid: process.pid }, 'idp-bridge listening');
+    logger.info({ port: config.port, publicUrl: config.publicUrl, store: store.kind, pid: process.pid, instanceId }, 'idp-bridge listening');
     // Health at a glance counts the processes serving by their heartbeats in the store.
     running.heartbeat = new WorkerHeartbeat({ store, clock: systemClock });
     running.heartbeat.start((err) => logger.warn({ err }, 'worker heartbeat not written'));
@@ -179,20 +197,21 @@ async function runGateway(config: Config, logger: Logger, options: { seed: boole
  * they keep dying young), and on SIGTERM / SIGINT passes SIGTERM to every worker and exits when all
  * are gone — 0 when every one drained cleanly.
  */
-function runPrimary(logger: Logger, count: number): void {
+function runPrimary(logger: Logger, count: number, instanceId: string): void {
   servePrimaryMetrics();
-  const live = new Map<Worker, number>();
+  const live = new Map<Worker, { startedAt: number; slot: number }>();
   const restarts = new Set<NodeJS.Timeout>();
   let youngDeaths = 0;
   let stopping = false;
   let allClean = true;
 
-  const fork = (): void => {
-    live.set(cluster.fork(), Date.now());
+  /** A worker's slot (its index in the first fork loop) is its stable identity: a replacement takes the same one. */
+  const fork = (slot: number): void => {
+    live.set(cluster.fork({ INSTANCE_ID: `${instanceId}.w${slot}` }), { startedAt: Date.now(), slot });
   };
 
   cluster.on('exit', (worker, code, signal) => {
-    const startedAt = live.get(worker) ?? Date.now();
+    const { startedAt, slot } = live.get(worker) ?? { startedAt: Date.now(), slot: 0 };
     live.delete(worker);
     if (stopping) {
       if (code !== 0) allClean = false;
@@ -208,7 +227,7 @@ function runPrimary(logger: Logger, count: number): void {
     logger.error({ worker: worker.id, pid: worker.process.pid, exitCode: code, signal, restartInMs: delay }, 'worker died unexpectedly; starting a new one');
     const timer = setTimeout(() => {
       restarts.delete(timer);
-      if (!stopping) fork();
+      if (!stopping) fork(slot);
     }, delay);
     restarts.add(timer);
   });
@@ -231,7 +250,7 @@ function runPrimary(logger: Logger, count: number): void {
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
-  for (let i = 0; i < count; i++) fork();
+  for (let i = 0; i < count; i++) fork(i);
   logger.info({ workers: count, pid: process.pid }, 'idp-bridge primary started');
 }
 

@@ -100,6 +100,8 @@ const ENV_MAP: Record<string, { path: string[]; parse?: (v: string) => unknown }
   OUTBOUND_ALLOW_PRIVATE_NETWORKS: { path: ['outbound', 'allowPrivateNetworks'], parse: (v) => v === 'true' || v === '1' },
   OUTBOUND_ALLOWED_HOSTS: { path: ['outbound', 'allowedHosts'], parse: list },
   SEED_FILE: { path: ['seedFile'], parse: (v) => (v === '' ? undefined : v) },
+  // o-lock-release
+  INSTANCE_ID: { path: ['instanceId'], parse: (v) => (v.trim() === '' ? undefined : v.trim()) },
 };
 
 function deepFreeze<T>(value: T): T {

@@ -375,6 +375,16 @@ export const configSchema = z.strictObject({
       rateLimitPerMinute: z.number().int().min(10).max(1_000_000).default(6000),
     })
     .default({ rateLimitPerMinute: 6000 }),
+  // o-lock-release
+  /**
+   * This gateway's stable identity, the same after a restart (default: the host name; a cluster worker
+   * adds `.w<slot>`). At boot a process releases the locks a crashed previous boot of the same identity
+   * held (README Operations). Two processes running at once must never share it. Env: INSTANCE_ID.
+   */
+  instanceId: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'an instance id: 1–128 letters, digits, `_`, `.`, `:` or `-`, starting with a letter or digit')
+    .optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -5,4 +5,4 @@ export { buildRedisStoreOptions, createStoreFromConfig } from './create-store.js
 export { CrossSlotError, hashedPartOf } from './hash-slot.js';
 export { keys, digestForKey, OPERATOR_SLOT, WORKER_HEARTBEAT_MS, WORKER_STALE_MS, AUDIT_MAX_ENTRIES, LOGIN_ACTIVITY_TTL_MS, LOGOUT_TRANSACTION_TTL_MS, TEST_SIGN_IN_RECORD_TTL_MS, TEST_SIGN_IN_TOKEN_TTL_MS } from './keys.js';
 export { cachedReadiness, READY_CACHE_MS, READY_TIMEOUT_MS } from './readiness.js';
-export { LeaseLock, lockMayBeLive, LEASE_TTL_MS, LEASE_RENEW_MS, type LeaseLockOptions } from './lease-lock.js';
+export { LeaseLock, lockMayBeLive, configureLockInstance, releaseLocksOfPreviousBoots, LEASE_TTL_MS, LEASE_RENEW_MS, type LeaseLockOptions } from './lease-lock.js';

@@ -208,6 +208,13 @@ export const keys = {
   scimGroupMembers: (domain: string, groupId: string): string => `${tag(domain)}:scim:group-members:${groupId}`,
   /** Set of SCIM group ids a member belongs to (so deleting a member leaves no dangling membership). No TTL. */
   scimMemberGroups: (domain: string, memberId: string): string => `${tag(domain)}:scim:member-groups:${memberId}`,
+
+  // o-lock-release
+  /**
+   * Hash lock key → lock value of the LeaseLocks one gateway instance (INSTANCE_ID) holds now; read at its
+   * next boot to release what a crashed previous boot held. Per-key operations only (Cluster: other slots). No TTL.
+   */
+  lockRegistry: (instanceId: string): string => `idpb:instance:{${instanceId}}:locks`,
 } as const;
 
 export const LOGOUT_TRANSACTION_TTL_MS = 10 * 60_000;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AppError } from '../errors/index.js';
+import { keys } from './keys.js';
 import type { KeyValueStore } from './types.js';
 
 /** A live holder's lease: short, so a holder that dies without releasing blocks others this long at most. */
@@ -15,13 +16,46 @@ const RELEASE_RETRY_MS = 100;
  * failed without being able to release (the store was down when it ended): it is stale for certain, and
  * the next acquirer here takes it over at once instead of waiting out the lease.
  */
-const PROCESS_TAG = randomBytes(6).toString('hex');
+let PROCESS_TAG = randomBytes(6).toString('hex');
 const runningHere = new Set<string>();
+/** This process's stable instance identity (configureLockInstance); null = no registry (tests, tools). */
+let instanceId: string | null = null;
 
 /** False only for a lock value that is certainly stale (see PROCESS_TAG); null means no lock. */
 export function lockMayBeLive(value: string | null): boolean {
   if (value === null) return false;
   return !(value.startsWith(`${PROCESS_TAG}.`) && !runningHere.has(value));
+}
+
+/**
+ * Gives this process its stable instance identity (INSTANCE_ID, or host name + cluster worker slot: the
+ * same after a restart of the process). From then on every lock value is `<instance>/<boot>.<random>`
+ * (`<boot>` new at each start) and every held lock is recorded in the instance's registry
+ * (keys.lockRegistry), so that the instance, started again after a crash, can release what its previous
+ * boot held (releaseLocksOfPreviousBoots). Call once, before any lock is taken.
+ */
+export function configureLockInstance(id: string): void {
+  instanceId = id;
+  PROCESS_TAG = `${id}/${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * At boot, before serving: releases every lock that a previous boot of this instance held when it died
+ * (compare-and-delete on the recorded value, so a lock since taken by anyone else is not touched) and
+ * clears those registry entries. Per-key operations only (on a Redis Cluster the keys are in different
+ * slots). Returns how many locks were released. Two live processes must never share an instance identity:
+ * one would release the other's locks (that holder then finds it lost them at its next check and stops).
+ */
+export async function releaseLocksOfPreviousBoots(store: KeyValueStore): Promise<{ released: string[] }> {
+  if (instanceId === null) return { released: [] };
+  const registry = keys.lockRegistry(instanceId);
+  const released: string[] = [];
+  for (const [lockKey, value] of Object.entries(await store.hGetAll(registry))) {
+    if (value.startsWith(`${PROCESS_TAG}.`)) continue; // this boot's own (none yet at boot)
+    if (value.startsWith(`${instanceId}/`) && (await store.delIfEquals(lockKey, value))) released.push(lockKey);
+    await store.hDel(registry, lockKey);
+  }
+  return { released };
 }
 
 export interface LeaseLockOptions {
@@ -53,6 +87,8 @@ export class LeaseLock {
   private readonly timer: NodeJS.Timeout;
   private lost = false;
   private renewedAt: number;
+  /** The registry this holder is recorded in (its instance's), or null. */
+  private readonly registry = instanceId === null ? null : keys.lockRegistry(instanceId);
 
   private constructor(
     private readonly store: KeyValueStore,
@@ -71,7 +107,10 @@ export class LeaseLock {
     const holder = `${PROCESS_TAG}.${randomBytes(8).toString('hex')}`;
     const deadline = Date.now() + (options.waitMs ?? 0);
     for (;;) {
-      if (await store.set(key, holder, { nx: true, ttlMs: full.ttlMs })) return new LeaseLock(store, key, holder, full);
+      if (await store.set(key, holder, { nx: true, ttlMs: full.ttlMs })) {
+        await LeaseLock.record(store, key, holder);
+        return new LeaseLock(store, key, holder, full);
+      }
       const current = await store.get(key);
       if (current !== null && !lockMayBeLive(current)) {
         // Its holder ended here without releasing (the store was down): take it over.
@@ -85,6 +124,27 @@ export class LeaseLock {
       const pttl = current === null ? 0 : await store.pttl(key);
       throw options.busy(Math.max(1, Math.ceil(pttl / 1000)));
     }
+  }
+
+  /** Records a taken lock in this instance's registry; if that fails, gives the lock back and throws. */
+  private static async record(store: KeyValueStore, key: string, holder: string): Promise<void> {
+    if (instanceId === null) return;
+    try {
+      await store.hSet(keys.lockRegistry(instanceId), { [key]: holder });
+    } catch (err) {
+      await store.delIfEquals(key, holder).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Drops this holder's registry entry (best effort: a left-over entry is cleared at the next boot). */
+  private async unrecord(): Promise<void> {
+    const registry = this.registry;
+    if (registry === null) return;
+    await this.store
+      .hGet(registry, this.key)
+      .then((v) => (v === this.holder ? this.store.hDel(registry, this.key) : 0))
+      .catch(() => undefined);
   }
 
   /** Runs `fn` holding the lock, released however `fn` ends. */
@@ -123,6 +183,8 @@ export class LeaseLock {
   async release(): Promise<void> {
     clearInterval(this.timer);
     runningHere.delete(this.holder);
+    // While the lock is ours, so is its registry entry: drop it first (a crash in between costs one lease at most).
+    await this.unrecord();
     if (this.lost) return;
     try {
       await this.store.delIfEquals(this.key, this.holder);

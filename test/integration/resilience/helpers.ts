@@ -188,6 +188,8 @@ export async function startGatewayProcess(env: Record<string, string> = {}): Pro
   const port = await freePort();
   const full: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), LOG_LEVEL: 'info' };
   for (const name of ['REDIS_URL', 'NODE_ENV', 'PUBLIC_URL']) delete full[name];
+  // Each test process is its own instance unless the test names one (processes sharing a host name must not share it).
+  full.INSTANCE_ID = `test-gw-${port}`;
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...full, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));

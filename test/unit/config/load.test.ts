@@ -166,3 +166,15 @@ describe('configuration (docs/spec.md §3)', () => {
     assert.ok(!loadConfig({ env: { TRUST_PROXY: '1' } }).warnings.some((w) => w.includes('trustProxy')));
   });
 });
+
+// o-lock-release
+describe('instanceId (INSTANCE_ID): the stable identity a restarted process releases its previous locks by', () => {
+  it('is unset by default, read from INSTANCE_ID, and refused at boot when not 1–128 letters, digits, `_.:-`', () => {
+    assert.equal(loadConfig({ env: {} }).config.instanceId, undefined);
+    assert.equal(loadConfig({ env: { INSTANCE_ID: 'gw-eu-1.w0' } }).config.instanceId, 'gw-eu-1.w0');
+    assert.equal(loadConfig({ env: { INSTANCE_ID: '  ' } }).config.instanceId, undefined, 'empty = unset');
+    for (const bad of ['a/b', '-lead', 'x'.repeat(129), 'has space', '{tag}']) {
+      assert.throws(() => loadConfig({ env: { INSTANCE_ID: bad } }), (err) => err instanceof ConfigError && /instanceId/.test(err.message), bad);
+    }
+  });
+});
