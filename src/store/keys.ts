@@ -214,7 +214,7 @@ export const keys = {
    * Hash lock key → lock value of the LeaseLocks one gateway instance (INSTANCE_ID) holds now; read at its
    * next boot to release what a crashed previous boot held. Per-key operations only (Cluster: other slots). No TTL.
    */
-  lockRegistry: (instanceId: string): string => `idpb:instance:{${instanceId}}:locks`,
+  lockRegistry: (instanceId: string): string => `idpb:instance:${instanceId}:locks`,
 } as const;
 
 export const LOGOUT_TRANSACTION_TTL_MS = 10 * 60_000;
