@@ -9,34 +9,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { attributeOf, startOtlpReceiver, type OtlpReceiver, type OtlpSpan } from '../../helpers/otlp-receiver.js';
 import { createTestRedisStore, freePort, redisUrl } from '../../helpers/redis.js';
-
-interface Reply {
-  status: number;
-  location?: string;
-  text: string;
-  setCookie: string[];
-}
-
-function call(base: string, method: 'GET' | 'POST', path: string, options: { form?: Record<string, string>; cookie?: string } = {}): Promise<Reply> {
-  const body = options.form ? new URLSearchParams(options.form).toString() : undefined;
-  const headers: Record<string, string | number> = {};
-  if (body !== undefined) Object.assign(headers, { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) });
-  if (options.cookie) headers.cookie = options.cookie;
-  return new Promise((resolve, reject) => {
-    const req = request(`${base}${path}`, { method, agent: false, headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, text, setCookie: res.headers['set-cookie'] ?? [] }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+import { call } from '../../helpers/one-connection.js';
 
 const field = (html: string, name: string): string => {
   const m = new RegExp(`name="${name}" value="([^"]*)"`).exec(html);
