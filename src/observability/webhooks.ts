@@ -228,11 +228,12 @@ export class Webhooks {
         // A round that delivered (or gave up on) batches says so, though it ends with nothing left.
         if (batch !== 'idle' || outcome === 'idle') outcome = batch;
         if (batch !== 'delivered' && batch !== 'failed') break;
-        await store.expire(lease, settings.leaseMs);
+        // Renewed only while it is still ours (compare-and-renew); a lease lost meanwhile ends the round.
+        if (!(await store.expireIfEquals(lease, token, settings.leaseMs))) break;
       }
       return outcome;
     } finally {
-      if ((await store.get(lease)) === token) await store.del(lease);
+      await store.delIfEquals(lease, token);
     }
   }
 
